@@ -1,0 +1,362 @@
+//! Encode and decode protocol v1 payloads. Decoding validates everything the
+//! protocol promises, so code downstream of [`decode_telemetry`] can trust
+//! what it gets. Each refusal carries a [`RejectReason`] with a stable label
+//! (used as a metrics label and in `docs/protocol.md`) and a detail message.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use crate::ids::{AgentId, AssetId, SiteId};
+use crate::message::{AgentStatus, AssetState, Envelope, Sample, MAX_REASON_LEN};
+use crate::topic::{Topic, TopicError};
+use crate::PROTOCOL_VERSION;
+
+/// Size limits and clock tolerance applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest payload accepted, in bytes.
+    pub max_payload_bytes: usize,
+    /// Most samples in one envelope.
+    pub max_samples: usize,
+    /// How far a sample's `ts` may lie ahead of the receiver's clock.
+    pub max_future: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_payload_bytes: 256 * 1024, max_samples: 4096, max_future: Duration::minutes(5) }
+    }
+}
+
+/// Why a message was rejected. The label of each is stable: it is a metrics
+/// label and part of the public protocol description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Topic is not a protocol v1 topic.
+    BadTopic,
+    /// An id (in the topic or the payload) breaks `[A-Za-z0-9_-]{1,64}`.
+    BadId,
+    /// Payload larger than the limit, or too many samples.
+    Oversize,
+    /// Not UTF-8 JSON, or not an object.
+    BadJson,
+    /// `v` is not 1.
+    UnsupportedVersion,
+    /// A required field is absent (`v`, `agent`, `seq`, `samples`, `ts`, `online`).
+    MissingField,
+    /// A field has the wrong type or an unknown value (e.g. an unknown state).
+    InvalidField,
+    /// `agent` differs from the topic's `{agent}`.
+    AgentMismatch,
+    /// `samples` is empty.
+    NoSamples,
+    /// A sample carries none of output, state, reason, load_kw.
+    NoMeasurement,
+    /// A number is NaN or infinite.
+    NonFiniteValue,
+    /// `output` or `load_kw` is negative.
+    NegativeValue,
+    /// `ts` is not RFC 3339.
+    BadTimestamp,
+    /// `ts` lies further in the future than the receiver tolerates.
+    FutureTimestamp,
+}
+
+impl RejectReason {
+    /// Every reason, for metrics that list all of them from the start.
+    pub const ALL: [RejectReason; 14] = [
+        RejectReason::BadTopic,
+        RejectReason::BadId,
+        RejectReason::Oversize,
+        RejectReason::BadJson,
+        RejectReason::UnsupportedVersion,
+        RejectReason::MissingField,
+        RejectReason::InvalidField,
+        RejectReason::AgentMismatch,
+        RejectReason::NoSamples,
+        RejectReason::NoMeasurement,
+        RejectReason::NonFiniteValue,
+        RejectReason::NegativeValue,
+        RejectReason::BadTimestamp,
+        RejectReason::FutureTimestamp,
+    ];
+
+    /// Stable snake_case label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::BadTopic => "bad_topic",
+            RejectReason::BadId => "bad_id",
+            RejectReason::Oversize => "oversize",
+            RejectReason::BadJson => "bad_json",
+            RejectReason::UnsupportedVersion => "unsupported_version",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::InvalidField => "invalid_field",
+            RejectReason::AgentMismatch => "agent_mismatch",
+            RejectReason::NoSamples => "no_samples",
+            RejectReason::NoMeasurement => "no_measurement",
+            RejectReason::NonFiniteValue => "non_finite_value",
+            RejectReason::NegativeValue => "negative_value",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::FutureTimestamp => "future_timestamp",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A rejected message: the reason and what exactly was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct CodecError {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+impl CodecError {
+    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        CodecError { reason, detail: detail.into() }
+    }
+}
+
+impl From<TopicError> for CodecError {
+    fn from(e: TopicError) -> Self {
+        let reason = match e {
+            TopicError::Unknown(_) => RejectReason::BadTopic,
+            TopicError::BadId { .. } => RejectReason::BadId,
+        };
+        CodecError::new(reason, e.to_string())
+    }
+}
+
+/// A decoded, validated telemetry message with the ids from its topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    pub site: SiteId,
+    pub asset: AssetId,
+    pub envelope: Envelope,
+}
+
+/// A decoded status message with the ids from its topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusMessage {
+    pub site: SiteId,
+    pub agent: AgentId,
+    pub status: AgentStatus,
+}
+
+/// Any message an aggregator receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    Telemetry(Telemetry),
+    Status(StatusMessage),
+}
+
+// Wire shapes with every field optional, so that a missing field is reported
+// as such rather than as a generic JSON error. Unknown fields are ignored
+// (forward compatibility within v1).
+#[derive(Deserialize)]
+struct RawEnvelope {
+    v: Option<serde_json::Value>,
+    agent: Option<String>,
+    seq: Option<u64>,
+    samples: Option<Vec<RawSample>>,
+}
+
+#[derive(Deserialize)]
+struct RawSample {
+    ts: Option<String>,
+    output: Option<f64>,
+    state: Option<String>,
+    reason: Option<String>,
+    load_kw: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct RawStatus {
+    v: Option<serde_json::Value>,
+    online: Option<bool>,
+    ts: Option<String>,
+    software: Option<String>,
+}
+
+/// Encode an envelope as compact JSON.
+pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
+    serde_json::to_vec(envelope).expect("envelope serialization cannot fail")
+}
+
+/// Encode an agent status as compact JSON.
+pub fn encode_status(status: &AgentStatus) -> Vec<u8> {
+    serde_json::to_vec(status).expect("status serialization cannot fail")
+}
+
+/// Decode any message on a protocol v1 topic that an aggregator subscribes to.
+pub fn decode(
+    topic: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<Inbound, CodecError> {
+    match Topic::parse(topic)? {
+        Topic::Telemetry { site, agent, asset } => {
+            let envelope = decode_envelope(&agent, payload, now, limits)?;
+            Ok(Inbound::Telemetry(Telemetry { site, asset, envelope }))
+        }
+        Topic::Status { site, agent } => {
+            let status = decode_status(payload, limits)?;
+            Ok(Inbound::Status(StatusMessage { site, agent, status }))
+        }
+        Topic::Alerts { .. } => Err(CodecError::new(
+            RejectReason::BadTopic,
+            "alerts topics are published by the aggregator, not ingested",
+        )),
+    }
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(payload: &'a [u8], limits: &Limits) -> Result<T, CodecError> {
+    if payload.len() > limits.max_payload_bytes {
+        return Err(CodecError::new(
+            RejectReason::Oversize,
+            format!("payload is {} bytes, the limit is {}", payload.len(), limits.max_payload_bytes),
+        ));
+    }
+    serde_json::from_slice(payload).map_err(|e| {
+        let reason = match e.classify() {
+            serde_json::error::Category::Data => RejectReason::InvalidField,
+            _ => RejectReason::BadJson,
+        };
+        CodecError::new(reason, e.to_string())
+    })
+}
+
+fn check_version(v: Option<serde_json::Value>) -> Result<(), CodecError> {
+    match v {
+        None => Err(CodecError::new(RejectReason::MissingField, "`v` is missing")),
+        Some(v) if v.as_u64() == Some(u64::from(PROTOCOL_VERSION)) => Ok(()),
+        Some(v) => Err(CodecError::new(
+            RejectReason::UnsupportedVersion,
+            format!("`v` is {v}; this receiver speaks version {PROTOCOL_VERSION}"),
+        )),
+    }
+}
+
+/// Decode and validate a telemetry envelope published by `topic_agent`.
+pub fn decode_envelope(
+    topic_agent: &AgentId,
+    payload: &[u8],
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<Envelope, CodecError> {
+    let raw: RawEnvelope = parse_json(payload, limits)?;
+    check_version(raw.v)?;
+    let agent = raw.agent.ok_or_else(|| CodecError::new(RejectReason::MissingField, "`agent` is missing"))?;
+    let agent = AgentId::parse(agent).map_err(|e| CodecError::new(RejectReason::BadId, e.to_string()))?;
+    if &agent != topic_agent {
+        return Err(CodecError::new(
+            RejectReason::AgentMismatch,
+            format!("`agent` is `{agent}` but the topic belongs to `{topic_agent}`"),
+        ));
+    }
+    let seq = raw.seq.ok_or_else(|| CodecError::new(RejectReason::MissingField, "`seq` is missing"))?;
+    let raw_samples =
+        raw.samples.ok_or_else(|| CodecError::new(RejectReason::MissingField, "`samples` is missing"))?;
+    if raw_samples.is_empty() {
+        return Err(CodecError::new(RejectReason::NoSamples, "`samples` is empty"));
+    }
+    if raw_samples.len() > limits.max_samples {
+        return Err(CodecError::new(
+            RejectReason::Oversize,
+            format!("{} samples, the limit is {}", raw_samples.len(), limits.max_samples),
+        ));
+    }
+    let latest = now + limits.max_future;
+    let mut samples = Vec::with_capacity(raw_samples.len());
+    for (i, s) in raw_samples.into_iter().enumerate() {
+        samples.push(validate_sample(i, s, latest)?);
+    }
+    Ok(Envelope { v: PROTOCOL_VERSION, agent, seq, samples })
+}
+
+fn validate_sample(i: usize, s: RawSample, latest: DateTime<Utc>) -> Result<Sample, CodecError> {
+    let at = |msg: String| format!("samples[{i}]: {msg}");
+    let ts = s.ts.ok_or_else(|| CodecError::new(RejectReason::MissingField, at("`ts` is missing".into())))?;
+    let ts = DateTime::parse_from_rfc3339(&ts)
+        .map_err(|e| {
+            CodecError::new(RejectReason::BadTimestamp, at(format!("`ts` {ts:?} is not RFC 3339 ({e})")))
+        })?
+        .with_timezone(&Utc);
+    if ts > latest {
+        return Err(CodecError::new(
+            RejectReason::FutureTimestamp,
+            at(format!(
+                "`ts` {} is ahead of the receiver's clock by more than the tolerance",
+                ts.to_rfc3339()
+            )),
+        ));
+    }
+    if s.output.is_none() && s.state.is_none() && s.reason.is_none() && s.load_kw.is_none() {
+        return Err(CodecError::new(
+            RejectReason::NoMeasurement,
+            at("none of `output`, `state`, `reason`, `load_kw` is present".into()),
+        ));
+    }
+    for (name, value) in [("output", s.output), ("load_kw", s.load_kw)] {
+        if let Some(v) = value {
+            if !v.is_finite() {
+                return Err(CodecError::new(
+                    RejectReason::NonFiniteValue,
+                    at(format!("`{name}` is not finite")),
+                ));
+            }
+            if v < 0.0 {
+                return Err(CodecError::new(
+                    RejectReason::NegativeValue,
+                    at(format!("`{name}` is {v}, below 0")),
+                ));
+            }
+        }
+    }
+    let state = match s.state {
+        None => None,
+        Some(st) => Some(AssetState::parse(&st).ok_or_else(|| {
+            CodecError::new(
+                RejectReason::InvalidField,
+                at(format!("`state` {st:?} is not one of running, idle, down, setup, maintenance")),
+            )
+        })?),
+    };
+    if let Some(r) = &s.reason {
+        if r.chars().count() > MAX_REASON_LEN {
+            return Err(CodecError::new(
+                RejectReason::InvalidField,
+                at(format!("`reason` is longer than {MAX_REASON_LEN} characters")),
+            ));
+        }
+    }
+    Ok(Sample { ts, output: s.output, state, reason: s.reason, load_kw: s.load_kw })
+}
+
+/// Decode and validate an agent status payload.
+pub fn decode_status(payload: &[u8], limits: &Limits) -> Result<AgentStatus, CodecError> {
+    let raw: RawStatus = parse_json(payload, limits)?;
+    check_version(raw.v)?;
+    let online =
+        raw.online.ok_or_else(|| CodecError::new(RejectReason::MissingField, "`online` is missing"))?;
+    let ts = match raw.ts {
+        None => None,
+        Some(ts) => Some(
+            DateTime::parse_from_rfc3339(&ts)
+                .map_err(|e| CodecError::new(RejectReason::BadTimestamp, format!("`ts` {ts:?}: {e}")))?
+                .with_timezone(&Utc),
+        ),
+    };
+    Ok(AgentStatus { v: PROTOCOL_VERSION, online, ts, software: raw.software })
+}
+
+#[cfg(test)]
+mod tests;

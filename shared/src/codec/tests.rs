@@ -1,0 +1,210 @@
+use super::*;
+use chrono::TimeZone;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 10).unwrap()
+}
+
+const TOPIC: &str = "throughline/v1/plant-a/gw-press-01/press-1/telemetry";
+
+fn decode_t(payload: &str) -> Result<Telemetry, CodecError> {
+    match decode(TOPIC, payload.as_bytes(), now(), &Limits::default())? {
+        Inbound::Telemetry(t) => Ok(t),
+        other => panic!("not telemetry: {other:?}"),
+    }
+}
+
+#[test]
+fn documented_example_decodes() {
+    let t = decode_t(
+        r#"{"v": 1, "agent": "gw-press-01", "seq": 18231,
+            "samples": [
+              {"ts": "2026-11-23T08:00:05.120Z", "output": 120455, "state": "running", "load_kw": 42.5},
+              {"ts": "2026-11-23T08:00:06.120Z", "output": 120457, "state": "down", "reason": "jam"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(t.site.as_str(), "plant-a");
+    assert_eq!(t.asset.as_str(), "press-1");
+    assert_eq!(t.envelope.seq, 18231);
+    assert_eq!(t.envelope.samples.len(), 2);
+    assert_eq!(t.envelope.samples[1].state, Some(AssetState::Down));
+    assert_eq!(t.envelope.samples[1].reason.as_deref(), Some("jam"));
+    assert_eq!(t.envelope.samples[0].load_kw, Some(42.5));
+}
+
+#[test]
+fn round_trip_keeps_every_field() {
+    let ts = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 5).unwrap() + Duration::milliseconds(120);
+    let env = Envelope {
+        v: 1,
+        agent: AgentId::parse("gw-press-01").unwrap(),
+        seq: 7,
+        samples: vec![
+            Sample {
+                ts,
+                output: Some(120455.0),
+                state: Some(AssetState::Running),
+                reason: None,
+                load_kw: Some(42.5),
+            },
+            Sample {
+                ts: ts + Duration::seconds(1),
+                output: Some(3.25),
+                state: Some(AssetState::Maintenance),
+                reason: Some("pm-weekly".into()),
+                load_kw: None,
+            },
+            Sample { load_kw: Some(0.0), ..Sample::at(ts) },
+        ],
+    };
+    let bytes = encode_envelope(&env);
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.contains("\"ts\":\"2026-11-23T08:00:05.120Z\""), "{text}");
+    let back = decode_t(text).unwrap();
+    assert_eq!(back.envelope, env);
+
+    let status = AgentStatus { v: 1, online: true, ts: Some(ts), software: Some("edge-agent 0.1.0".into()) };
+    let decoded = decode_status(&encode_status(&status), &Limits::default()).unwrap();
+    assert_eq!(decoded, status);
+}
+
+#[test]
+fn every_rejection_reason() {
+    let ok_sample = r#"{"ts":"2026-11-23T08:00:05Z","output":1}"#;
+    let env = |samples: &str| format!(r#"{{"v":1,"agent":"gw-press-01","seq":1,"samples":[{samples}]}}"#);
+    let cases: Vec<(String, RejectReason)> = vec![
+        ("{not json".into(), RejectReason::BadJson),
+        ("".into(), RejectReason::BadJson),
+        ("[1,2]".into(), RejectReason::InvalidField),
+        (r#"{"v":2,"agent":"gw-press-01","seq":1,"samples":[]}"#.into(), RejectReason::UnsupportedVersion),
+        (r#"{"v":"1","agent":"gw-press-01","seq":1,"samples":[]}"#.into(), RejectReason::UnsupportedVersion),
+        (r#"{"agent":"gw-press-01","seq":1,"samples":[]}"#.into(), RejectReason::MissingField),
+        (r#"{"v":1,"seq":1,"samples":[]}"#.into(), RejectReason::MissingField),
+        (r#"{"v":1,"agent":"gw-press-01","samples":[]}"#.into(), RejectReason::MissingField),
+        (r#"{"v":1,"agent":"gw-press-01","seq":1}"#.into(), RejectReason::MissingField),
+        (r#"{"v":1,"agent":"gw-press-01","seq":-1,"samples":[]}"#.into(), RejectReason::InvalidField),
+        (r#"{"v":1,"agent":"gw/press","seq":1,"samples":[]}"#.into(), RejectReason::BadId),
+        (r#"{"v":1,"agent":"gw-other","seq":1,"samples":[]}"#.into(), RejectReason::AgentMismatch),
+        (env(""), RejectReason::NoSamples),
+        (env(r#"{"output":1}"#), RejectReason::MissingField),
+        (env(r#"{"ts":"2026-11-23T08:00:05Z"}"#), RejectReason::NoMeasurement),
+        (env(r#"{"ts":"yesterday","output":1}"#), RejectReason::BadTimestamp),
+        (env(r#"{"ts":"2026-11-23T08:00:05","output":1}"#), RejectReason::BadTimestamp),
+        (env(r#"{"ts":"2026-11-23T09:00:00Z","output":1}"#), RejectReason::FutureTimestamp),
+        (env(r#"{"ts":"2026-11-23T08:00:05Z","output":NaN}"#), RejectReason::BadJson),
+        (env(r#"{"ts":"2026-11-23T08:00:05Z","output":1e999}"#), RejectReason::BadJson),
+        (env(r#"{"ts":"2026-11-23T08:00:05Z","output":-5}"#), RejectReason::NegativeValue),
+        (env(r#"{"ts":"2026-11-23T08:00:05Z","load_kw":-0.5}"#), RejectReason::NegativeValue),
+        (env(r#"{"ts":"2026-11-23T08:00:05Z","output":"12"}"#), RejectReason::InvalidField),
+        (env(r#"{"ts":"2026-11-23T08:00:05Z","state":"broken"}"#), RejectReason::InvalidField),
+        (
+            env(&format!(r#"{{"ts":"2026-11-23T08:00:05Z","reason":"{}"}}"#, "r".repeat(65))),
+            RejectReason::InvalidField,
+        ),
+        (
+            env(&format!("{ok_sample},{}", r#"{"ts":"2026-11-23T08:00:05Z","output":-1}"#)),
+            RejectReason::NegativeValue,
+        ),
+    ];
+    for (payload, want) in cases {
+        let got = decode_t(&payload).expect_err(&format!("accepted {payload}"));
+        assert_eq!(got.reason, want, "{payload}: {got}");
+        assert!(!got.detail.is_empty());
+    }
+    // The detail says which sample and which field.
+    let e = decode_t(&env(&format!("{ok_sample},{}", r#"{"ts":"2026-11-23T08:00:05Z","load_kw":-1}"#)))
+        .unwrap_err();
+    assert!(e.detail.contains("samples[1]") && e.detail.contains("load_kw"), "{e}");
+    assert!(decode_t(&env(ok_sample)).is_ok());
+}
+
+#[test]
+fn non_finite_values_are_refused_even_if_a_parser_produced_them() {
+    // JSON cannot spell NaN (see bad_json above); a NaN reaching validation
+    // from another decoder path is refused by the same check.
+    let s = RawSample {
+        ts: Some("2026-11-23T08:00:05Z".into()),
+        output: Some(f64::NAN),
+        state: None,
+        reason: None,
+        load_kw: None,
+    };
+    assert_eq!(validate_sample(0, s, now()).unwrap_err().reason, RejectReason::NonFiniteValue);
+    let s = RawSample {
+        ts: Some("2026-11-23T08:00:05Z".into()),
+        output: None,
+        state: None,
+        reason: None,
+        load_kw: Some(f64::INFINITY),
+    };
+    assert_eq!(validate_sample(0, s, now()).unwrap_err().reason, RejectReason::NonFiniteValue);
+}
+
+#[test]
+fn oversize_payloads_and_sample_counts() {
+    let limits = Limits { max_payload_bytes: 100, max_samples: 2, ..Limits::default() };
+    let big = format!(r#"{{"v":1,"agent":"gw-press-01","seq":1,"samples":[],"pad":"{}"}}"#, "x".repeat(200));
+    let agent = AgentId::parse("gw-press-01").unwrap();
+    assert_eq!(
+        decode_envelope(&agent, big.as_bytes(), now(), &limits).unwrap_err().reason,
+        RejectReason::Oversize
+    );
+    let three = r#"{"v":1,"agent":"gw-press-01","seq":1,"samples":[{"ts":"2026-11-23T08:00:05Z","output":1},{"ts":"2026-11-23T08:00:05Z","output":1},{"ts":"2026-11-23T08:00:05Z","output":1}]}"#;
+    let limits = Limits { max_samples: 2, ..Limits::default() };
+    assert_eq!(
+        decode_envelope(&agent, three.as_bytes(), now(), &limits).unwrap_err().reason,
+        RejectReason::Oversize
+    );
+}
+
+#[test]
+fn bad_topics_and_ids() {
+    let ok = r#"{"v":1,"agent":"gw","seq":1,"samples":[{"ts":"2026-11-23T08:00:05Z","output":1}]}"#;
+    let l = Limits::default();
+    assert_eq!(
+        decode("throughline/v1/a/gw/b c/telemetry", ok.as_bytes(), now(), &l).unwrap_err().reason,
+        RejectReason::BadId
+    );
+    assert_eq!(
+        decode("throughline/v1/a/gw/x/y/telemetry", ok.as_bytes(), now(), &l).unwrap_err().reason,
+        RejectReason::BadTopic
+    );
+    assert_eq!(
+        decode("throughline/v1/a/alerts", ok.as_bytes(), now(), &l).unwrap_err().reason,
+        RejectReason::BadTopic
+    );
+    assert!(decode("throughline/v1/a/gw/x/telemetry", ok.as_bytes(), now(), &l).is_ok());
+}
+
+#[test]
+fn unknown_fields_are_ignored_for_forward_compatibility() {
+    let t = decode_t(
+        r#"{"v":1,"agent":"gw-press-01","seq":1,"extra":true,"samples":[{"ts":"2026-11-23T08:00:05Z","output":1,"temp_c":40}]}"#,
+    );
+    assert!(t.is_ok());
+}
+
+#[test]
+fn status_messages() {
+    let l = Limits::default();
+    let will = decode_status(br#"{"v":1,"online":false}"#, &l).unwrap();
+    assert!(!will.online);
+    assert_eq!(decode_status(br#"{"v":1}"#, &l).unwrap_err().reason, RejectReason::MissingField);
+    assert_eq!(
+        decode_status(br#"{"v":3,"online":true}"#, &l).unwrap_err().reason,
+        RejectReason::UnsupportedVersion
+    );
+    assert_eq!(decode_status(b"offline", &l).unwrap_err().reason, RejectReason::BadJson);
+    match decode("throughline/v1/a/gw/status", br#"{"v":1,"online":true}"#, now(), &l).unwrap() {
+        Inbound::Status(s) => assert_eq!(s.agent.as_str(), "gw"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_reason_has_a_distinct_label() {
+    let mut labels: Vec<_> = RejectReason::ALL.iter().map(|r| r.label()).collect();
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), RejectReason::ALL.len());
+}

@@ -1,0 +1,27 @@
+//! Throughline wire protocol v1, shared by the edge agent, the aggregator and
+//! third-party devices that publish to Throughline.
+//!
+//! The protocol is a public contract: `docs/protocol.md` describes it for device
+//! makers, and this crate is its one implementation in Rust.
+//!
+//! # Layout
+//! - [`ids`]: `SiteId`, `AgentId`, `AssetId`, validated newtypes (`[A-Za-z0-9_-]{1,64}`).
+//! - [`topic`]: topic builders and parsers; the only place topic strings are spelled.
+//! - [`message`]: `Envelope`, `Sample`, `AssetState`, `AgentStatus` (serde types).
+//! - [`codec`]: encode, decode and validate; [`codec::CodecError`] names every
+//!   rejection reason with a stable label used in logs and metrics.
+//! - [`broker`]: `mqtt://host:port` broker addresses as both binaries accept them.
+
+pub mod broker;
+pub mod codec;
+pub mod ids;
+pub mod message;
+pub mod topic;
+
+pub use codec::{CodecError, Limits, RejectReason};
+pub use ids::{AgentId, AssetId, IdError, SiteId};
+pub use message::{AgentStatus, AssetState, Envelope, Sample};
+pub use topic::Topic;
+
+/// The protocol version this crate speaks (the `v` field of every payload).
+pub const PROTOCOL_VERSION: u32 = 1;

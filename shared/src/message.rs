@@ -1,0 +1,114 @@
+//! Payload types of protocol v1. Serialization goes through [`crate::codec`],
+//! which also validates; these types hold only values that passed validation.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::ids::AgentId;
+
+/// Longest downtime reason code, in characters.
+pub const MAX_REASON_LEN: usize = 64;
+
+/// What an asset is doing. `Down` is unplanned; `Setup` and `Maintenance` are
+/// planned stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetState {
+    Running,
+    Idle,
+    Down,
+    Setup,
+    Maintenance,
+}
+
+impl AssetState {
+    /// Every state, in wire spelling order.
+    pub const ALL: [AssetState; 5] =
+        [AssetState::Running, AssetState::Idle, AssetState::Down, AssetState::Setup, AssetState::Maintenance];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetState::Running => "running",
+            AssetState::Idle => "idle",
+            AssetState::Down => "down",
+            AssetState::Setup => "setup",
+            AssetState::Maintenance => "maintenance",
+        }
+    }
+
+    /// Parse the wire spelling.
+    pub fn parse(s: &str) -> Option<AssetState> {
+        AssetState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Planned stops (setup, maintenance) do not count against availability.
+    pub fn is_planned_stop(self) -> bool {
+        matches!(self, AssetState::Setup | AssetState::Maintenance)
+    }
+}
+
+impl std::fmt::Display for AssetState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reading of one asset at one instant. At least one of `output`,
+/// `state`, `reason`, `load_kw` is present.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Event time of the reading (RFC 3339 on the wire, millisecond precision).
+    #[serde(serialize_with = "ts_millis")]
+    pub ts: DateTime<Utc>,
+    /// Cumulative output counter in the asset's unit (pieces, or kWh for a
+    /// feeder). A value lower than the previous one is a counter reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<AssetState>,
+    /// Downtime reason code, at most [`MAX_REASON_LEN`] characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Instantaneous load in kW, >= 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_kw: Option<f64>,
+}
+
+impl Sample {
+    /// A sample at `ts` with no measurement yet; set the fields you have.
+    pub fn at(ts: DateTime<Utc>) -> Sample {
+        Sample { ts, output: None, state: None, reason: None, load_kw: None }
+    }
+}
+
+/// One telemetry message: the samples of one asset, numbered by the agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Envelope {
+    /// Protocol version, always [`crate::PROTOCOL_VERSION`].
+    pub v: u32,
+    /// The publishing agent; must equal the topic's `{agent}`.
+    pub agent: AgentId,
+    /// Per-agent sequence number, strictly increasing across restarts.
+    pub seq: u64,
+    pub samples: Vec<Sample>,
+}
+
+/// Retained status of an agent: birth (`online: true`) on connect, last will
+/// (`online: false`) when it disappears.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub v: u32,
+    pub online: bool,
+    /// When the agent published this status (absent in a last will, which the
+    /// broker sends on the agent's behalf long after it was composed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<DateTime<Utc>>,
+    /// Software and version of the agent, free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software: Option<String>,
+}
+
+fn ts_millis<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
