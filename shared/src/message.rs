@@ -63,7 +63,7 @@ pub struct Sample {
     pub ts: DateTime<Utc>,
     /// Cumulative output counter in the asset's unit (pieces, or kWh for a
     /// feeder). A value lower than the previous one is a counter reset.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "number")]
     pub output: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<AssetState>,
@@ -71,7 +71,7 @@ pub struct Sample {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Instantaneous load in kW, >= 0.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "number")]
     pub load_kw: Option<f64>,
 }
 
@@ -111,4 +111,13 @@ pub struct AgentStatus {
 
 fn ts_millis<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// Whole numbers go out without a fraction (`120455`, not `120455.0`).
+fn number<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match *v {
+        Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => s.serialize_i64(x as i64),
+        Some(x) => s.serialize_f64(x),
+        None => s.serialize_none(),
+    }
 }

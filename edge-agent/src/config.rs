@@ -1,0 +1,398 @@
+//! Agent configuration: a TOML file read once at start-up, validated as a
+//! whole so that every mistake is reported at once with its key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use throughline_shared::broker::BrokerUrl;
+use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
+
+use crate::error::Error;
+
+/// The whole agent configuration (`edge-agent --config FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This agent's id: the `{agent}` level of its topics and its MQTT client id.
+    pub agent: AgentId,
+    /// The site (plant) whose assets this agent serves.
+    pub site: SiteId,
+    /// Directory for the agent's own state (the sequence-number file). Must
+    /// survive reboots: the protocol requires `seq` to keep increasing.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub publish: PublishConfig,
+    /// The assets this agent reads and publishes.
+    pub assets: Vec<AssetConfig>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./edge-agent-state")
+}
+
+/// Broker connection.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://HOST:PORT` (TLS arrives with `mqtts://` in a later version).
+    pub url: String,
+    /// MQTT username (with a per-agent ACL, usually the agent id).
+    pub username: Option<String>,
+    /// Password in the file itself. Prefer `password_file` or `password_env`.
+    pub password: Option<String>,
+    /// Read the password from this file (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// Read the password from this environment variable.
+    pub password_env: Option<String>,
+    /// MQTT client id; defaults to the agent id.
+    pub client_id: Option<String>,
+    /// Keep-alive in seconds; the broker declares the agent gone (and sends
+    /// its last will) after 1.5 times this without traffic.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
+    /// Longest wait between reconnect attempts (backoff doubles from 0.5 s).
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_secs: u64,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_keep_alive() -> u64 {
+    15
+}
+fn default_reconnect_max() -> u64 {
+    30
+}
+
+/// Batching of samples into envelopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// Most samples in one envelope.
+    #[serde(default = "default_max_batch")]
+    pub max_batch_samples: usize,
+    /// Longest a sample waits for its batch, in milliseconds. A state change
+    /// (e.g. a line going down) is sent at once regardless.
+    #[serde(default = "default_max_delay")]
+    pub max_batch_delay_ms: u64,
+    /// Capacity of the queue between sources and the publisher, in samples.
+    /// When full, sources wait (block); each wait is counted and logged.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+    /// How long a clean shutdown waits for the broker to acknowledge what
+    /// was sent, in milliseconds.
+    #[serde(default = "default_drain")]
+    pub shutdown_drain_ms: u64,
+}
+
+fn default_max_batch() -> usize {
+    60
+}
+fn default_max_delay() -> u64 {
+    1000
+}
+fn default_queue() -> usize {
+    1024
+}
+fn default_drain() -> u64 {
+    5000
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            max_batch_samples: default_max_batch(),
+            max_batch_delay_ms: default_max_delay(),
+            queue_capacity: default_queue(),
+            shutdown_drain_ms: default_drain(),
+        }
+    }
+}
+
+/// One asset served by this agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetConfig {
+    /// Asset id, unique within the site.
+    pub id: AssetId,
+    /// Where its readings come from.
+    pub source: SourceConfig,
+}
+
+/// A source of readings. Modbus TCP and command sources come in a later version.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Deterministic simulator for demos and tests.
+    Simulator(SimulatorConfig),
+}
+
+/// What the simulator imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimProfile {
+    /// A production line: output in pieces at `rate_per_hour`.
+    Line,
+    /// A feeder: load following a daily-like curve, output in kWh.
+    Feeder,
+}
+
+/// Simulator settings. The same seed and settings give the same sequence of
+/// readings, tick by tick.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    pub profile: SimProfile,
+    /// Seed of the random jitter.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Time between readings, in milliseconds.
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Line: pieces per hour at full speed.
+    #[serde(default)]
+    pub rate_per_hour: f64,
+    /// Line: electrical load while running (optional; idle draws 10 %).
+    pub running_load_kw: Option<f64>,
+    /// Feeder: load at the bottom of the curve, kW.
+    #[serde(default)]
+    pub base_kw: f64,
+    /// Feeder: load at the top of the curve, kW.
+    #[serde(default)]
+    pub peak_kw: f64,
+    /// Feeder: length of one load cycle in seconds (86400 for a real day;
+    /// shorter for demos).
+    #[serde(default = "default_period")]
+    pub period_s: u64,
+    /// Random variation of rate and load, in percent (+/-).
+    #[serde(default = "default_jitter")]
+    pub jitter_pct: f64,
+    /// Output counter at start.
+    #[serde(default)]
+    pub start_output: f64,
+    /// Scripted episodes, in seconds since the agent started.
+    #[serde(default)]
+    pub episodes: Vec<Episode>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_interval() -> u64 {
+    1000
+}
+fn default_period() -> u64 {
+    86_400
+}
+fn default_jitter() -> f64 {
+    2.0
+}
+
+/// A scripted episode: a stop with a state and reason, or a slowdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Episode {
+    /// Start, in seconds after the agent started.
+    pub start_s: u64,
+    /// Length in seconds.
+    pub duration_s: u64,
+    /// State during the episode (`down`, `setup`, `maintenance`, `idle`).
+    pub state: Option<AssetState>,
+    /// Reason code reported during the episode (e.g. `jam`).
+    pub reason: Option<String>,
+    /// Running, but this many percent slower.
+    pub slowdown_pct: Option<f64>,
+}
+
+impl AgentConfig {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<AgentConfig, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parse and validate config text; `path` names it in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<AgentConfig, Error> {
+        let config: AgentConfig = toml::from_str(text)
+            .map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(Error::Config { path: path.to_path_buf(), message: problems.join("\n") })
+        }
+    }
+
+    /// Every validation problem, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = BrokerUrl::parse(&self.mqtt.url) {
+            p.push(format!("mqtt.url: {e}"));
+        } else if BrokerUrl::parse(&self.mqtt.url).map(|u| u.tls).unwrap_or(false) {
+            p.push("mqtt.url: mqtts:// (TLS) is not supported by this version yet; use mqtt://".into());
+        }
+        let secrets = [
+            self.mqtt.password.is_some(),
+            self.mqtt.password_file.is_some(),
+            self.mqtt.password_env.is_some(),
+        ];
+        if secrets.iter().filter(|s| **s).count() > 1 {
+            p.push("mqtt: set only one of password, password_file, password_env".into());
+        }
+        if secrets.iter().any(|s| *s) && self.mqtt.username.is_none() {
+            p.push("mqtt.username: required when a password is set".into());
+        }
+        if self.mqtt.keep_alive_secs < 5 {
+            p.push("mqtt.keep_alive_secs: must be at least 5".into());
+        }
+        if self.publish.max_batch_samples == 0 || self.publish.max_batch_samples > 4096 {
+            p.push("publish.max_batch_samples: must be 1..=4096 (the protocol's limit)".into());
+        }
+        if self.publish.queue_capacity == 0 {
+            p.push("publish.queue_capacity: must be at least 1".into());
+        }
+        if self.assets.is_empty() {
+            p.push("assets: at least one [[assets]] entry is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, a) in self.assets.iter().enumerate() {
+            if !seen.insert(a.id.clone()) {
+                p.push(format!("assets[{i}].id: `{}` appears twice", a.id));
+            }
+            let SourceConfig::Simulator(s) = &a.source;
+            let key = format!("assets[{i}].source");
+            if s.interval_ms < 10 {
+                p.push(format!("{key}.interval_ms: must be at least 10"));
+            }
+            match s.profile {
+                SimProfile::Line if !(s.rate_per_hour > 0.0) => {
+                    p.push(format!("{key}.rate_per_hour: must be > 0 for a line"))
+                }
+                SimProfile::Feeder if !(s.peak_kw >= s.base_kw && s.base_kw >= 0.0 && s.peak_kw > 0.0) => {
+                    p.push(format!("{key}: feeder needs 0 <= base_kw <= peak_kw and peak_kw > 0"))
+                }
+                SimProfile::Feeder if s.period_s == 0 => p.push(format!("{key}.period_s: must be > 0")),
+                _ => {}
+            }
+            if !(0.0..=50.0).contains(&s.jitter_pct) {
+                p.push(format!("{key}.jitter_pct: must be 0..=50"));
+            }
+            for (j, e) in s.episodes.iter().enumerate() {
+                let ek = format!("{key}.episodes[{j}]");
+                match (e.state, e.slowdown_pct) {
+                    (None, None) => p.push(format!("{ek}: set `state` or `slowdown_pct`")),
+                    (Some(_), Some(_)) => p.push(format!("{ek}: set only one of `state` and `slowdown_pct`")),
+                    (Some(AssetState::Running), _) => {
+                        p.push(format!("{ek}.state: an episode is a stop, not `running`"))
+                    }
+                    (None, Some(pct)) if !(0.0..=100.0).contains(&pct) => {
+                        p.push(format!("{ek}.slowdown_pct: must be 0..=100"))
+                    }
+                    _ => {}
+                }
+                if let Some(r) = &e.reason {
+                    if r.chars().count() > throughline_shared::message::MAX_REASON_LEN {
+                        p.push(format!("{ek}.reason: longer than 64 characters"));
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// The broker password, from whichever place the config names.
+    pub fn password(&self, path: &Path) -> Result<Option<String>, Error> {
+        let err = |message: String| Error::Config { path: path.to_path_buf(), message };
+        if let Some(p) = &self.mqtt.password {
+            return Ok(Some(p.clone()));
+        }
+        if let Some(f) = &self.mqtt.password_file {
+            let s = std::fs::read_to_string(f)
+                .map_err(|e| err(format!("mqtt.password_file: cannot read {}: {e}", f.display())))?;
+            return Ok(Some(s.trim_end_matches(['\r', '\n']).to_string()));
+        }
+        if let Some(var) = &self.mqtt.password_env {
+            return std::env::var(var)
+                .map(Some)
+                .map_err(|_| err(format!("mqtt.password_env: environment variable {var} is not set")));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+agent = "gw-1"
+site = "plant-a"
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+[[assets]]
+id = "press-1"
+[assets.source]
+type = "simulator"
+profile = "line"
+rate_per_hour = 1800
+[[assets.source.episodes]]
+start_s = 30
+duration_s = 60
+state = "down"
+reason = "jam"
+"#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let c = AgentConfig::from_toml(GOOD, Path::new("a.toml")).unwrap();
+        assert_eq!(c.publish.max_batch_samples, 60);
+        assert_eq!(c.mqtt.keep_alive_secs, 15);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let bad = GOOD
+            .replace("mqtt://127.0.0.1:1883", "http://x")
+            .replace("rate_per_hour = 1800", "rate_per_hour = 0")
+            .replace("state = \"down\"", "");
+        let e = AgentConfig::from_toml(&bad, Path::new("a.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("a.toml: "), "{e}");
+        assert!(e.contains("mqtt.url"), "{e}");
+        assert!(e.contains("assets[0].source.rate_per_hour"), "{e}");
+        assert!(e.contains("assets[0].source.episodes[0]"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ids_are_named() {
+        let e =
+            AgentConfig::from_toml(&GOOD.replace("site = ", "sitee = "), Path::new("a.toml")).unwrap_err();
+        assert!(e.to_string().contains("sitee"), "{e}");
+        let e = AgentConfig::from_toml(&GOOD.replace("gw-1", "gw 1"), Path::new("a.toml")).unwrap_err();
+        assert!(e.to_string().contains("gw 1"), "{e}");
+    }
+
+    #[test]
+    fn password_is_never_in_debug_output() {
+        let c = AgentConfig::from_toml(
+            &GOOD.replace("[mqtt]\n", "[mqtt]\nusername = \"gw-1\"\npassword = \"hunter2\"\n"),
+            Path::new("a.toml"),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.password(Path::new("a.toml")).unwrap().as_deref(), Some("hunter2"));
+    }
+}
