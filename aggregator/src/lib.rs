@@ -1,1 +1,151 @@
+//! Throughline aggregator: MQTT ingest, live state of every line and feeder,
+//! HTTP API and metrics, with an embedded broker for zero set-up use.
+//!
+//! # Layout
+//! - [`config`]: `Config` from TOML plus command-line overrides, validated.
+//! - [`broker`]: the embedded rumqttd broker.
+//! - [`ingest`]: MQTT subscribe, decode, dedup, update state and counters.
+//! - [`state`]: live state per asset and agent (pure, event time).
+//! - [`metrics`]: Prometheus/OpenMetrics counters.
+//! - [`api`]: `router(shared) -> Router` for `/api/v1`, `/metrics`, `/healthz`.
+//! - [`demo`]: `aggregator demo`, a small simulated plant in one process.
+//! - [`App`]: build from config, then `run(token)` until cancelled.
 
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod metrics;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use throughline_shared::broker::BrokerUrl;
+use throughline_shared::Limits;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use error::Error;
+
+/// State shared by ingest and the HTTP API.
+#[derive(Debug)]
+pub struct Shared {
+    pub state: Mutex<state::LiveState>,
+    pub metrics: metrics::Metrics,
+    pub mqtt_connected: AtomicBool,
+}
+
+/// A built aggregator: listeners bound, broker running, not yet ingesting.
+#[derive(Debug)]
+pub struct App {
+    shared: Arc<Shared>,
+    http: tokio::net::TcpListener,
+    ingest: ingest::mqtt::IngestSettings,
+    embedded: bool,
+}
+
+impl App {
+    /// Validate `config`, create the data directory, bind the HTTP listener
+    /// and start the embedded broker unless an external one is configured.
+    /// `origin` names the config (file or "command line") in errors.
+    pub async fn build(config: Config, origin: &str) -> Result<App, Error> {
+        config.validate(origin)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Config {
+            path: origin.to_string(),
+            message: format!("data_dir {}: cannot create: {e}", config.data_dir.display()),
+        })?;
+        let http = match tokio::net::TcpListener::bind(config.http.listen).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(Error::AddrInUse {
+                    what: "HTTP",
+                    addr: config.http.listen,
+                    hint: ". Choose another with --http-listen 127.0.0.1:8081 (or port 0 for any free port)"
+                        .into(),
+                })
+            }
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let (broker_url, embedded) = match &config.mqtt.broker {
+            Some(url) => (
+                BrokerUrl::parse(url)
+                    .map_err(|e| Error::Config { path: origin.into(), message: e.to_string() })?,
+                false,
+            ),
+            None => {
+                broker::start(config.mqtt.listen)?;
+                let l = config.mqtt.listen;
+                (BrokerUrl { host: l.ip().to_string(), port: l.port(), tls: false }, true)
+            }
+        };
+        let limits = Limits {
+            max_payload_bytes: config.ingest.max_payload_bytes,
+            max_samples: Limits::default().max_samples,
+            max_future: chrono::Duration::seconds(config.ingest.max_future_secs),
+        };
+        let ingest = ingest::mqtt::IngestSettings {
+            broker: broker_url,
+            client_id: config.mqtt.client_id.clone(),
+            username: config.mqtt.username.clone(),
+            password: config.password()?,
+            keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
+            limits,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state::LiveState::new(
+                &config.assets,
+                chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
+            )),
+            metrics: metrics::Metrics::new(),
+            mqtt_connected: AtomicBool::new(false),
+        });
+        Ok(App { shared, http, ingest, embedded })
+    }
+
+    /// The bound HTTP address (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener has an address")
+    }
+
+    /// The broker ingest connects to.
+    pub fn broker_url(&self) -> &BrokerUrl {
+        &self.ingest.broker
+    }
+
+    /// Whether the broker is the embedded one.
+    pub fn embedded_broker(&self) -> bool {
+        self.embedded
+    }
+
+    /// Shared state, for in-process callers (the demo, tests).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Ingest and serve until `token` is cancelled; then stop within seconds.
+    pub async fn run(self, token: CancellationToken) -> Result<(), Error> {
+        let tracker = TaskTracker::new();
+        tracker.spawn(ingest::mqtt::run(self.ingest, self.shared.clone(), token.child_token()));
+        let app = api::router(self.shared.clone());
+        let stop = token.clone();
+        let server =
+            axum::serve(self.http, app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let served = tokio::select! {
+            r = server => r,
+            // Open connections (e.g. a slow client) may not hold up shutdown for long.
+            _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => Ok(()),
+        };
+        token.cancel();
+        tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
+            tracing::warn!("ingest did not stop within 5 s");
+        }
+        served.map_err(Error::Io)
+    }
+}

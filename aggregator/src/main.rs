@@ -1,1 +1,132 @@
-fn main() {}
+//! `aggregator [run|demo] [flags]`: parse, load, run until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use throughline_aggregator::{App, Config};
+use tokio_util::sync::CancellationToken;
+
+/// Throughline aggregator: receives line and feeder telemetry over MQTT
+/// (protocol v1), keeps the live state of every asset and serves it over
+/// HTTP (/api/v1/assets, /api/v1/agents, /metrics, /healthz).
+///
+/// By default it embeds its own MQTT broker on 127.0.0.1:1883; with --broker
+/// it subscribes to an external one (Mosquitto, EMQX, ...) instead.
+/// Flags override the config file. Logs go to stderr (RUST_LOG=debug for more;
+/// the embedded broker's own logs are off unless RUST_LOG names rumqttd).
+#[derive(Debug, Parser)]
+#[command(name = "aggregator", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// TOML config file (see deploy/aggregator.example.toml). Optional: the
+    /// defaults run an embedded broker and an HTTP API on loopback.
+    #[arg(short, long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// HTTP API listen address [default: 127.0.0.1:8080; port 0 = any free port].
+    #[arg(long, value_name = "ADDR", global = true)]
+    http_listen: Option<SocketAddr>,
+    /// Embedded MQTT broker listen address [default: 127.0.0.1:1883].
+    #[arg(long, value_name = "ADDR", global = true, conflicts_with = "broker")]
+    mqtt_listen: Option<SocketAddr>,
+    /// Use this external broker (mqtt://HOST:PORT) instead of the embedded one.
+    #[arg(long, value_name = "URL", global = true)]
+    broker: Option<String>,
+    /// Directory for the aggregator's state [default: ./throughline-data;
+    /// for `demo`, a directory under the system's temp dir].
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the aggregator (the default).
+    Run,
+    /// Run a small simulated plant: the aggregator, its embedded broker and
+    /// three simulated edge agents, all in this process. Ctrl-C stops it.
+    Demo,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match real_main(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message only: a backtrace helps nobody fix a config file.
+            eprintln!("aggregator: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let demo = matches!(cli.command, Some(Command::Demo));
+    let (mut config, origin) = match &cli.config {
+        Some(path) => (Config::load(path)?, path.display().to_string()),
+        None => (Config::default(), "command line".to_string()),
+    };
+    if let Some(a) = cli.http_listen {
+        config.http.listen = a;
+    }
+    if let Some(a) = cli.mqtt_listen {
+        config.mqtt.listen = a;
+        config.mqtt.broker = None;
+    }
+    if let Some(b) = cli.broker {
+        config.mqtt.broker = Some(b);
+    }
+    match cli.data_dir {
+        Some(d) => config.data_dir = d,
+        None if demo => config.data_dir = std::env::temp_dir().join("throughline-demo"),
+        None => {}
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let token = CancellationToken::new();
+        tokio::spawn(stop_on_signal(token.clone()));
+        if demo {
+            throughline_aggregator::demo::run(config, token).await?;
+        } else {
+            let app = App::build(config, &origin).await?;
+            // One stable line on stdout for scripts and tests.
+            println!(
+                "listening http=http://{} mqtt={} broker={}",
+                app.http_addr(),
+                app.broker_url(),
+                if app.embedded_broker() { "embedded" } else { "external" }
+            );
+            app.run(token).await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn stop_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("stop requested");
+    token.cancel();
+}

@@ -24,9 +24,20 @@ struct Cli {
     check: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    match real_main(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message only: a backtrace helps nobody fix a config file.
+            eprintln!("edge-agent: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
     let config = throughline_edge_agent::AgentConfig::load(&cli.config)?;
     if cli.check {
         println!(

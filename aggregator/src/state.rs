@@ -1,0 +1,427 @@
+//! Live state of every asset and agent, updated from validated messages.
+//! Pure: no I/O, no clock of its own; everything runs in event time (the
+//! samples' `ts`), so a replayed backlog gives the same state as live data.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use throughline_shared::codec::{StatusMessage, Telemetry};
+use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
+
+use crate::config::{AssetConfig, AssetKind};
+
+/// Most gap ranges remembered per agent; beyond it the oldest are forgotten
+/// (a message from a forgotten gap then counts as a duplicate).
+const MAX_MISSING_RANGES: usize = 1024;
+/// Most points kept in an asset's rate window.
+const MAX_WINDOW_POINTS: usize = 4096;
+
+/// What a sequence number means given what was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqOutcome {
+    /// The agent's first message since this aggregator started.
+    First,
+    /// The next number, or a later one; `skipped` numbers were not (yet) seen.
+    Ahead { skipped: u64 },
+    /// A number from an earlier gap arriving late: new, not a duplicate.
+    LateFill,
+    /// Seen before: drop.
+    Duplicate,
+}
+
+/// Per-agent duplicate detection on `seq`: the highest number seen plus the
+/// ranges below it still missing. Everything else below the highest is a
+/// repeat. Memory stays small however long the agent runs.
+#[derive(Debug, Default, Clone)]
+pub struct SeqTracker {
+    max: Option<u64>,
+    /// Missing ranges, start -> end (inclusive).
+    missing: BTreeMap<u64, u64>,
+}
+
+impl SeqTracker {
+    pub fn observe(&mut self, seq: u64) -> SeqOutcome {
+        let Some(max) = self.max else {
+            self.max = Some(seq);
+            return SeqOutcome::First;
+        };
+        if seq > max {
+            let skipped = seq - max - 1;
+            if skipped > 0 {
+                self.missing.insert(max + 1, seq - 1);
+                while self.missing.len() > MAX_MISSING_RANGES {
+                    self.missing.pop_first();
+                }
+            }
+            self.max = Some(seq);
+            return SeqOutcome::Ahead { skipped };
+        }
+        // Below the highest: new only if inside a missing range.
+        let Some((&start, &end)) = self.missing.range(..=seq).next_back() else {
+            return SeqOutcome::Duplicate;
+        };
+        if seq > end {
+            return SeqOutcome::Duplicate;
+        }
+        self.missing.remove(&start);
+        if start < seq {
+            self.missing.insert(start, seq - 1);
+        }
+        if seq < end {
+            self.missing.insert(seq + 1, end);
+        }
+        SeqOutcome::LateFill
+    }
+
+    /// Highest sequence number seen.
+    pub fn max(&self) -> Option<u64> {
+        self.max
+    }
+
+    /// Numbers below the highest not seen yet.
+    pub fn missing(&self) -> u64 {
+        self.missing.iter().map(|(s, e)| e - s + 1).sum()
+    }
+}
+
+/// Live view of one asset.
+#[derive(Debug, Clone)]
+pub struct AssetLive {
+    pub site: SiteId,
+    pub asset: AssetId,
+    pub registration: Option<AssetConfig>,
+    /// Agent that last reported this asset.
+    pub agent: Option<AgentId>,
+    pub last_ts: Option<DateTime<Utc>>,
+    pub state: Option<AssetState>,
+    pub state_since: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    /// Last raw output counter.
+    pub output_counter: Option<f64>,
+    /// Output since this aggregator first saw the asset, counter resets included.
+    pub output_total: f64,
+    pub counter_resets: u64,
+    pub load_kw: Option<f64>,
+    pub samples: u64,
+    /// Samples older than the newest already applied (ignored for live state).
+    pub late_samples: u64,
+    window: VecDeque<(DateTime<Utc>, f64)>,
+}
+
+impl AssetLive {
+    fn new(site: SiteId, asset: AssetId, registration: Option<AssetConfig>) -> AssetLive {
+        AssetLive {
+            site,
+            asset,
+            registration,
+            agent: None,
+            last_ts: None,
+            state: None,
+            state_since: None,
+            reason: None,
+            output_counter: None,
+            output_total: 0.0,
+            counter_resets: 0,
+            load_kw: None,
+            samples: 0,
+            late_samples: 0,
+            window: VecDeque::new(),
+        }
+    }
+
+    /// Output per hour over the rate window (pieces/h, or kWh/h = mean kW).
+    pub fn rate_per_hour(&self) -> Option<f64> {
+        let (t0, v0) = self.window.front()?;
+        let (t1, v1) = self.window.back()?;
+        let secs = (*t1 - *t0).num_milliseconds() as f64 / 1000.0;
+        (secs >= 1.0).then(|| (v1 - v0) / secs * 3600.0)
+    }
+
+    /// Apply one sample; returns whether it was a counter reset.
+    fn apply(&mut self, s: &Sample, window: Duration) -> SampleOutcome {
+        if self.last_ts.is_some_and(|last| s.ts < last) {
+            self.late_samples += 1;
+            return SampleOutcome::Late;
+        }
+        self.samples += 1;
+        self.last_ts = Some(s.ts);
+        let mut reset = false;
+        if let Some(out) = s.output {
+            if let Some(prev) = self.output_counter {
+                if out >= prev {
+                    self.output_total += out - prev;
+                } else {
+                    // A counter that went down restarted from zero.
+                    reset = true;
+                    self.counter_resets += 1;
+                    self.output_total += out;
+                }
+            }
+            self.output_counter = Some(out);
+            self.window.push_back((s.ts, self.output_total));
+            let horizon = s.ts - window;
+            while self.window.len() > MAX_WINDOW_POINTS
+                || self.window.front().is_some_and(|(t, _)| *t < horizon)
+            {
+                self.window.pop_front();
+            }
+        }
+        if let Some(st) = s.state {
+            if self.state != Some(st) {
+                self.state = Some(st);
+                self.state_since = Some(s.ts);
+                if s.reason.is_none() {
+                    self.reason = None;
+                }
+            }
+        }
+        if let Some(r) = &s.reason {
+            self.reason = Some(r.clone());
+        }
+        if let Some(kw) = s.load_kw {
+            self.load_kw = Some(kw);
+        }
+        if reset {
+            SampleOutcome::CounterReset
+        } else {
+            SampleOutcome::Applied
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SampleOutcome {
+    Applied,
+    CounterReset,
+    Late,
+}
+
+/// Live view of one agent.
+#[derive(Debug, Clone)]
+pub struct AgentLive {
+    pub agent: AgentId,
+    pub site: SiteId,
+    /// From the retained status topic; `None` until a status or telemetry arrives.
+    pub online: Option<bool>,
+    pub software: Option<String>,
+    pub last_message: Option<DateTime<Utc>>,
+    pub seq: SeqTracker,
+    pub messages: u64,
+    pub duplicates: u64,
+}
+
+/// What one telemetry message did, for counters and logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TelemetryOutcome {
+    pub duplicate: bool,
+    pub seq_skipped: u64,
+    pub late_fill: bool,
+    pub samples: u64,
+    pub counter_resets: u64,
+    pub late_samples: u64,
+    pub new_unregistered_asset: bool,
+    /// The agent was not known online before this message.
+    pub agent_came_online: bool,
+}
+
+/// All live state.
+#[derive(Debug)]
+pub struct LiveState {
+    assets: BTreeMap<(SiteId, AssetId), AssetLive>,
+    agents: BTreeMap<AgentId, AgentLive>,
+    rate_window: Duration,
+}
+
+impl LiveState {
+    pub fn new(registered: &[AssetConfig], rate_window: Duration) -> LiveState {
+        let assets = registered
+            .iter()
+            .map(|a| {
+                (
+                    (a.site.clone(), a.id.clone()),
+                    AssetLive::new(a.site.clone(), a.id.clone(), Some(a.clone())),
+                )
+            })
+            .collect();
+        LiveState { assets, agents: BTreeMap::new(), rate_window }
+    }
+
+    fn agent_mut(&mut self, agent: &AgentId, site: &SiteId) -> &mut AgentLive {
+        self.agents.entry(agent.clone()).or_insert_with(|| AgentLive {
+            agent: agent.clone(),
+            site: site.clone(),
+            online: None,
+            software: None,
+            last_message: None,
+            seq: SeqTracker::default(),
+            messages: 0,
+            duplicates: 0,
+        })
+    }
+
+    /// Apply a telemetry message received at `now` (wall clock, only used
+    /// for "last heard").
+    pub fn apply_telemetry(&mut self, t: &Telemetry, now: DateTime<Utc>) -> TelemetryOutcome {
+        let mut out = TelemetryOutcome::default();
+        let env = &t.envelope;
+        let agent = self.agent_mut(&env.agent, &t.site);
+        agent.last_message = Some(now);
+        match agent.seq.observe(env.seq) {
+            SeqOutcome::Duplicate => {
+                agent.duplicates += 1;
+                out.duplicate = true;
+                return out;
+            }
+            SeqOutcome::Ahead { skipped } => out.seq_skipped = skipped,
+            SeqOutcome::LateFill => out.late_fill = true,
+            SeqOutcome::First => {}
+        }
+        agent.messages += 1;
+        if agent.online.is_none() {
+            agent.online = Some(true);
+            out.agent_came_online = true;
+        }
+        let window = self.rate_window;
+        let key = (t.site.clone(), t.asset.clone());
+        let asset = self.assets.entry(key).or_insert_with(|| {
+            out.new_unregistered_asset = true;
+            AssetLive::new(t.site.clone(), t.asset.clone(), None)
+        });
+        asset.agent = Some(env.agent.clone());
+        for s in &env.samples {
+            match asset.apply(s, window) {
+                SampleOutcome::Applied => out.samples += 1,
+                SampleOutcome::CounterReset => {
+                    out.samples += 1;
+                    out.counter_resets += 1;
+                }
+                SampleOutcome::Late => {
+                    out.samples += 1;
+                    out.late_samples += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// Apply an agent status (birth or last will). Returns the previous
+    /// online flag.
+    pub fn apply_status(&mut self, m: &StatusMessage, now: DateTime<Utc>) -> Option<bool> {
+        let agent = self.agent_mut(&m.agent, &m.site);
+        let before = agent.online;
+        agent.online = Some(m.status.online);
+        agent.site = m.site.clone();
+        if m.status.software.is_some() {
+            agent.software = m.status.software.clone();
+        }
+        agent.last_message = Some(now);
+        before
+    }
+
+    pub fn assets(&self) -> impl Iterator<Item = &AssetLive> {
+        self.assets.values()
+    }
+
+    pub fn asset(&self, site: &SiteId, asset: &AssetId) -> Option<&AssetLive> {
+        self.assets.get(&(site.clone(), asset.clone()))
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &AgentLive> {
+        self.agents.values()
+    }
+
+    pub fn agent(&self, id: &AgentId) -> Option<&AgentLive> {
+        self.agents.get(id)
+    }
+}
+
+/// JSON view of an asset (`/api/v1/assets`).
+#[derive(Debug, Serialize)]
+pub struct AssetView {
+    pub site: SiteId,
+    pub asset: AssetId,
+    pub registered: bool,
+    pub name: Option<String>,
+    pub kind: Option<AssetKind>,
+    pub group: Option<String>,
+    pub rated_capacity: Option<f64>,
+    pub rated_unit: Option<&'static str>,
+    pub output_unit: Option<&'static str>,
+    pub agent: Option<AgentId>,
+    pub agent_online: Option<bool>,
+    pub last_sample_ts: Option<DateTime<Utc>>,
+    pub state: Option<AssetState>,
+    pub state_since: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub output_counter: Option<f64>,
+    pub output_total: f64,
+    pub rate_per_hour: Option<f64>,
+    pub rate_window_secs: i64,
+    pub load_kw: Option<f64>,
+    pub samples: u64,
+    pub late_samples: u64,
+    pub counter_resets: u64,
+}
+
+/// JSON view of an agent (`/api/v1/agents`).
+#[derive(Debug, Serialize)]
+pub struct AgentView {
+    pub agent: AgentId,
+    pub site: SiteId,
+    pub online: Option<bool>,
+    pub software: Option<String>,
+    pub last_message: Option<DateTime<Utc>>,
+    pub last_seq: Option<u64>,
+    pub seq_missing: u64,
+    pub messages: u64,
+    pub duplicates: u64,
+}
+
+impl LiveState {
+    pub fn asset_view(&self, a: &AssetLive) -> AssetView {
+        let reg = a.registration.as_ref();
+        AssetView {
+            site: a.site.clone(),
+            asset: a.asset.clone(),
+            registered: reg.is_some(),
+            name: reg.and_then(|r| r.name.clone()),
+            kind: reg.map(|r| r.kind),
+            group: reg.map(|r| r.group.clone()),
+            rated_capacity: reg.map(|r| r.rated_capacity),
+            rated_unit: reg.map(|r| r.kind.rate_unit()),
+            output_unit: reg.map(|r| r.kind.output_unit()),
+            agent: a.agent.clone(),
+            agent_online: a.agent.as_ref().and_then(|id| self.agents.get(id)).and_then(|g| g.online),
+            last_sample_ts: a.last_ts,
+            state: a.state,
+            state_since: a.state_since,
+            reason: a.reason.clone(),
+            output_counter: a.output_counter,
+            output_total: a.output_total,
+            rate_per_hour: a.rate_per_hour().map(|r| (r * 1000.0).round() / 1000.0),
+            rate_window_secs: self.rate_window.num_seconds(),
+            load_kw: a.load_kw,
+            samples: a.samples,
+            late_samples: a.late_samples,
+            counter_resets: a.counter_resets,
+        }
+    }
+
+    pub fn agent_view(&self, g: &AgentLive) -> AgentView {
+        AgentView {
+            agent: g.agent.clone(),
+            site: g.site.clone(),
+            online: g.online,
+            software: g.software.clone(),
+            last_message: g.last_message,
+            last_seq: g.seq.max(),
+            seq_missing: g.seq.missing(),
+            messages: g.messages,
+            duplicates: g.duplicates,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
