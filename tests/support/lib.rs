@@ -1,1 +1,210 @@
+//! Helpers for the end-to-end tests: start the real `aggregator` and
+//! `edge-agent` binaries, find free ports, poll HTTP with deadlines, and
+//! decide whether a real-broker test runs or skips.
+//!
+//! The binaries are the ones `cargo test --workspace` builds next to this
+//! test executable (`target/<profile>/`).
 
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any single condition may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Path of one of the workspace's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run the tests with `cargo test --workspace` so the binaries are built",
+        path.display()
+    );
+    path
+}
+
+/// A port free on 127.0.0.1 at the time of asking.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal (`TERM`, `KILL`, `INT`).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().unwrap();
+        assert!(ok.success(), "kill -{sig} {}", self.name);
+    }
+
+    /// Wait for the process to exit, failing the test after `DEADLINE`.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "{} did not exit within {DEADLINE:?}", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then wait: a clean stop must exit 0.
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+        let status = self.wait_exit();
+        assert!(status.success(), "{} exited with {status} after SIGTERM", self.name);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running aggregator and its HTTP base URL.
+#[derive(Debug)]
+pub struct Aggregator {
+    pub proc: Proc,
+    pub http: String,
+}
+
+/// Start the aggregator with `args` and wait for its "listening" line.
+pub fn start_aggregator(args: &[&str]) -> Aggregator {
+    let mut child = Command::new(bin("aggregator"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start aggregator");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("listening http=") {
+                let http = rest.split_whitespace().next().unwrap_or_default().to_string();
+                let _ = tx.send(http);
+            }
+        }
+    });
+    let proc = Proc { child, name: "aggregator".into() };
+    let http = rx.recv_timeout(DEADLINE).expect("aggregator printed no `listening` line");
+    Aggregator { proc, http }
+}
+
+/// Start an edge agent with a config file.
+pub fn start_agent(config: &Path) -> Proc {
+    let child = Command::new(bin("edge-agent"))
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start edge-agent");
+    Proc { child, name: format!("edge-agent {}", config.display()) }
+}
+
+/// One simulated line for an agent config.
+#[derive(Debug)]
+pub struct SimLine<'a> {
+    pub id: &'a str,
+    pub rate_per_hour: f64,
+    /// `(start_s, duration_s, state, reason)` of a stop.
+    pub stop: Option<(u64, u64, &'a str, &'a str)>,
+}
+
+/// Write an edge agent config publishing every 100 ms.
+pub fn write_agent_config(dir: &Path, agent: &str, site: &str, broker: &str, lines: &[SimLine]) -> PathBuf {
+    let mut toml = format!(
+        "agent = \"{agent}\"\nsite = \"{site}\"\nstate_dir = \"{}\"\n\n[mqtt]\nurl = \"{broker}\"\nkeep_alive_secs = 5\nreconnect_max_secs = 1\n\n[publish]\nmax_batch_delay_ms = 100\nmax_batch_samples = 5\n",
+        dir.join(format!("state-{agent}")).display()
+    );
+    for l in lines {
+        toml += &format!(
+            "\n[[assets]]\nid = \"{}\"\n[assets.source]\ntype = \"simulator\"\nprofile = \"line\"\ninterval_ms = 100\nrate_per_hour = {}\n",
+            l.id, l.rate_per_hour
+        );
+        if let Some((start, dur, state, reason)) = l.stop {
+            toml += &format!(
+                "[[assets.source.episodes]]\nstart_s = {start}\nduration_s = {dur}\nstate = \"{state}\"\nreason = \"{reason}\"\n"
+            );
+        }
+    }
+    let path = dir.join(format!("{agent}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// GET a JSON document.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// GET text.
+pub async fn get_text(url: &str) -> String {
+    reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}")).text().await.unwrap()
+}
+
+/// Poll `probe` every 50 ms until it returns `Some`, failing after `DEADLINE`
+/// with `what` and the last value seen.
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) => {
+                assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last seen: {last}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Value of one sample line of the metrics text (`name{labels}` exactly).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The real broker on 127.0.0.1:1883, if it is there. Under `CI` a missing
+/// broker fails the test; elsewhere the test is skipped with a message.
+pub fn real_broker() -> Option<String> {
+    let addr = "127.0.0.1:1883";
+    if TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_ok() {
+        return Some(format!("mqtt://{addr}"));
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but no MQTT broker listens on {addr}: start Mosquitto (mosquitto -d -c /etc/mosquitto/mosquitto.conf)");
+    }
+    eprintln!("SKIPPED: no MQTT broker on {addr} (start Mosquitto to run this test; under CI=true this fails instead)");
+    None
+}
+
+/// A short unique suffix for ids, topics and client ids of one test run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}

@@ -49,6 +49,11 @@ pub fn handle(
     now: DateTime<Utc>,
 ) {
     let m = &shared.metrics;
+    if payload.is_empty() && topic.ends_with("/status") {
+        // An operator clearing a decommissioned agent's retained status.
+        tracing::debug!(topic, "retained status cleared");
+        return;
+    }
     match codec::decode(topic, payload, now, limits) {
         Err(e) => {
             m.rejected.get_or_create(&ReasonLabel { reason: e.reason.label() }).inc();

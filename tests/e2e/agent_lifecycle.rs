@@ -1,0 +1,123 @@
+//! Agent restarts keep `seq` increasing; a killed agent's last will marks
+//! it offline.
+
+use serde_json::Value;
+use throughline_tests::*;
+
+async fn agent_view(http: &str, agent: &str) -> Option<Value> {
+    let v = get_json(&format!("{http}/api/v1/agents")).await;
+    v["agents"].as_array()?.iter().find(|a| a["agent"] == agent).cloned()
+}
+
+/// Wait until the agent's highest seq is above `above` and it is online.
+async fn wait_seq_above(http: &str, agent: &str, above: u64) -> Value {
+    wait_for(&format!("{agent} online with seq above {above}"), || async {
+        match agent_view(http, agent).await {
+            Some(a) if a["online"] == true && a["last_seq"].as_u64().unwrap_or(0) > above + 2 => Ok(a),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+async fn wait_offline(http: &str, agent: &str) {
+    wait_for(&format!("{agent} offline"), || async {
+        match agent_view(http, agent).await {
+            Some(a) if a["online"] == false => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn restarts_keep_seq_increasing_and_last_will_marks_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mqtt = free_port();
+    let mut agg = start_aggregator(&[
+        "--http-listen",
+        "127.0.0.1:0",
+        "--mqtt-listen",
+        &format!("127.0.0.1:{mqtt}"),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    let http = agg.http.clone();
+    let agent = "gw-life";
+    let cfg = write_agent_config(
+        dir.path(),
+        agent,
+        "plant-life",
+        &format!("mqtt://127.0.0.1:{mqtt}"),
+        &[SimLine { id: "line-1", rate_per_hour: 3600.0, stop: None }],
+    );
+
+    // First run, clean stop.
+    let mut a = start_agent(&cfg);
+    let first = wait_seq_above(&http, agent, 0).await;
+    a.stop();
+    wait_offline(&http, agent).await;
+    let after_first = agent_view(&http, agent).await.unwrap();
+    let seq1 = after_first["last_seq"].as_u64().unwrap();
+    assert!(seq1 >= first["last_seq"].as_u64().unwrap());
+
+    // Second run continues exactly where the first stopped: no gap, no repeat.
+    let mut a = start_agent(&cfg);
+    let v = wait_seq_above(&http, agent, seq1).await;
+    assert_eq!(v["duplicates"], 0, "{v}");
+    assert_eq!(v["seq_missing"], 0, "a clean restart skips no numbers: {v}");
+
+    // Killed: the broker publishes the last will; the agent goes offline.
+    a.signal("KILL");
+    a.wait_exit();
+    wait_offline(&http, agent).await;
+    let metrics = get_text(&format!("{http}/metrics")).await;
+    assert_eq!(
+        metric(&metrics, "throughline_agent_online{site=\"plant-life\",agent=\"gw-life\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+    let seq2 = agent_view(&http, agent).await.unwrap()["last_seq"].as_u64().unwrap();
+
+    // After a crash the agent resumes above everything it used.
+    let mut a = start_agent(&cfg);
+    let v = wait_seq_above(&http, agent, seq2).await;
+    assert_eq!(v["duplicates"], 0, "numbers were never reused: {v}");
+    assert!(v["seq_missing"].as_u64().unwrap() < 64, "at most one reserved block skipped: {v}");
+    a.stop();
+    agg.proc.stop();
+}
+
+#[test]
+fn check_flag_validates_and_reports_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_agent_config(
+        dir.path(),
+        "gw-check",
+        "plant",
+        "mqtt://127.0.0.1:1883",
+        &[SimLine { id: "l1", rate_per_hour: 60.0, stop: None }],
+    );
+    let out = std::process::Command::new(bin("edge-agent"))
+        .args(["--check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&good).unwrap().replace("rate_per_hour = 60", "rate_per_hour = -1"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin("edge-agent"))
+        .args(["--check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("assets[0].source.rate_per_hour"), "{err}");
+}

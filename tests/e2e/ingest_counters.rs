@@ -1,0 +1,146 @@
+//! A raw MQTT client publishes garbage, duplicates, a gap and a counter
+//! reset: ingest goes on, /metrics counts each, the good samples all count.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use serde_json::json;
+use throughline_tests::*;
+
+#[tokio::test]
+async fn garbage_duplicates_gaps_and_resets_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mqtt = free_port();
+    let mut agg = start_aggregator(&[
+        "--http-listen",
+        "127.0.0.1:0",
+        "--mqtt-listen",
+        &format!("127.0.0.1:{mqtt}"),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    wait_for("ingest connected", || async {
+        let h = get_json(&format!("{}/healthz", agg.http)).await;
+        if h["mqtt_connected"] == true {
+            Ok(())
+        } else {
+            Err(h.to_string())
+        }
+    })
+    .await;
+
+    let mut opts = MqttOptions::new("raw-test-client", "127.0.0.1", mqtt);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    let acks = tokio::spawn(async move {
+        let mut acked = 0;
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return acked,
+                Ok(_) => {}
+                Err(e) => panic!("raw client: {e}"),
+            }
+        }
+    });
+
+    let now = chrono_now();
+    let topic = "throughline/v1/plant-raw/gw-raw/line-1/telemetry";
+    let good = |seq: u64, outputs: &[f64]| {
+        let samples: Vec<_> =
+            outputs.iter().map(|o| json!({"ts": now, "output": o, "state": "running"})).collect();
+        json!({"v": 1, "agent": "gw-raw", "seq": seq, "samples": samples}).to_string()
+    };
+    let sample = json!([{"ts": now, "output": 1}]);
+    let future = json!([{"ts": "2099-01-01T00:00:00Z", "output": 1}]);
+    let negative = json!([{"ts": now, "load_kw": -3}]);
+    let messages: Vec<(String, String)> = vec![
+        (topic.into(), good(1, &[100.0, 110.0])),  // +10
+        (topic.into(), "this is not json".into()), // bad_json
+        (topic.into(), json!({"v": 9, "agent": "gw-raw", "seq": 2, "samples": sample}).to_string()), // unsupported_version
+        (topic.into(), json!({"v": 1, "agent": "gw-raw", "seq": 2}).to_string()), // missing_field
+        (topic.into(), json!({"v": 1, "agent": "gw-other", "seq": 2, "samples": sample}).to_string()), // agent_mismatch
+        (topic.into(), json!({"v": 1, "agent": "gw-raw", "seq": 2, "samples": future}).to_string()), // future_timestamp
+        (topic.into(), json!({"v": 1, "agent": "gw-raw", "seq": 2, "samples": negative}).to_string()), // negative_value
+        (topic.into(), json!({"v": 1, "agent": "gw-raw", "seq": 2, "samples": [{"ts": now}]}).to_string()), // no_measurement
+        ("throughline/v1/plant-raw/gw-raw/line 1/telemetry".into(), good(2, &[1.0])), // bad_id
+        (topic.into(), format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024))),        // oversize
+        (topic.into(), good(2, &[120.0])),                                            // +10
+        (topic.into(), good(2, &[120.0])),                                            // duplicate
+        (topic.into(), good(3, &[130.0])),                                            // +10
+        (topic.into(), good(1, &[100.0, 110.0])),                                     // duplicate
+        (topic.into(), good(6, &[4.0, 9.0])), // gap of 2 (4, 5); reset: +4, then +5
+        (topic.into(), good(7, &[19.0])),     // +10
+    ];
+    let total = messages.len();
+    for (t, payload) in messages {
+        client.publish(t, QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+
+    let metrics_url = format!("{}/metrics", agg.http);
+    let text = wait_for("every message accounted for", || async {
+        let text = get_text(&metrics_url).await;
+        let rejected: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("throughline_rejected_messages_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let counted = metric(&text, "throughline_messages_ingested_total").unwrap_or(0.0)
+            + metric(&text, "throughline_duplicate_messages_total").unwrap_or(0.0)
+            + rejected;
+        if counted as usize == total {
+            Ok(text)
+        } else {
+            Err(format!("{counted} of {total} counted:\n{text}"))
+        }
+    })
+    .await;
+    for reason in [
+        "bad_json",
+        "unsupported_version",
+        "missing_field",
+        "agent_mismatch",
+        "future_timestamp",
+        "negative_value",
+        "no_measurement",
+        "bad_id",
+        "oversize",
+    ] {
+        assert_eq!(
+            metric(&text, &format!("throughline_rejected_messages_total{{reason=\"{reason}\"}}")),
+            Some(1.0),
+            "{reason}:\n{text}"
+        );
+    }
+    assert_eq!(metric(&text, "throughline_messages_ingested_total"), Some(5.0), "{text}");
+    assert_eq!(metric(&text, "throughline_samples_ingested_total"), Some(7.0), "{text}");
+    assert_eq!(metric(&text, "throughline_duplicate_messages_total"), Some(2.0), "{text}");
+    assert_eq!(metric(&text, "throughline_seq_gaps_total"), Some(2.0), "{text}");
+    assert_eq!(metric(&text, "throughline_counter_resets_total"), Some(1.0), "{text}");
+    assert_eq!(metric(&text, "throughline_unregistered_assets"), Some(1.0), "{text}");
+
+    // The good samples all count, each once: 10 + 10 + 10 + 4 + 5 + 10.
+    let asset = get_json(&format!("{}/api/v1/assets/plant-raw/line-1", agg.http)).await;
+    assert_eq!(asset["output_total"], 49.0, "{asset}");
+    assert_eq!(asset["output_counter"], 19.0, "{asset}");
+    assert_eq!(asset["counter_resets"], 1, "{asset}");
+    assert_eq!(asset["registered"], false, "{asset}");
+
+    // Unknown asset and bad id answer with JSON errors.
+    let r = reqwest::get(format!("{}/api/v1/assets/plant-raw/nope", agg.http)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains("nope"));
+    let r = reqwest::get(format!("{}/api/v1/assets/plant-raw/bad%20id", agg.http)).await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    client.disconnect().await.unwrap();
+    let acked = tokio::time::timeout(Duration::from_secs(10), acks).await.unwrap().unwrap();
+    assert_eq!(acked, total, "the broker acknowledged every publish");
+    agg.proc.stop();
+}
+
+fn chrono_now() -> String {
+    // RFC 3339 "now" without pulling a date crate into the tests.
+    let out = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%S.%3NZ"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `edge-agent` and `aggregator` binaries talking
+//! through the embedded broker or a real Mosquitto, observed over HTTP.
+
+mod agent_lifecycle;
+mod ingest_counters;
+mod pipeline;
