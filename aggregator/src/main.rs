@@ -47,6 +47,8 @@ enum Command {
     /// Run a small simulated plant: the aggregator, its embedded broker and
     /// three simulated edge agents, all in this process. Ctrl-C stops it.
     Demo,
+    /// Validate the configuration (file plus flags), print a summary, exit.
+    Check,
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,6 +84,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Some(d) => config.data_dir = d,
         None if demo => config.data_dir = std::env::temp_dir().join("throughline-demo"),
         None => {}
+    }
+    if matches!(cli.command, Some(Command::Check)) {
+        config.validate(&origin)?;
+        println!(
+            "{origin}: OK: {} registered asset(s), HTTP {}, broker {}",
+            config.assets.len(),
+            config.http.listen,
+            config.mqtt.broker.clone().unwrap_or_else(|| format!("embedded on {}", config.mqtt.listen))
+        );
+        return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

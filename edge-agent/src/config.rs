@@ -279,7 +279,7 @@ impl AgentConfig {
                 p.push(format!("{key}.interval_ms: must be at least 10"));
             }
             match s.profile {
-                SimProfile::Line if !(s.rate_per_hour > 0.0) => {
+                SimProfile::Line if s.rate_per_hour.is_nan() || s.rate_per_hour <= 0.0 => {
                     p.push(format!("{key}.rate_per_hour: must be > 0 for a line"))
                 }
                 SimProfile::Feeder if !(s.peak_kw >= s.base_kw && s.base_kw >= 0.0 && s.peak_kw > 0.0) => {

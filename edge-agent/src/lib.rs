@@ -189,7 +189,7 @@ struct Publisher<'a> {
 impl Publisher<'_> {
     async fn send(&mut self, (asset, samples): publish::Batch) -> Result<(), Error> {
         let envelope =
-            Envelope { v: PROTOCOL_VERSION, agent: self.agent.clone(), seq: self.seq.next()?, samples };
+            Envelope { v: PROTOCOL_VERSION, agent: self.agent.clone(), seq: self.seq.allocate()?, samples };
         let payload = encode_envelope(&envelope);
         self.client
             .publish(self.topics[asset].clone(), QoS::AtLeastOnce, false, payload)

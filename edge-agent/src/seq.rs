@@ -57,7 +57,7 @@ impl SeqStore {
     }
 
     /// The next number, reserving a new block on disk when needed.
-    pub fn next(&mut self) -> Result<u64, Error> {
+    pub fn allocate(&mut self) -> Result<u64, Error> {
         if self.next >= self.reserved {
             let mark = self.next + BLOCK;
             self.write(mark)?;
@@ -68,7 +68,7 @@ impl SeqStore {
         Ok(seq)
     }
 
-    /// The number the next call to [`SeqStore::next`] returns.
+    /// The number the next call to [`SeqStore::allocate`] returns.
     pub fn peek(&self) -> u64 {
         self.next
     }
@@ -106,21 +106,21 @@ mod tests {
     fn clean_restart_continues_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SeqStore::open(dir.path()).unwrap();
-        let first: Vec<u64> = (0..100).map(|_| s.next().unwrap()).collect();
+        let first: Vec<u64> = (0..100).map(|_| s.allocate().unwrap()).collect();
         assert!(first.windows(2).all(|w| w[1] == w[0] + 1));
         s.close().unwrap();
         let mut s = SeqStore::open(dir.path()).unwrap();
-        assert_eq!(s.next().unwrap(), first[99] + 1);
+        assert_eq!(s.allocate().unwrap(), first[99] + 1);
     }
 
     #[test]
     fn crash_restart_skips_at_most_a_block_and_never_repeats() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SeqStore::open(dir.path()).unwrap();
-        let last = (0..70).map(|_| s.next().unwrap()).last().unwrap();
+        let last = (0..70).map(|_| s.allocate().unwrap()).last().unwrap();
         drop(s); // no close(): as if killed
         let mut s = SeqStore::open(dir.path()).unwrap();
-        let again = s.next().unwrap();
+        let again = s.allocate().unwrap();
         assert!(again > last && again - last <= BLOCK, "{last} -> {again}");
     }
 
@@ -129,7 +129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let before = chrono::Utc::now().timestamp_millis() as u64;
         let mut s = SeqStore::open(dir.path()).unwrap();
-        assert!(s.next().unwrap() >= before);
+        assert!(s.allocate().unwrap() >= before);
     }
 
     #[test]

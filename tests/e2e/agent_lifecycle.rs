@@ -121,3 +121,21 @@ fn check_flag_validates_and_reports_bad_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("assets[0].source.rate_per_hour"), "{err}");
 }
+
+#[test]
+fn shipped_example_configs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = std::process::Command::new(bin("edge-agent"))
+        .args(["--check", "--config"])
+        .arg(root.join("deploy/edge-agent.example.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin("aggregator"))
+        .args(["check", "--config"])
+        .arg(root.join("deploy/aggregator.example.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 registered asset(s)"));
+}
