@@ -86,6 +86,11 @@ pub struct MqttConfig {
     /// QoS 1 telemetry for the aggregator while it restarts.
     #[serde(default = "default_client_id")]
     pub client_id: String,
+    /// Keep the broker session across restarts (MQTT `clean_session = false`).
+    /// Turn off only for throwaway instances: a persistent session that is
+    /// never resumed keeps collecting messages at the broker.
+    #[serde(default = "default_true")]
+    pub persistent_session: bool,
     /// Keep-alive in seconds.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
@@ -101,6 +106,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("password_file", &self.password_file)
             .field("password_env", &self.password_env)
             .field("client_id", &self.client_id)
+            .field("persistent_session", &self.persistent_session)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +120,9 @@ fn default_client_id() -> String {
 fn default_keep_alive() -> u64 {
     15
 }
+fn default_true() -> bool {
+    true
+}
 
 impl Default for MqttConfig {
     fn default() -> Self {
@@ -125,6 +134,7 @@ impl Default for MqttConfig {
             password_file: None,
             password_env: None,
             client_id: default_client_id(),
+            persistent_session: true,
             keep_alive_secs: default_keep_alive(),
         }
     }

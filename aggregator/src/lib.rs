@@ -95,6 +95,7 @@ impl App {
             username: config.mqtt.username.clone(),
             password: config.password()?,
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
+            persistent_session: config.mqtt.persistent_session,
             limits,
         };
         let shared = Arc::new(Shared {

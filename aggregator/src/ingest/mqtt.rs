@@ -35,6 +35,7 @@ pub struct IngestSettings {
     pub username: Option<String>,
     pub password: Option<String>,
     pub keep_alive: Duration,
+    pub persistent_session: bool,
     pub limits: Limits,
 }
 
@@ -42,7 +43,7 @@ pub struct IngestSettings {
 pub async fn run(s: IngestSettings, shared: Arc<Shared>, token: CancellationToken) {
     let mut o = MqttOptions::new(&s.client_id, &s.broker.host, s.broker.port);
     o.set_keep_alive(s.keep_alive);
-    o.set_clean_session(false);
+    o.set_clean_session(!s.persistent_session);
     o.set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024);
     if let Some(u) = &s.username {
         o.set_credentials(u, s.password.clone().unwrap_or_default());
