@@ -40,7 +40,7 @@ pub enum RejectReason {
     BadId,
     /// Payload larger than the limit, or too many samples.
     Oversize,
-    /// Not UTF-8 JSON, or not an object.
+    /// Not UTF-8 JSON (syntax error, empty payload, NaN, a number out of range).
     BadJson,
     /// `v` is not 1.
     UnsupportedVersion,
