@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use throughline_shared::broker::BrokerUrl;
+use throughline_shared::broker::{BrokerUrl, Credentials};
 use throughline_shared::{AssetId, SiteId};
 
 use crate::error::Error;
@@ -96,15 +96,24 @@ pub struct MqttConfig {
     pub keep_alive_secs: u64,
 }
 
+impl MqttConfig {
+    /// Username and password source.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+            password_file: self.password_file.as_deref(),
+            password_env: self.password_env.as_deref(),
+        }
+    }
+}
+
 impl std::fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttConfig")
             .field("listen", &self.listen)
             .field("broker", &self.broker)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("password_file", &self.password_file)
-            .field("password_env", &self.password_env)
+            .field("credentials", &self.credentials())
             .field("client_id", &self.client_id)
             .field("persistent_session", &self.persistent_session)
             .finish_non_exhaustive()
@@ -241,17 +250,7 @@ impl Config {
                 Ok(_) => {}
             }
         }
-        let secrets = [
-            self.mqtt.password.is_some(),
-            self.mqtt.password_file.is_some(),
-            self.mqtt.password_env.is_some(),
-        ];
-        if secrets.iter().filter(|s| **s).count() > 1 {
-            p.push("mqtt: set only one of password, password_file, password_env".into());
-        }
-        if secrets.iter().any(|s| *s) && self.mqtt.username.is_none() {
-            p.push("mqtt.username: required when a password is set".into());
-        }
+        p.extend(self.mqtt.credentials().problems("mqtt"));
         if self.mqtt.client_id.is_empty() {
             p.push("mqtt.client_id: must not be empty".into());
         }
@@ -287,22 +286,11 @@ impl Config {
     }
 
     /// The external broker's password, if one is configured.
-    pub fn password(&self) -> Result<Option<String>, Error> {
-        let err = |message: String| Error::Config { path: "mqtt".into(), message };
-        if let Some(p) = &self.mqtt.password {
-            return Ok(Some(p.clone()));
-        }
-        if let Some(f) = &self.mqtt.password_file {
-            let s = std::fs::read_to_string(f)
-                .map_err(|e| err(format!("password_file: cannot read {}: {e}", f.display())))?;
-            return Ok(Some(s.trim_end_matches(['\r', '\n']).to_string()));
-        }
-        if let Some(var) = &self.mqtt.password_env {
-            return std::env::var(var)
-                .map(Some)
-                .map_err(|_| err(format!("password_env: environment variable {var} is not set")));
-        }
-        Ok(None)
+    pub fn password(&self, origin: &str) -> Result<Option<String>, Error> {
+        self.mqtt
+            .credentials()
+            .password("mqtt")
+            .map_err(|message| Error::Config { path: origin.to_string(), message })
     }
 }
 

@@ -93,7 +93,7 @@ impl App {
             broker: broker_url,
             client_id: config.mqtt.client_id.clone(),
             username: config.mqtt.username.clone(),
-            password: config.password()?,
+            password: config.password(origin)?,
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
             persistent_session: config.mqtt.persistent_session,
             limits,

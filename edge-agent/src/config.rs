@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use throughline_shared::broker::BrokerUrl;
+use throughline_shared::broker::{BrokerUrl, Credentials};
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
 use crate::error::Error;
@@ -57,14 +57,23 @@ pub struct MqttConfig {
     pub reconnect_max_secs: u64,
 }
 
+impl MqttConfig {
+    /// Username and password source.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+            password_file: self.password_file.as_deref(),
+            password_env: self.password_env.as_deref(),
+        }
+    }
+}
+
 impl std::fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttConfig")
             .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("password_file", &self.password_file)
-            .field("password_env", &self.password_env)
+            .field("credentials", &self.credentials())
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -245,17 +254,7 @@ impl AgentConfig {
         } else if BrokerUrl::parse(&self.mqtt.url).map(|u| u.tls).unwrap_or(false) {
             p.push("mqtt.url: mqtts:// (TLS) is not supported by this version yet; use mqtt://".into());
         }
-        let secrets = [
-            self.mqtt.password.is_some(),
-            self.mqtt.password_file.is_some(),
-            self.mqtt.password_env.is_some(),
-        ];
-        if secrets.iter().filter(|s| **s).count() > 1 {
-            p.push("mqtt: set only one of password, password_file, password_env".into());
-        }
-        if secrets.iter().any(|s| *s) && self.mqtt.username.is_none() {
-            p.push("mqtt.username: required when a password is set".into());
-        }
+        p.extend(self.mqtt.credentials().problems("mqtt"));
         if self.mqtt.keep_alive_secs < 5 {
             p.push("mqtt.keep_alive_secs: must be at least 5".into());
         }
@@ -316,21 +315,10 @@ impl AgentConfig {
 
     /// The broker password, from whichever place the config names.
     pub fn password(&self, path: &Path) -> Result<Option<String>, Error> {
-        let err = |message: String| Error::Config { path: path.to_path_buf(), message };
-        if let Some(p) = &self.mqtt.password {
-            return Ok(Some(p.clone()));
-        }
-        if let Some(f) = &self.mqtt.password_file {
-            let s = std::fs::read_to_string(f)
-                .map_err(|e| err(format!("mqtt.password_file: cannot read {}: {e}", f.display())))?;
-            return Ok(Some(s.trim_end_matches(['\r', '\n']).to_string()));
-        }
-        if let Some(var) = &self.mqtt.password_env {
-            return std::env::var(var)
-                .map(Some)
-                .map_err(|_| err(format!("mqtt.password_env: environment variable {var} is not set")));
-        }
-        Ok(None)
+        self.mqtt
+            .credentials()
+            .password("mqtt")
+            .map_err(|message| Error::Config { path: path.to_path_buf(), message })
     }
 }
 

@@ -2,6 +2,7 @@
 //! `tcp://`); `mqtts://` for TLS. IPv6 hosts go in brackets: `mqtt://[::1]:1883`.
 
 use std::fmt;
+use std::path::Path;
 
 /// A parsed broker address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +71,86 @@ impl fmt::Display for BrokerUrl {
     }
 }
 
+/// Broker credentials as both configs spell them: a username and at most
+/// one place to read the password from. The password itself never reaches
+/// `Debug` output or logs.
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub password_file: Option<&'a Path>,
+    pub password_env: Option<&'a str>,
+}
+
+impl fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
+            .finish()
+    }
+}
+
+impl Credentials<'_> {
+    /// Problems with the combination, each naming its key under `section`.
+    pub fn problems(&self, section: &str) -> Vec<String> {
+        let set = [self.password.is_some(), self.password_file.is_some(), self.password_env.is_some()];
+        let mut p = Vec::new();
+        if set.iter().filter(|s| **s).count() > 1 {
+            p.push(format!("{section}: set only one of password, password_file, password_env"));
+        }
+        if set.iter().any(|s| *s) && self.username.is_none() {
+            p.push(format!("{section}.username: required when a password is set"));
+        }
+        p
+    }
+
+    /// The password, read from wherever it is configured.
+    pub fn password(&self, section: &str) -> Result<Option<String>, String> {
+        if let Some(p) = self.password {
+            return Ok(Some(p.to_string()));
+        }
+        if let Some(f) = self.password_file {
+            let s = std::fs::read_to_string(f)
+                .map_err(|e| format!("{section}.password_file: cannot read {}: {e}", f.display()))?;
+            return Ok(Some(s.trim_end_matches(['\r', '\n']).to_string()));
+        }
+        if let Some(var) = self.password_env {
+            return std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("{section}.password_env: environment variable {var} is not set"));
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_sources_and_problems() {
+        let none = Credentials { username: None, password: None, password_file: None, password_env: None };
+        assert!(none.problems("mqtt").is_empty());
+        assert_eq!(none.password("mqtt").unwrap(), None);
+        let both = Credentials { password: Some("x"), password_env: Some("V"), ..none };
+        let p = both.problems("mqtt");
+        assert!(
+            p.iter().any(|m| m.contains("only one")) && p.iter().any(|m| m.contains("mqtt.username")),
+            "{p:?}"
+        );
+        let dir = std::env::temp_dir().join(format!("tl-cred-{}", std::process::id()));
+        std::fs::write(&dir, "s3cret\n").unwrap();
+        let file = Credentials { username: Some("u"), password_file: Some(&dir), ..none };
+        assert_eq!(file.password("mqtt").unwrap().as_deref(), Some("s3cret"));
+        std::fs::remove_file(&dir).unwrap();
+        let missing =
+            Credentials { username: Some("u"), password_env: Some("THROUGHLINE_TEST_UNSET_VAR"), ..none };
+        assert!(missing.password("mqtt").unwrap_err().contains("THROUGHLINE_TEST_UNSET_VAR"));
+        assert!(!format!("{:?}", Credentials { password: Some("hunter2"), ..none }).contains("hunter2"));
+    }
 
     #[test]
     fn parses_common_forms() {

@@ -33,15 +33,7 @@ async fn wait_offline(http: &str, agent: &str) {
 #[tokio::test]
 async fn restarts_keep_seq_increasing_and_last_will_marks_offline() {
     let dir = tempfile::tempdir().unwrap();
-    let mqtt = free_port();
-    let mut agg = start_aggregator(&[
-        "--http-listen",
-        "127.0.0.1:0",
-        "--mqtt-listen",
-        &format!("127.0.0.1:{mqtt}"),
-        "--data-dir",
-        dir.path().join("data").to_str().unwrap(),
-    ]);
+    let (mut agg, mqtt) = start_embedded_aggregator(dir.path());
     let http = agg.http.clone();
     let agent = "gw-life";
     let cfg = write_agent_config(

@@ -10,24 +10,8 @@ use throughline_tests::*;
 #[tokio::test]
 async fn garbage_duplicates_gaps_and_resets_are_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let mqtt = free_port();
-    let mut agg = start_aggregator(&[
-        "--http-listen",
-        "127.0.0.1:0",
-        "--mqtt-listen",
-        &format!("127.0.0.1:{mqtt}"),
-        "--data-dir",
-        dir.path().join("data").to_str().unwrap(),
-    ]);
-    wait_for("ingest connected", || async {
-        let h = get_json(&format!("{}/healthz", agg.http)).await;
-        if h["mqtt_connected"] == true {
-            Ok(())
-        } else {
-            Err(h.to_string())
-        }
-    })
-    .await;
+    let (mut agg, mqtt) = start_embedded_aggregator(dir.path());
+    agg.wait_mqtt_connected().await;
 
     let mut opts = MqttOptions::new("raw-test-client", "127.0.0.1", mqtt);
     opts.set_max_packet_size(1 << 20, 1 << 20);

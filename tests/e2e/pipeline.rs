@@ -115,15 +115,7 @@ async fn agent_to_real_mosquitto_to_api() {
         "--broker",
         &broker,
     ]);
-    wait_for("aggregator subscribed to Mosquitto", || async {
-        let h = get_json(&format!("{}/healthz", agg.http)).await;
-        if h["mqtt_connected"] == true {
-            Ok(())
-        } else {
-            Err(h.to_string())
-        }
-    })
-    .await;
+    agg.wait_mqtt_connected().await;
     run_pipeline(dir.path(), &agg.http, &site, &agent, &broker).await;
     agg.proc.stop();
     clear_retained_status(&site, &agent).await;

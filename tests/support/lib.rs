@@ -109,6 +109,37 @@ pub fn start_aggregator(args: &[&str]) -> Aggregator {
     Aggregator { proc, http }
 }
 
+/// Start an aggregator with its embedded broker on a free port, data in
+/// `dir`; returns it and the broker port.
+pub fn start_embedded_aggregator(dir: &Path) -> (Aggregator, u16) {
+    let mqtt = free_port();
+    let agg = start_aggregator(&[
+        "--http-listen",
+        "127.0.0.1:0",
+        "--mqtt-listen",
+        &format!("127.0.0.1:{mqtt}"),
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+    ]);
+    (agg, mqtt)
+}
+
+impl Aggregator {
+    /// Wait until the aggregator reports its broker subscription is up.
+    pub async fn wait_mqtt_connected(&self) {
+        let url = format!("{}/healthz", self.http);
+        wait_for("aggregator subscribed at the broker", || async {
+            let h = get_json(&url).await;
+            if h["mqtt_connected"] == true {
+                Ok(())
+            } else {
+                Err(h.to_string())
+            }
+        })
+        .await
+    }
+}
+
 /// Start an edge agent with a config file.
 pub fn start_agent(config: &Path) -> Proc {
     let child = Command::new(bin("edge-agent"))
