@@ -27,6 +27,223 @@ pub struct Config {
     /// unregistered.
     #[serde(default)]
     pub assets: Vec<AssetConfig>,
+    /// Capacity groups with their alert thresholds. A group named by an asset
+    /// but not listed here gets the default thresholds.
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+    #[serde(default)]
+    pub planning: PlanningConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Signed webhooks that receive every alert change.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+    /// Prometheus Alertmanager that receives open and resolved alerts.
+    pub alertmanager: Option<AlertmanagerConfig>,
+}
+
+/// A capacity group: the assets serving one demand stream, and when to alert.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub id: String,
+    /// Kind of its assets: `line` (plans in pieces) or `feeder` (kWh).
+    pub kind: AssetKind,
+    /// Display name.
+    pub name: Option<String>,
+    /// `schedule`/`dispatch` alert when the projected gap exceeds this share
+    /// of demand, percent.
+    #[serde(default = "default_shortfall")]
+    pub shortfall_pct: f64,
+    /// `forecast_deviation` alert when a closed bucket's actual differs from
+    /// its forecast by more than this, percent of the forecast.
+    #[serde(default = "default_deviation")]
+    pub deviation_pct: f64,
+    /// `downtime` alert when an asset has been down longer than this.
+    #[serde(default = "default_downtime")]
+    pub downtime_minutes: f64,
+    /// `offline` alert when an agent has been silent this long.
+    #[serde(default = "default_offline")]
+    pub offline_secs: u64,
+    /// An open gap alert resolves only when the gap falls this many
+    /// percentage points below the threshold (no flapping at the edge).
+    #[serde(default = "default_hysteresis")]
+    pub hysteresis_pct: f64,
+}
+
+fn default_shortfall() -> f64 {
+    5.0
+}
+fn default_deviation() -> f64 {
+    10.0
+}
+fn default_downtime() -> f64 {
+    15.0
+}
+fn default_offline() -> u64 {
+    120
+}
+fn default_hysteresis() -> f64 {
+    2.0
+}
+
+impl GroupConfig {
+    /// A group with the default thresholds.
+    pub fn with_defaults(id: &str, kind: AssetKind) -> GroupConfig {
+        GroupConfig {
+            id: id.to_string(),
+            kind,
+            name: None,
+            shortfall_pct: default_shortfall(),
+            deviation_pct: default_deviation(),
+            downtime_minutes: default_downtime(),
+            offline_secs: default_offline(),
+            hysteresis_pct: default_hysteresis(),
+        }
+    }
+}
+
+/// How live capacity is projected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanningConfig {
+    /// Window for an asset's rate while running (minutes of event time).
+    #[serde(default = "default_rate_minutes")]
+    pub rate_window_minutes: u32,
+    /// Window for measured availability: running / (running + down).
+    #[serde(default = "default_availability_hours")]
+    pub availability_window_hours: u32,
+    /// Per-minute history kept per asset, in hours (bounded memory).
+    #[serde(default = "default_history_hours")]
+    pub history_hours: u32,
+    /// How often alerts are evaluated, in milliseconds.
+    #[serde(default = "default_eval_ms")]
+    pub evaluate_every_ms: u64,
+    /// How long a capable-to-promise quote holds its reservation, in hours.
+    #[serde(default = "default_quote_hours")]
+    pub quote_valid_hours: u32,
+}
+
+fn default_rate_minutes() -> u32 {
+    15
+}
+fn default_availability_hours() -> u32 {
+    8
+}
+fn default_history_hours() -> u32 {
+    48
+}
+fn default_eval_ms() -> u64 {
+    1000
+}
+fn default_quote_hours() -> u32 {
+    24
+}
+
+impl Default for PlanningConfig {
+    fn default() -> Self {
+        PlanningConfig {
+            rate_window_minutes: default_rate_minutes(),
+            availability_window_hours: default_availability_hours(),
+            history_hours: default_history_hours(),
+            evaluate_every_ms: default_eval_ms(),
+            quote_valid_hours: default_quote_hours(),
+        }
+    }
+}
+
+/// Roles, each allowed what the one before it may do and more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads.
+    Viewer,
+    /// Imports forecasts, acknowledges and resolves alerts, quotes promises.
+    Planner,
+    /// Everything.
+    Admin,
+}
+
+/// API access.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// When true, reads need a token too (any role).
+    #[serde(default)]
+    pub read_requires_token: bool,
+    /// Bearer tokens. Writes need a planner or admin token.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One bearer token.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it; recorded as the actor of acknowledgements and imports.
+    pub name: String,
+    pub role: Role,
+    /// The token itself; prefer `token_file` or `token_env`.
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("token_env", &self.token_env)
+            .finish()
+    }
+}
+
+/// A webhook: every alert change is POSTed as JSON, signed with
+/// HMAC-SHA256 of the body in `X-Throughline-Signature: sha256=<hex>`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: String,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_file", &self.secret_file)
+            .field("secret_env", &self.secret_env)
+            .finish()
+    }
+}
+
+/// Prometheus Alertmanager (v2 API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL, e.g. `http://127.0.0.1:9093`; alerts go to `{url}/api/v2/alerts`.
+    pub url: String,
+}
+
+/// Read a secret from exactly one of: inline, file, environment variable.
+pub fn read_secret(key: &str, inline: Option<&str>, file: Option<&Path>, env: Option<&str>) -> Result<String, String> {
+    match (inline, file, env) {
+        (Some(s), None, None) => Ok(s.to_string()),
+        (None, Some(f), None) => std::fs::read_to_string(f)
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| format!("{key}_file: cannot read {}: {e}", f.display())),
+        (None, None, Some(v)) => std::env::var(v).map_err(|_| format!("{key}_env: environment variable {v} is not set")),
+        (None, None, None) => Err(format!("{key}: set one of {key}, {key}_file, {key}_env")),
+        _ => Err(format!("{key}: set only one of {key}, {key}_file, {key}_env")),
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -41,6 +258,11 @@ impl Default for Config {
             data_dir: default_data_dir(),
             ingest: IngestConfig::default(),
             assets: Vec::new(),
+            groups: Vec::new(),
+            planning: PlanningConfig::default(),
+            auth: AuthConfig::default(),
+            webhooks: Vec::new(),
+            alertmanager: None,
         }
     }
 }
@@ -266,6 +488,61 @@ impl Config {
         if self.ingest.max_payload_bytes < 1024 {
             p.push("ingest.max_payload_bytes: must be at least 1024".into());
         }
+        let mut group_ids = std::collections::HashSet::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.id.trim().is_empty() || !group_ids.insert(g.id.clone()) {
+                p.push(format!("groups[{i}].id: `{}` is empty or appears twice", g.id));
+            }
+            for (key, v, lo, hi) in [
+                ("shortfall_pct", g.shortfall_pct, 0.0, 100.0),
+                ("deviation_pct", g.deviation_pct, 0.0, 1000.0),
+                ("downtime_minutes", g.downtime_minutes, 0.0, 10_080.0),
+                ("hysteresis_pct", g.hysteresis_pct, 0.0, 100.0),
+            ] {
+                if !(v.is_finite() && v >= lo && v <= hi) {
+                    p.push(format!("groups[{i}].{key}: must be between {lo} and {hi}, found {v}"));
+                }
+            }
+        }
+        for (i, a) in self.assets.iter().enumerate() {
+            if let Some(g) = self.groups.iter().find(|g| g.id == a.group) {
+                if g.kind != a.kind {
+                    p.push(format!(
+                        "assets[{i}].group: group `{}` is a {:?} group but the asset is a {:?}",
+                        g.id, g.kind, a.kind
+                    ));
+                }
+            } else if let Some(other) = self.assets.iter().find(|b| b.group == a.group && b.kind != a.kind) {
+                p.push(format!(
+                    "assets[{i}].group: group `{}` mixes lines and feeders (also `{}`); declare it under [[groups]]",
+                    a.group, other.id
+                ));
+            }
+        }
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            if let Err(e) = read_secret("token", t.token.as_deref(), t.token_file.as_deref(), t.token_env.as_deref()) {
+                p.push(format!("auth.tokens[{i}].{e}"));
+            }
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                p.push(format!("webhooks[{i}].url: must start with http:// or https://"));
+            }
+            if let Err(e) = read_secret("secret", w.secret.as_deref(), w.secret_file.as_deref(), w.secret_env.as_deref()) {
+                p.push(format!("webhooks[{i}].{e}"));
+            }
+        }
+        if let Some(am) = &self.alertmanager {
+            if !(am.url.starts_with("http://") || am.url.starts_with("https://")) {
+                p.push("alertmanager.url: must start with http:// or https://".into());
+            }
+        }
+        if self.planning.rate_window_minutes == 0 || self.planning.availability_window_hours == 0 {
+            p.push("planning: rate_window_minutes and availability_window_hours must be > 0".into());
+        }
+        if self.planning.history_hours < 2 {
+            p.push("planning.history_hours: must be at least 2".into());
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, a) in self.assets.iter().enumerate() {
             if !seen.insert((a.site.clone(), a.id.clone())) {
@@ -350,5 +627,19 @@ rated_capacity = 5
         .unwrap_err()
         .to_string();
         assert!(e.contains("pump"), "{e}");
+    }
+}
+
+impl Config {
+    /// Every capacity group: the declared ones, then those only named by
+    /// assets (default thresholds, the assets' kind).
+    pub fn all_groups(&self) -> Vec<GroupConfig> {
+        let mut out = self.groups.clone();
+        for a in &self.assets {
+            if !out.iter().any(|g| g.id == a.group) {
+                out.push(GroupConfig::with_defaults(&a.group, a.kind));
+            }
+        }
+        out
     }
 }

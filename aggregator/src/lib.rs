@@ -12,13 +12,19 @@
 //! - [`App`]: build from config, then `run(token)` until cancelled.
 
 pub mod api;
+pub mod balance;
 pub mod broker;
 pub mod config;
+pub mod ctp;
 pub mod demo;
+pub mod domain;
 pub mod error;
+pub mod forecast;
+pub mod history;
 pub mod ingest;
 pub mod metrics;
 pub mod state;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;

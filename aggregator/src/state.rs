@@ -10,6 +10,7 @@ use throughline_shared::codec::{StatusMessage, Telemetry};
 use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
 
 use crate::config::{AssetConfig, AssetKind};
+use crate::history::History;
 
 /// Most gap ranges remembered per agent; beyond it the oldest are forgotten
 /// (a message from a forgotten gap then counts as a duplicate).
@@ -107,6 +108,8 @@ pub struct AssetLive {
     /// Samples older than the newest already applied (ignored for live state).
     pub late_samples: u64,
     window: VecDeque<(DateTime<Utc>, f64)>,
+    /// Per-minute history in event time (for balances).
+    pub history: History,
 }
 
 impl AssetLive {
@@ -127,6 +130,7 @@ impl AssetLive {
             samples: 0,
             late_samples: 0,
             window: VecDeque::new(),
+            history: History::default(),
         }
     }
 
@@ -145,18 +149,20 @@ impl AssetLive {
             return SampleOutcome::Late;
         }
         self.samples += 1;
-        self.last_ts = Some(s.ts);
+        let prev_ts = self.last_ts.replace(s.ts);
         let mut reset = false;
+        let mut delta = 0.0;
         if let Some(out) = s.output {
             if let Some(prev) = self.output_counter {
                 if out >= prev {
-                    self.output_total += out - prev;
+                    delta = out - prev;
                 } else {
                     // A counter that went down restarted from zero.
                     reset = true;
                     self.counter_resets += 1;
-                    self.output_total += out;
+                    delta = out;
                 }
+                self.output_total += delta;
             }
             self.output_counter = Some(out);
             self.window.push_back((s.ts, self.output_total));
@@ -166,6 +172,14 @@ impl AssetLive {
             {
                 self.window.pop_front();
             }
+        }
+        // The interval since the previous sample belongs to the previous
+        // state and load; the output increase is spread over it.
+        if let Some(prev_ts) = prev_ts {
+            self.history.attribute(prev_ts, s.ts, delta, self.state, self.load_kw);
+        }
+        if let Some(kw) = s.load_kw {
+            self.history.note_load(s.ts, kw);
         }
         if let Some(st) = s.state {
             if self.state != Some(st) {
@@ -231,6 +245,9 @@ pub struct LiveState {
     assets: BTreeMap<(SiteId, AssetId), AssetLive>,
     agents: BTreeMap<AgentId, AgentLive>,
     rate_window: Duration,
+    history_keep: Duration,
+    /// Latest sample time seen from any asset: "now" in event time.
+    watermark: Option<DateTime<Utc>>,
 }
 
 impl LiveState {
@@ -244,7 +261,17 @@ impl LiveState {
                 )
             })
             .collect();
-        LiveState { assets, agents: BTreeMap::new(), rate_window }
+        LiveState { assets, agents: BTreeMap::new(), rate_window, history_keep: Duration::hours(48), watermark: None }
+    }
+
+    /// Keep this much per-minute history per asset.
+    pub fn set_history_keep(&mut self, keep: Duration) {
+        self.history_keep = keep;
+    }
+
+    /// Latest event time seen from any asset.
+    pub fn watermark(&self) -> Option<DateTime<Utc>> {
+        self.watermark
     }
 
     fn agent_mut(&mut self, agent: &AgentId, site: &SiteId) -> &mut AgentLive {
@@ -289,6 +316,7 @@ impl LiveState {
             AssetLive::new(t.site.clone(), t.asset.clone(), None)
         });
         asset.agent = Some(env.agent.clone());
+        let before = asset.last_ts;
         for s in &env.samples {
             match asset.apply(s, window) {
                 SampleOutcome::Applied => out.samples += 1,
@@ -299,6 +327,17 @@ impl LiveState {
                 SampleOutcome::Late => {
                     out.samples += 1;
                     out.late_samples += 1;
+                }
+            }
+        }
+        if asset.last_ts != before {
+            if let Some(last) = asset.last_ts {
+                // Prune once a minute of progress, not on every message.
+                if asset.history.len() as i64 > self.history_keep.num_minutes() + 60 {
+                    asset.history.prune(last - self.history_keep);
+                }
+                if self.watermark.is_none_or(|w| last > w) {
+                    self.watermark = Some(last);
                 }
             }
         }
