@@ -128,7 +128,12 @@ impl BucketBalance {
 }
 
 /// Compute the balance of `forecast` for `group` at event time `now`.
-pub fn balance(group: &GroupConfig, forecast: &ForecastRow, assets: &[AssetPlan], now: DateTime<Utc>) -> BucketBalance {
+pub fn balance(
+    group: &GroupConfig,
+    forecast: &ForecastRow,
+    assets: &[AssetPlan],
+    now: DateTime<Utc>,
+) -> BucketBalance {
     let phase = if now >= forecast.end {
         Phase::Closed
     } else if now < forecast.start {
@@ -143,7 +148,8 @@ pub fn balance(group: &GroupConfig, forecast: &ForecastRow, assets: &[AssetPlan]
     };
     let effective_demand = forecast.effective_demand();
     let mut contributions = Vec::with_capacity(assets.len());
-    let (mut made, mut projected_rest, mut group_rate, mut spare_rate, mut rated_total) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut made, mut projected_rest, mut group_rate, mut spare_rate, mut rated_total) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut capacity_rest, mut load_now, mut peak, mut any_load) = (0.0, 0.0, 0.0, false);
     for a in assets {
         let asset_made = if phase == Phase::Future { 0.0 } else { a.made };

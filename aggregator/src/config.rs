@@ -234,13 +234,20 @@ pub struct AlertmanagerConfig {
 }
 
 /// Read a secret from exactly one of: inline, file, environment variable.
-pub fn read_secret(key: &str, inline: Option<&str>, file: Option<&Path>, env: Option<&str>) -> Result<String, String> {
+pub fn read_secret(
+    key: &str,
+    inline: Option<&str>,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> Result<String, String> {
     match (inline, file, env) {
         (Some(s), None, None) => Ok(s.to_string()),
         (None, Some(f), None) => std::fs::read_to_string(f)
             .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
             .map_err(|e| format!("{key}_file: cannot read {}: {e}", f.display())),
-        (None, None, Some(v)) => std::env::var(v).map_err(|_| format!("{key}_env: environment variable {v} is not set")),
+        (None, None, Some(v)) => {
+            std::env::var(v).map_err(|_| format!("{key}_env: environment variable {v} is not set"))
+        }
         (None, None, None) => Err(format!("{key}: set one of {key}, {key}_file, {key}_env")),
         _ => Err(format!("{key}: set only one of {key}, {key}_file, {key}_env")),
     }
@@ -520,7 +527,9 @@ impl Config {
             }
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
-            if let Err(e) = read_secret("token", t.token.as_deref(), t.token_file.as_deref(), t.token_env.as_deref()) {
+            if let Err(e) =
+                read_secret("token", t.token.as_deref(), t.token_file.as_deref(), t.token_env.as_deref())
+            {
                 p.push(format!("auth.tokens[{i}].{e}"));
             }
         }
@@ -528,7 +537,9 @@ impl Config {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                 p.push(format!("webhooks[{i}].url: must start with http:// or https://"));
             }
-            if let Err(e) = read_secret("secret", w.secret.as_deref(), w.secret_file.as_deref(), w.secret_env.as_deref()) {
+            if let Err(e) =
+                read_secret("secret", w.secret.as_deref(), w.secret_file.as_deref(), w.secret_env.as_deref())
+            {
                 p.push(format!("webhooks[{i}].{e}"));
             }
         }
@@ -568,6 +579,20 @@ impl Config {
             .credentials()
             .password("mqtt")
             .map_err(|message| Error::Config { path: origin.to_string(), message })
+    }
+}
+
+impl Config {
+    /// Every capacity group: the declared ones, then those only named by
+    /// assets (default thresholds, the assets' kind).
+    pub fn all_groups(&self) -> Vec<GroupConfig> {
+        let mut out = self.groups.clone();
+        for a in &self.assets {
+            if !out.iter().any(|g| g.id == a.group) {
+                out.push(GroupConfig::with_defaults(&a.group, a.kind));
+            }
+        }
+        out
     }
 }
 
@@ -627,19 +652,5 @@ rated_capacity = 5
         .unwrap_err()
         .to_string();
         assert!(e.contains("pump"), "{e}");
-    }
-}
-
-impl Config {
-    /// Every capacity group: the declared ones, then those only named by
-    /// assets (default thresholds, the assets' kind).
-    pub fn all_groups(&self) -> Vec<GroupConfig> {
-        let mut out = self.groups.clone();
-        for a in &self.assets {
-            if !out.iter().any(|g| g.id == a.group) {
-                out.push(GroupConfig::with_defaults(&a.group, a.kind));
-            }
-        }
-        out
     }
 }

@@ -11,6 +11,7 @@
 //! - [`demo`]: `aggregator demo`, a small simulated plant in one process.
 //! - [`App`]: build from config, then `run(token)` until cancelled.
 
+pub mod alerts;
 pub mod api;
 pub mod balance;
 pub mod broker;
@@ -23,12 +24,13 @@ pub mod forecast;
 pub mod history;
 pub mod ingest;
 pub mod metrics;
+pub mod planner;
 pub mod state;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use throughline_shared::broker::BrokerUrl;
@@ -39,12 +41,35 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 pub use error::Error;
 
-/// State shared by ingest and the HTTP API.
+/// State shared by ingest, alerting and the HTTP API.
 #[derive(Debug)]
 pub struct Shared {
     pub state: Mutex<state::LiveState>,
     pub metrics: metrics::Metrics,
     pub mqtt_connected: AtomicBool,
+    pub store: Arc<store::Store>,
+    /// Forecast buckets in force (cache of the store).
+    pub forecasts: RwLock<Vec<domain::ForecastRow>>,
+    pub book: Mutex<alerts::book::AlertBook>,
+    pub planner: planner::Planner,
+    pub receivers: Vec<alerts::notify::Receiver>,
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub auth: api::auth::Auth,
+    /// The MQTT client, once connected, for publishing alert events.
+    pub mqtt: OnceLock<rumqttc::AsyncClient>,
+    pub quote_valid_hours: u32,
+}
+
+impl Shared {
+    /// Re-read the forecasts in force from the store.
+    pub fn reload_forecasts(&self) {
+        match self.store.forecasts(None, None, None, false) {
+            Ok(rows) => {
+                *self.forecasts.write().expect("forecast lock") = rows.into_iter().map(|f| f.row).collect()
+            }
+            Err(e) => tracing::error!(error = %e, "forecasts could not be read"),
+        }
+    }
 }
 
 /// A built aggregator: listeners bound, broker running, not yet ingesting.
@@ -54,7 +79,11 @@ pub struct App {
     http: tokio::net::TcpListener,
     ingest: ingest::mqtt::IngestSettings,
     embedded: bool,
+    evaluate_every: Duration,
 }
+
+/// File name of the state store inside the data dir.
+pub const STORE_FILE: &str = "throughline.db";
 
 impl App {
     /// Validate `config`, create the data directory, bind the HTTP listener
@@ -104,15 +133,36 @@ impl App {
             persistent_session: config.mqtt.persistent_session,
             limits,
         };
+        let store = Arc::new(
+            store::Store::open(&config.data_dir.join(STORE_FILE)).map_err(|e| Error::Store(e.to_string()))?,
+        );
+        let book = alerts::book::AlertBook::load(&store).map_err(|e| Error::Store(e.to_string()))?;
+        let receivers = alerts::notify::receivers(&config)
+            .map_err(|message| Error::Config { path: origin.into(), message })?;
+        let auth = api::auth::Auth::from_config(&config.auth)
+            .map_err(|message| Error::Config { path: origin.into(), message })?;
+        let mut live = state::LiveState::new(
+            &config.assets,
+            chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
+        );
+        live.set_history_keep(chrono::Duration::hours(config.planning.history_hours as i64));
         let shared = Arc::new(Shared {
-            state: Mutex::new(state::LiveState::new(
-                &config.assets,
-                chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
-            )),
+            state: Mutex::new(live),
             metrics: metrics::Metrics::new(),
             mqtt_connected: AtomicBool::new(false),
+            store,
+            forecasts: RwLock::new(Vec::new()),
+            book: Mutex::new(book),
+            planner: planner::Planner::new(&config),
+            receivers,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            auth,
+            mqtt: OnceLock::new(),
+            quote_valid_hours: config.planning.quote_valid_hours,
         });
-        Ok(App { shared, http, ingest, embedded })
+        shared.reload_forecasts();
+        let evaluate_every = Duration::from_millis(config.planning.evaluate_every_ms.max(100));
+        Ok(App { shared, http, ingest, embedded, evaluate_every })
     }
 
     /// The bound HTTP address (useful with port 0).
@@ -138,7 +188,33 @@ impl App {
     /// Ingest and serve until `token` is cancelled; then stop within seconds.
     pub async fn run(self, token: CancellationToken) -> Result<(), Error> {
         let tracker = TaskTracker::new();
-        tracker.spawn(ingest::mqtt::run(self.ingest, self.shared.clone(), token.child_token()));
+        let (client, eventloop) = ingest::mqtt::client(&self.ingest);
+        let _ = self.shared.mqtt.set(client.clone());
+        tracker.spawn(ingest::mqtt::run(
+            client.clone(),
+            eventloop,
+            self.ingest,
+            self.shared.clone(),
+            token.child_token(),
+        ));
+        tracker.spawn(planner::run_alerts(
+            self.shared.clone(),
+            Some(client),
+            self.evaluate_every,
+            token.child_token(),
+        ));
+        let http_client =
+            reqwest::Client::builder().build().map_err(|e| Error::Broker(format!("HTTP client: {e}")))?;
+        for r in self.shared.receivers.clone() {
+            tracker.spawn(alerts::notify::run(
+                r,
+                self.shared.store.clone(),
+                self.shared.outbox_wake.clone(),
+                http_client.clone(),
+                self.shared.clone(),
+                token.child_token(),
+            ));
+        }
         let app = api::router(self.shared.clone());
         let stop = token.clone();
         let server =

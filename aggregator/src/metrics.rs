@@ -35,6 +35,21 @@ pub struct Metrics {
     pub agent_online: Family<AgentLabels, Gauge>,
     pub unregistered_assets: Gauge,
     pub mqtt_connected: Gauge,
+    pub alerts_opened: Family<KindLabel, Counter>,
+    pub alerts_resolved: Family<KindLabel, Counter>,
+    pub alerts_unresolved: Gauge,
+    pub alert_events_published: Counter,
+    pub alert_events_not_published: Counter,
+    pub notifications_delivered: Counter,
+    pub notification_failures: Counter,
+    pub outbox_depth: Gauge,
+    pub forecast_rows_imported: Counter,
+    pub forecast_imports_refused: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
 }
 
 impl Default for Metrics {
@@ -60,6 +75,16 @@ impl Metrics {
             agent_online: Family::default(),
             unregistered_assets: Gauge::default(),
             mqtt_connected: Gauge::default(),
+            alerts_opened: Family::default(),
+            alerts_resolved: Family::default(),
+            alerts_unresolved: Gauge::default(),
+            alert_events_published: Counter::default(),
+            alert_events_not_published: Counter::default(),
+            notifications_delivered: Counter::default(),
+            notification_failures: Counter::default(),
+            outbox_depth: Gauge::default(),
+            forecast_rows_imported: Counter::default(),
+            forecast_imports_refused: Counter::default(),
         };
         r.register(
             "throughline_messages_ingested",
@@ -116,6 +141,44 @@ impl Metrics {
             "throughline_mqtt_connected",
             "1 while the aggregator is connected to the broker",
             m.mqtt_connected.clone(),
+        );
+        r.register("throughline_alerts_opened", "Alerts opened, by kind", m.alerts_opened.clone());
+        r.register("throughline_alerts_resolved", "Alerts resolved, by kind", m.alerts_resolved.clone());
+        r.register(
+            "throughline_alerts_unresolved",
+            "Alerts open or acknowledged now",
+            m.alerts_unresolved.clone(),
+        );
+        r.register(
+            "throughline_alert_events_published",
+            "Alert events published on MQTT",
+            m.alert_events_published.clone(),
+        );
+        r.register(
+            "throughline_alert_events_not_published",
+            "Alert events not published on MQTT (client queue full or no site); still delivered from the outbox",
+            m.alert_events_not_published.clone(),
+        );
+        r.register(
+            "throughline_notifications_delivered",
+            "Outbox deliveries acknowledged by receivers",
+            m.notifications_delivered.clone(),
+        );
+        r.register(
+            "throughline_notification_failures",
+            "Outbox delivery attempts that failed (retried)",
+            m.notification_failures.clone(),
+        );
+        r.register("throughline_outbox_depth", "Notifications waiting for delivery", m.outbox_depth.clone());
+        r.register(
+            "throughline_forecast_rows_imported",
+            "Forecast rows imported",
+            m.forecast_rows_imported.clone(),
+        );
+        r.register(
+            "throughline_forecast_imports_refused",
+            "Forecast imports refused for errors",
+            m.forecast_imports_refused.clone(),
         );
         for reason in RejectReason::ALL {
             let _ = m.rejected.get_or_create(&ReasonLabel { reason: reason.label() });

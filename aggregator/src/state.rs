@@ -95,6 +95,8 @@ pub struct AssetLive {
     /// Agent that last reported this asset.
     pub agent: Option<AgentId>,
     pub last_ts: Option<DateTime<Utc>>,
+    /// First sample time seen (the history starts there).
+    pub first_ts: Option<DateTime<Utc>>,
     pub state: Option<AssetState>,
     pub state_since: Option<DateTime<Utc>>,
     pub reason: Option<String>,
@@ -120,6 +122,7 @@ impl AssetLive {
             registration,
             agent: None,
             last_ts: None,
+            first_ts: None,
             state: None,
             state_since: None,
             reason: None,
@@ -150,6 +153,7 @@ impl AssetLive {
         }
         self.samples += 1;
         let prev_ts = self.last_ts.replace(s.ts);
+        self.first_ts.get_or_insert(s.ts);
         let mut reset = false;
         let mut delta = 0.0;
         if let Some(out) = s.output {
@@ -261,7 +265,13 @@ impl LiveState {
                 )
             })
             .collect();
-        LiveState { assets, agents: BTreeMap::new(), rate_window, history_keep: Duration::hours(48), watermark: None }
+        LiveState {
+            assets,
+            agents: BTreeMap::new(),
+            rate_window,
+            history_keep: Duration::hours(48),
+            watermark: None,
+        }
     }
 
     /// Keep this much per-minute history per asset.

@@ -340,7 +340,11 @@ impl Store {
 
     /// The oldest undelivered notification of `receiver`, if it is due.
     /// Delivery is in order: a later one waits for the one before it.
-    pub fn next_due(&self, receiver: &str, now: DateTime<Utc>) -> Result<Option<(OutboxItem, bool)>, StoreError> {
+    pub fn next_due(
+        &self,
+        receiver: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(OutboxItem, bool)>, StoreError> {
         let conn = self.lock();
         conn.query_row(
             "SELECT id, receiver, body, attempts, next_ms FROM outbox WHERE receiver = ?1 AND delivered_ms IS NULL
@@ -360,7 +364,10 @@ impl Store {
 
     pub fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.lock()
-            .execute("UPDATE outbox SET delivered_ms = ?2, attempts = attempts + 1 WHERE id = ?1", params![id, ms(now)])
+            .execute(
+                "UPDATE outbox SET delivered_ms = ?2, attempts = attempts + 1 WHERE id = ?1",
+                params![id, ms(now)],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -379,7 +386,9 @@ impl Store {
     pub fn outbox_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT receiver, COUNT(*) FROM outbox WHERE delivered_ms IS NULL GROUP BY receiver")
+            .prepare_cached(
+                "SELECT receiver, COUNT(*) FROM outbox WHERE delivered_ms IS NULL GROUP BY receiver",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
@@ -395,19 +404,27 @@ impl Store {
         .map_err(|e| self.err(e))?;
         let id = conn.last_insert_rowid();
         let body = serde_json::to_string(&Reservation { id, ..r.clone() }).expect("reservation serializes");
-        conn.execute("UPDATE reservations SET body = ?2 WHERE id = ?1", params![id, body]).map_err(|e| self.err(e))?;
+        conn.execute("UPDATE reservations SET body = ?2 WHERE id = ?1", params![id, body])
+            .map_err(|e| self.err(e))?;
         Ok(id)
     }
 
-    /// Reservations of `group` still holding capacity at `now`.
-    pub fn active_reservations(&self, group: &str, now: DateTime<Utc>) -> Result<Vec<Reservation>, StoreError> {
+    /// Reservations of `group` still holding capacity at `now`: held and not
+    /// expired. A confirmed order leaves the reservations (it belongs in the
+    /// next forecast import); a released one frees its capacity.
+    pub fn active_reservations(
+        &self,
+        group: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reservation>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT body FROM reservations WHERE group_id = ?1 AND (status = 'confirmed' OR (status = 'held' AND expires_ms > ?2))",
+                "SELECT body FROM reservations WHERE group_id = ?1 AND status = 'held' AND expires_ms > ?2",
             )
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![group, ms(now)], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map(params![group, ms(now)], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
         let bodies = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
         Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
     }
@@ -424,8 +441,11 @@ impl Store {
         };
         r.status = status.to_string();
         let body = serde_json::to_string(&r).expect("reservation serializes");
-        conn.execute("UPDATE reservations SET status = ?2, body = ?3 WHERE id = ?1", params![id, status, body])
-            .map_err(|e| self.err(e))?;
+        conn.execute(
+            "UPDATE reservations SET status = ?2, body = ?3 WHERE id = ?1",
+            params![id, status, body],
+        )
+        .map_err(|e| self.err(e))?;
         Ok(Some(r))
     }
 }
@@ -470,7 +490,8 @@ mod tests {
         assert!(!all[1].current && all[1].row.demand == 200.0);
         // Range filter: buckets overlapping [10:00, 11:00).
         let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
-        let some = s.forecasts(None, Some(t0 + Duration::hours(10)), Some(t0 + Duration::hours(11)), false).unwrap();
+        let some =
+            s.forecasts(None, Some(t0 + Duration::hours(10)), Some(t0 + Duration::hours(11)), false).unwrap();
         assert_eq!(some.len(), 1);
     }
 

@@ -1,15 +1,18 @@
 //! HTTP API: `fn router(shared) -> Router`, so tests can call it with
 //! `oneshot` or serve it on port 0.
 
+pub mod auth;
 pub mod error;
+pub mod planning;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::header;
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use throughline_shared::{AssetId, SiteId};
@@ -24,6 +27,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/assets", get(assets))
         .route("/api/v1/assets/{site}/{asset}", get(asset))
         .route("/api/v1/agents", get(agents))
+        .route("/api/v1/forecasts", get(planning::list_forecasts).post(planning::import_forecasts))
+        .route("/api/v1/balance", get(planning::balance))
+        .route("/api/v1/alerts", get(planning::list_alerts))
+        .route("/api/v1/alerts/{id}/ack", post(planning::ack_alert))
+        .route("/api/v1/alerts/{id}/resolve", post(planning::resolve_alert))
+        .route("/api/v1/promise", post(planning::promise))
+        .route("/api/v1/reservations/{id}/{action}", post(planning::reservation_action))
         .fallback(|| async {
             ApiError::NotFound(
                 "no such endpoint; see /api/v1/assets, /api/v1/agents, /metrics, /healthz".into(),
@@ -47,16 +57,19 @@ async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     )
 }
 
-async fn assets(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+async fn assets(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    s.auth.read(&headers)?;
     let st = s.state.lock().expect("state lock poisoned");
     let list: Vec<_> = st.assets().map(|a| st.asset_view(a)).collect();
-    Json(json!({ "assets": list }))
+    Ok(Json(json!({ "assets": list })))
 }
 
 async fn asset(
     State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((site, asset)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
+    s.auth.read(&headers)?;
     let site = SiteId::parse(site).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let asset = AssetId::parse(asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let st = s.state.lock().expect("state lock poisoned");
@@ -66,8 +79,9 @@ async fn asset(
     Ok(Json(st.asset_view(a)))
 }
 
-async fn agents(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+async fn agents(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    s.auth.read(&headers)?;
     let st = s.state.lock().expect("state lock poisoned");
     let list: Vec<_> = st.agents().map(|g| st.agent_view(g)).collect();
-    Json(json!({ "agents": list }))
+    Ok(Json(json!({ "agents": list })))
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use throughline_shared::broker::BrokerUrl;
 use throughline_shared::topic::{STATUS_FILTER, TELEMETRY_FILTER};
 use throughline_shared::Limits;
@@ -19,8 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::{handle, RejectLog};
 use crate::Shared;
 
-/// Requests that may wait for the event loop.
-pub const REQUEST_CAPACITY: usize = 64;
+/// Requests that may wait for the event loop (subscriptions, acks and alert
+/// events). Alert events use `try_publish`: when full, the event is counted
+/// in `throughline_alert_events_not_published_total` and still reaches the
+/// receivers from the outbox.
+pub const REQUEST_CAPACITY: usize = 256;
 /// Largest packet accepted from the broker. Above the protocol's payload
 /// limit so that oversize messages are received, counted and dropped here;
 /// configure the broker's own message size limit below this (Mosquitto:
@@ -39,8 +42,8 @@ pub struct IngestSettings {
     pub limits: Limits,
 }
 
-/// Run until `token` is cancelled.
-pub async fn run(s: IngestSettings, shared: Arc<Shared>, token: CancellationToken) {
+/// Build the client and its event loop (not connected yet).
+pub fn client(s: &IngestSettings) -> (AsyncClient, EventLoop) {
     let mut o = MqttOptions::new(&s.client_id, &s.broker.host, s.broker.port);
     o.set_keep_alive(s.keep_alive);
     o.set_clean_session(!s.persistent_session);
@@ -53,7 +56,17 @@ pub async fn run(s: IngestSettings, shared: Arc<Shared>, token: CancellationToke
     net.set_tcp_nodelay(true);
     net.set_connection_timeout(10);
     eventloop.set_network_options(net);
+    (client, eventloop)
+}
 
+/// Run until `token` is cancelled.
+pub async fn run(
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    s: IngestSettings,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+) {
     let mut log = RejectLog::new(Duration::from_secs(10));
     let mut backoff = Duration::from_millis(200);
     let mut failures = 0u64;

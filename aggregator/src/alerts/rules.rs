@@ -1,0 +1,272 @@
+//! Alert rules: pure functions from balances and live state to conditions.
+//! Each takes whether an alert with its key is open, for hysteresis: a
+//! condition opens above its threshold but stays until the value falls
+//! `hysteresis_pct` points below it.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::{AlertKind, Condition};
+use crate::balance::{BucketBalance, Phase};
+use crate::config::{AssetKind, GroupConfig};
+use crate::domain::hours_between;
+use crate::state::{AgentLive, AssetLive};
+
+fn hhmm(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn fmt_qty(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// `schedule` (lines) or `dispatch` (feeders) for an open or future bucket.
+pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool) -> Option<Condition> {
+    if b.phase == Phase::Closed || b.effective_demand <= 0.0 && b.kind == AssetKind::Line {
+        return None;
+    }
+    let clear_at = g.shortfall_pct - g.hysteresis_pct;
+    let gap_active = b.gap_pct > g.shortfall_pct || (is_open && b.gap_pct > clear_at);
+    let unit = b.unit.as_str();
+    let window = format!("{} – {}", hhmm(b.start), hhmm(b.end));
+    let base = |kind: AlertKind, value: f64, threshold: f64, summary: String, action: String| Condition {
+        key: format!("{}:{}:{}", kind.as_str(), b.group, b.start.timestamp()),
+        kind,
+        site: site.map(str::to_string),
+        group: Some(b.group.clone()),
+        asset: None,
+        agent: None,
+        bucket_start: Some(b.start),
+        bucket_end: Some(b.end),
+        value,
+        threshold,
+        summary,
+        action,
+        details: serde_json::to_value(b).unwrap_or_default(),
+        event_time: Some(b.now),
+    };
+    match b.kind {
+        AssetKind::Line => {
+            if !gap_active {
+                return None;
+            }
+            let summary = format!(
+                "{} is projected {} {unit} ({:.1} %) short of {} for {window}: {} made, {} more expected at the current rate.",
+                b.group,
+                fmt_qty(b.gap),
+                b.gap_pct,
+                fmt_qty(b.effective_demand),
+                fmt_qty(b.made),
+                fmt_qty(b.projected - b.made),
+            );
+            let mut options = Vec::new();
+            if let Some(h) = b.extra_hours() {
+                options.push(format!("add {h:.1} h at the current {} {unit}/h", fmt_qty(b.group_rate)));
+            }
+            let spares: Vec<String> = b
+                .assets
+                .iter()
+                .filter(|a| a.spare_rate > 0.0)
+                .map(|a| format!("{} (spare {} {unit}/h)", a.asset, fmt_qty(a.spare_rate)))
+                .collect();
+            if !spares.is_empty() && b.hours_left > 0.0 {
+                let shift = (b.spare_rate * b.hours_left).min(b.gap);
+                options.push(format!(
+                    "shift up to {} {unit} to {} in the {:.1} h left",
+                    fmt_qty(shift),
+                    spares.join(", "),
+                    b.hours_left
+                ));
+            }
+            let down: Vec<String> = b
+                .assets
+                .iter()
+                .filter(|a| a.state == Some(throughline_shared::AssetState::Down))
+                .map(|a| a.asset.to_string())
+                .collect();
+            if !down.is_empty() {
+                options.push(format!("bring {} back up", down.join(", ")));
+            }
+            if options.is_empty() {
+                options.push("move demand to a later bucket or another group".into());
+            }
+            let mut action = options.join("; or ");
+            if let Some(first) = action.get(..1) {
+                action = first.to_uppercase() + &action[1..] + ".";
+            }
+            Some(base(AlertKind::Schedule, b.gap_pct, g.shortfall_pct, summary, action))
+        }
+        AssetKind::Feeder => {
+            let overload = b.overload_kw();
+            let load = b.load_kw.unwrap_or(0.0).max(b.peak_load_kw.unwrap_or(0.0));
+            let overload_active =
+                overload > 0.0 || (is_open && load > b.rated_total * (1.0 - g.hysteresis_pct / 100.0));
+            if overload_active && (overload > 0.0 || is_open) {
+                let summary = format!(
+                    "{} is loaded at {} kW against a rated {} kW ({window}).",
+                    b.group,
+                    fmt_qty(load),
+                    fmt_qty(b.rated_total)
+                );
+                let action = format!(
+                    "Transfer at least {} kW from {} to another feeder or region now, or shed that much load.",
+                    fmt_qty(overload.max(0.0)),
+                    b.group
+                );
+                return Some(base(AlertKind::Dispatch, load, b.rated_total, summary, action));
+            }
+            if !gap_active || b.effective_demand <= 0.0 {
+                return None;
+            }
+            let per_hour = if b.hours_left > 0.0 { b.gap / b.hours_left } else { b.gap };
+            let summary = format!(
+                "{} forecast needs {} kWh ({:.1} %) more than its rated capacity can deliver for {window}.",
+                b.group,
+                fmt_qty(b.gap),
+                b.gap_pct
+            );
+            let action = format!(
+                "Arrange {} kW of transfer or dispatch adjustment for the remaining {:.1} h, or {:.1} h at full rated capacity of another region.",
+                fmt_qty(per_hour),
+                b.hours_left,
+                if b.rated_total > 0.0 { b.gap / b.rated_total } else { 0.0 }
+            );
+            Some(base(AlertKind::Dispatch, b.gap_pct, g.shortfall_pct, summary, action))
+        }
+    }
+}
+
+/// `forecast_deviation` for a closed bucket the aggregator saw from its
+/// start (`observed_from` <= start), when |actual - forecast| / forecast is
+/// above the threshold.
+pub fn deviation(
+    b: &BucketBalance,
+    g: &GroupConfig,
+    site: Option<&str>,
+    observed_from: Option<DateTime<Utc>>,
+) -> Option<Condition> {
+    if b.phase != Phase::Closed || b.effective_demand <= 0.0 || observed_from.is_none_or(|t| t > b.start) {
+        return None;
+    }
+    let dev = (b.made - b.effective_demand) / b.effective_demand * 100.0;
+    if dev.abs() <= g.deviation_pct {
+        return None;
+    }
+    let unit = b.unit.as_str();
+    Some(Condition {
+        key: format!("forecast_deviation:{}:{}", b.group, b.start.timestamp()),
+        kind: AlertKind::ForecastDeviation,
+        site: site.map(str::to_string),
+        group: Some(b.group.clone()),
+        asset: None,
+        agent: None,
+        bucket_start: Some(b.start),
+        bucket_end: Some(b.end),
+        value: dev.abs(),
+        threshold: g.deviation_pct,
+        summary: format!(
+            "{} made {} {unit} in {} – {} against a forecast of {} ({:+.1} %).",
+            b.group,
+            fmt_qty(b.made),
+            hhmm(b.start),
+            hhmm(b.end),
+            fmt_qty(b.effective_demand),
+            dev
+        ),
+        action: format!(
+            "Review the forecast for buckets like this one: actual was {} {unit} {} plan.",
+            fmt_qty((b.made - b.effective_demand).abs()),
+            if dev > 0.0 { "above" } else { "below" }
+        ),
+        details: serde_json::to_value(b).unwrap_or_default(),
+        event_time: Some(b.now),
+    })
+}
+
+/// `downtime`: the asset is down now (its data is current at the latest event
+/// time) and has been for longer than the threshold. Data replayed from an
+/// edge buffer is not current, so a replayed old stop opens nothing.
+pub fn downtime(
+    a: &AssetLive,
+    g: &GroupConfig,
+    group_rate_loss: Option<f64>,
+    watermark: DateTime<Utc>,
+    current: bool,
+    is_open: bool,
+) -> Option<Condition> {
+    let since = a.state_since?;
+    if a.state != Some(throughline_shared::AssetState::Down) || !(current || is_open) {
+        return None;
+    }
+    let minutes = hours_between(since, watermark) * 60.0;
+    if minutes <= g.downtime_minutes && !is_open {
+        return None;
+    }
+    let reason = a.reason.clone().unwrap_or_else(|| "no reason given".into());
+    let loss = group_rate_loss
+        .map(|r| format!(" {} loses about {} /h while it is down.", g.id, fmt_qty(r)))
+        .unwrap_or_default();
+    Some(Condition {
+        key: format!("downtime:{}:{}", a.site, a.asset),
+        kind: AlertKind::Downtime,
+        site: Some(a.site.to_string()),
+        group: Some(g.id.clone()),
+        asset: Some(a.asset.to_string()),
+        agent: a.agent.as_ref().map(|x| x.to_string()),
+        bucket_start: None,
+        bucket_end: None,
+        value: minutes,
+        threshold: g.downtime_minutes,
+        summary: format!("{} has been down for {:.0} min (reason: {reason}).{loss}", a.asset, minutes),
+        action: format!(
+            "Send maintenance to {} (reason `{reason}`); check the schedule of {} for the buckets it affects.",
+            a.asset, g.id
+        ),
+        details: json!({ "since": since, "reason": a.reason, "minutes": minutes, "rate_loss_per_hour": group_rate_loss }),
+        event_time: Some(watermark),
+    })
+}
+
+/// `offline`: the agent's last will arrived (or it said goodbye), or it has
+/// been silent longer than `offline_after`.
+pub fn offline(
+    g: &AgentLive,
+    offline_after: Duration,
+    wall_now: DateTime<Utc>,
+    assets: &[String],
+) -> Option<Condition> {
+    let silent_for = g.last_message.map(|t| wall_now - t);
+    let by_will = g.online == Some(false);
+    let by_silence = silent_for.is_some_and(|d| d > offline_after);
+    if !(by_will || by_silence) {
+        return None;
+    }
+    let how = if by_will {
+        "its status says offline (last will or shutdown)".to_string()
+    } else {
+        format!("nothing heard for {} s", silent_for.map(|d| d.num_seconds()).unwrap_or_default())
+    };
+    Some(Condition {
+        key: format!("offline:{}", g.agent),
+        kind: AlertKind::Offline,
+        site: Some(g.site.to_string()),
+        group: None,
+        asset: None,
+        agent: Some(g.agent.to_string()),
+        bucket_start: None,
+        bucket_end: None,
+        value: silent_for.map(|d| d.num_seconds() as f64).unwrap_or(0.0),
+        threshold: offline_after.num_seconds() as f64,
+        summary: format!("Agent {} is offline: {how}. Assets without data: {}.", g.agent, assets.join(", ")),
+        action: format!(
+            "Check the gateway {} (power, network, broker credentials). Its assets count as producing nothing until it is back.",
+            g.agent
+        ),
+        details: json!({ "last_message": g.last_message, "online": g.online, "assets": assets }),
+        event_time: None,
+    })
+}

@@ -1,0 +1,309 @@
+//! Wiring between live state, forecasts and the pure engines: builds each
+//! asset's view of a bucket from its history, computes balances, evaluates
+//! the alert rules, and runs the periodic evaluation task.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use throughline_shared::{SiteId, Topic};
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{book::AlertBook, rules, AlertEvent, Condition};
+use crate::balance::{balance, AssetPlan, BucketBalance};
+use crate::config::{AssetConfig, Config, GroupConfig, PlanningConfig};
+use crate::domain::ForecastRow;
+use crate::metrics::KindLabel;
+use crate::state::{AssetLive, LiveState};
+use crate::Shared;
+
+/// An asset whose last sample is older than this (event time) projects
+/// nothing: no data, no promise.
+const STALE_SECS: i64 = 600;
+/// Gap alerts look at buckets starting up to this far ahead.
+const LOOKAHEAD_HOURS: i64 = 24;
+
+/// Groups, their registered assets and the planning settings.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    pub groups: Vec<GroupConfig>,
+    assets: HashMap<String, Vec<AssetConfig>>,
+    planning: PlanningConfig,
+}
+
+impl Planner {
+    pub fn new(config: &Config) -> Planner {
+        let mut assets: HashMap<String, Vec<AssetConfig>> = HashMap::new();
+        for a in &config.assets {
+            assets.entry(a.group.clone()).or_default().push(a.clone());
+        }
+        Planner { groups: config.all_groups(), assets, planning: config.planning.clone() }
+    }
+
+    pub fn group(&self, id: &str) -> Option<&GroupConfig> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    /// Group id -> kind, for forecast validation.
+    pub fn group_kinds(&self) -> HashMap<String, crate::config::AssetKind> {
+        self.groups.iter().map(|g| (g.id.clone(), g.kind)).collect()
+    }
+
+    /// The site a group's alerts are published under (its first asset's).
+    pub fn group_site(&self, group: &str) -> Option<SiteId> {
+        self.assets.get(group).and_then(|a| a.first()).map(|a| a.site.clone())
+    }
+
+    /// Each asset of `group` as the balance engine sees bucket `[start, end)`
+    /// at event time `now`.
+    pub fn plans(
+        &self,
+        state: &LiveState,
+        group: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<AssetPlan> {
+        let rate_window = chrono::Duration::minutes(self.planning.rate_window_minutes as i64);
+        let avail_window = chrono::Duration::hours(self.planning.availability_window_hours as i64);
+        let until = now.min(end);
+        self.assets
+            .get(group)
+            .map(|list| {
+                list.iter()
+                    .map(|cfg| {
+                        let live = state.asset(&cfg.site, &cfg.id);
+                        let fresh = live
+                            .and_then(|a| a.last_ts)
+                            .is_some_and(|t| (now - t).num_seconds() <= STALE_SECS);
+                        match live {
+                            Some(a) => {
+                                let h = &a.history;
+                                let running_s = h.running_between(now - rate_window, now);
+                                let rate_running = (running_s >= 60.0)
+                                    .then(|| h.output_between(now - rate_window, now) / (running_s / 3600.0));
+                                let run = h.running_between(now - avail_window, now);
+                                let down = h.down_between(now - avail_window, now);
+                                let availability = if run + down > 0.0 { run / (run + down) } else { 1.0 };
+                                AssetPlan {
+                                    site: cfg.site.clone(),
+                                    asset: cfg.id.clone(),
+                                    rated: cfg.rated_capacity,
+                                    state: if fresh { a.state } else { None },
+                                    made: if until > start { h.output_between(start, until) } else { 0.0 },
+                                    rate_running,
+                                    availability,
+                                    load_kw: if fresh { a.load_kw } else { None },
+                                    peak_kw: if until > start {
+                                        h.peak_load_between(start, until)
+                                    } else {
+                                        None
+                                    },
+                                }
+                            }
+                            None => AssetPlan {
+                                site: cfg.site.clone(),
+                                asset: cfg.id.clone(),
+                                rated: cfg.rated_capacity,
+                                state: None,
+                                made: 0.0,
+                                rate_running: None,
+                                availability: 1.0,
+                                load_kw: None,
+                                peak_kw: None,
+                            },
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Balances of the forecast buckets of `group` (all groups if None)
+    /// overlapping `[from, to)`, at the latest event time.
+    pub fn balances(
+        &self,
+        state: &LiveState,
+        forecasts: &[ForecastRow],
+        group: Option<&str>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Vec<BucketBalance> {
+        let now = state.watermark().unwrap_or_else(Utc::now);
+        forecasts
+            .iter()
+            .filter(|f| group.is_none_or(|g| f.group == g))
+            .filter(|f| from.is_none_or(|t| f.end > t) && to.is_none_or(|t| f.start < t))
+            .filter_map(|f| {
+                let g = self.group(&f.group)?;
+                Some(balance(g, f, &self.plans(state, &f.group, f.start, f.end, now), now))
+            })
+            .collect()
+    }
+
+    /// The group's projected rate from now on (units/h): what running assets
+    /// make, scaled by availability.
+    pub fn group_rate(&self, state: &LiveState, group: &str) -> f64 {
+        let now = state.watermark().unwrap_or_else(Utc::now);
+        let Some(g) = self.group(group) else { return 0.0 };
+        let probe = ForecastRow {
+            group: group.into(),
+            start: now,
+            end: now + chrono::Duration::hours(1),
+            demand: 0.0,
+            unit: crate::domain::Unit::of(g.kind),
+            uplift_pct: 0.0,
+        };
+        let b = balance(g, &probe, &self.plans(state, group, probe.start, probe.end, now), now);
+        match g.kind {
+            crate::config::AssetKind::Line => b.group_rate,
+            // A feeder group's "rate" for promises is its spare capacity.
+            crate::config::AssetKind::Feeder => b.spare_rate,
+        }
+    }
+
+    /// Every alert condition true now.
+    pub fn conditions(
+        &self,
+        state: &LiveState,
+        forecasts: &[ForecastRow],
+        book: &AlertBook,
+        wall_now: DateTime<Utc>,
+    ) -> Vec<Condition> {
+        let mut out = Vec::new();
+        if let Some(now) = state.watermark() {
+            let keep = chrono::Duration::hours(self.planning.history_hours as i64);
+            let horizon = now + chrono::Duration::hours(LOOKAHEAD_HOURS);
+            for b in self.balances(state, forecasts, None, Some(now - keep), Some(horizon)) {
+                let Some(g) = self.group(&b.group) else { continue };
+                let site = self.group_site(&g.id).map(|s| s.to_string());
+                let kind = match g.kind {
+                    crate::config::AssetKind::Line => "schedule",
+                    crate::config::AssetKind::Feeder => "dispatch",
+                };
+                let key = format!("{kind}:{}:{}", b.group, b.start.timestamp());
+                if let Some(c) = rules::gap(&b, g, site.as_deref(), book.is_open(&key)) {
+                    out.push(c);
+                }
+                let observed_from = self
+                    .assets
+                    .get(&g.id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| state.asset(&a.site, &a.id).and_then(|l| l.first_ts))
+                    .max();
+                if let Some(c) = rules::deviation(&b, g, site.as_deref(), observed_from) {
+                    out.push(c);
+                }
+            }
+            for g in &self.groups {
+                let tolerance = chrono::Duration::seconds(g.offline_secs.max(120) as i64);
+                for cfg in self.assets.get(&g.id).into_iter().flatten() {
+                    let Some(a) = state.asset(&cfg.site, &cfg.id) else { continue };
+                    let current =
+                        a.last_ts.is_some_and(|t| now - t <= tolerance && wall_now - t <= tolerance);
+                    let key = format!("downtime:{}:{}", a.site, a.asset);
+                    let loss = Some(a.rate_per_hour().filter(|r| *r > 0.0).unwrap_or(cfg.rated_capacity));
+                    if let Some(c) = rules::downtime(a, g, loss, now, current, book.is_open(&key)) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        for agent in state.agents() {
+            let assets: Vec<&AssetLive> =
+                state.assets().filter(|a| a.agent.as_ref() == Some(&agent.agent)).collect();
+            let offline_secs = assets
+                .iter()
+                .filter_map(|a| a.registration.as_ref())
+                .filter_map(|r| self.group(&r.group))
+                .map(|g| g.offline_secs)
+                .min()
+                .unwrap_or(120);
+            let names: Vec<String> = assets.iter().map(|a| a.asset.to_string()).collect();
+            if let Some(c) =
+                rules::offline(agent, chrono::Duration::seconds(offline_secs as i64), wall_now, &names)
+            {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// Evaluate alerts every `planning.evaluate_every_ms` until cancelled;
+/// publish each change on `throughline/v1/{site}/alerts` and queue it for
+/// the receivers.
+pub async fn run_alerts(
+    shared: Arc<Shared>,
+    mqtt: Option<rumqttc::AsyncClient>,
+    every: Duration,
+    token: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Forecasts may also arrive through `aggregator import-forecast`.
+        shared.reload_forecasts();
+        let events = {
+            let forecasts = shared.forecasts.read().expect("forecast lock").clone();
+            let conditions = {
+                let state = shared.state.lock().expect("state lock poisoned");
+                let book = shared.book.lock().expect("book lock");
+                shared.planner.conditions(&state, &forecasts, &book, Utc::now())
+            };
+            let mut book = shared.book.lock().expect("book lock");
+            match book.apply(&shared.store, conditions, Utc::now()) {
+                Ok(events) => {
+                    shared.metrics.alerts_unresolved.set(book.unresolved().count() as i64);
+                    events
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "alert evaluation could not be stored");
+                    continue;
+                }
+            }
+        };
+        publish(&shared, mqtt.as_ref(), &events);
+    }
+}
+
+/// Publish alert events on MQTT and queue them for every receiver.
+pub fn publish(shared: &Shared, mqtt: Option<&rumqttc::AsyncClient>, events: &[AlertEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    for e in events {
+        let kind = KindLabel { kind: e.alert.kind.as_str() };
+        match e.event.as_str() {
+            "opened" => shared.metrics.alerts_opened.get_or_create(&kind).inc(),
+            "resolved" => shared.metrics.alerts_resolved.get_or_create(&kind).inc(),
+            _ => 0,
+        };
+        let site = e.alert.site.as_deref().and_then(|s| SiteId::parse(s).ok());
+        let sent = match (mqtt, site) {
+            (Some(client), Some(site)) => {
+                let body = serde_json::to_vec(e).expect("event serializes");
+                client.try_publish(Topic::alerts(&site), rumqttc::QoS::AtLeastOnce, false, body).is_ok()
+            }
+            _ => false,
+        };
+        if sent {
+            shared.metrics.alert_events_published.inc();
+        } else {
+            shared.metrics.alert_events_not_published.inc();
+        }
+    }
+    if let Err(e) = crate::alerts::notify::enqueue(&shared.store, &shared.receivers, events) {
+        tracing::error!(error = %e, "alert events could not be queued for delivery");
+    }
+    shared.outbox_wake.notify_waiters();
+    if let Ok(depth) = shared.store.outbox_depth() {
+        shared.metrics.outbox_depth.set(depth.iter().map(|(_, n)| n).sum());
+    }
+}
