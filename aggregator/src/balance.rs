@@ -110,20 +110,22 @@ pub struct BucketBalance {
     pub load_kw: Option<f64>,
     /// Feeders: sum of the assets' peak loads in the bucket, kW.
     pub peak_load_kw: Option<f64>,
+    /// Lines: hours at the current group rate that would close the gap.
+    pub extra_hours: Option<f64>,
+    /// Feeders: load above the rated capacity now or at the bucket's peak, kW.
+    pub overload_kw: f64,
     pub assets: Vec<Contribution>,
 }
 
 impl BucketBalance {
     /// Lines: hours at the current group rate that would close the gap.
     pub fn extra_hours(&self) -> Option<f64> {
-        (self.gap > 0.0 && self.group_rate > 0.0).then(|| self.gap / self.group_rate)
+        self.extra_hours
     }
 
-    /// Feeders: load above the rated capacity right now (or at the bucket's
-    /// peak), kW.
+    /// Feeders: load above the rated capacity now or at the bucket's peak, kW.
     pub fn overload_kw(&self) -> f64 {
-        let load = self.load_kw.unwrap_or(0.0).max(self.peak_load_kw.unwrap_or(0.0));
-        (load - self.rated_total).max(0.0)
+        self.overload_kw
     }
 }
 
@@ -225,8 +227,15 @@ pub fn balance(
         rated_total,
         load_kw: (group.kind == AssetKind::Feeder && any_load).then_some(load_now),
         peak_load_kw: (group.kind == AssetKind::Feeder && peak > 0.0).then_some(peak),
+        extra_hours: (gap > 0.0 && group_rate > 0.0 && group.kind == AssetKind::Line)
+            .then(|| gap / group_rate),
+        overload_kw: 0.0,
         assets: contributions,
     };
+    if b.kind == AssetKind::Feeder {
+        let load = b.load_kw.unwrap_or(0.0).max(b.peak_load_kw.unwrap_or(0.0));
+        b.overload_kw = (load - b.rated_total).max(0.0);
+    }
     b.status = if gap_pct > group.shortfall_pct || (b.kind == AssetKind::Feeder && b.overload_kw() > 0.0) {
         Status::Short
     } else if gap_pct > 0.0 {

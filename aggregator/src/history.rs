@@ -30,6 +30,10 @@ pub struct Minute {
     /// Integral of load over the minute, kW x s (mean = this / load_s).
     pub load_kws: f64,
     pub load_s: f64,
+    /// Part of the minute with data, seconds since the minute's start
+    /// (output is spread over this span, not the whole minute).
+    pub covered_from: f64,
+    pub covered_to: f64,
 }
 
 /// The minute slots of one asset.
@@ -67,8 +71,11 @@ impl History {
             let minute = (t / 60.0).floor();
             let end = ((minute + 1.0) * 60.0).min(b);
             let piece = end - t;
-            let slot = self.slots.entry(minute as i64).or_default();
+            let slot =
+                self.slots.entry(minute as i64).or_insert(Minute { covered_from: 60.0, ..Minute::default() });
             slot.output += output * piece / span;
+            slot.covered_from = slot.covered_from.min(t - minute * 60.0);
+            slot.covered_to = slot.covered_to.max(end - minute * 60.0);
             let known = end - t.max(known_from);
             if known > 0.0 {
                 match state {
@@ -95,7 +102,13 @@ impl History {
     }
 
     fn slot(&mut self, t: f64) -> &mut Minute {
-        self.slots.entry((t / 60.0).floor() as i64).or_default()
+        let minute = (t / 60.0).floor();
+        let at = t - minute * 60.0;
+        let slot =
+            self.slots.entry(minute as i64).or_insert(Minute { covered_from: 60.0, ..Minute::default() });
+        slot.covered_from = slot.covered_from.min(at);
+        slot.covered_to = slot.covered_to.max(at);
+        slot
     }
 
     /// Drop slots before `before`.
@@ -104,7 +117,8 @@ impl History {
         self.slots = self.slots.split_off(&keep);
     }
 
-    /// Sum `f(minute)` over `[a, b)`, counting partial minutes by overlap.
+    /// Sum `f(minute)` over `[a, b)`, counting a partly overlapped minute by
+    /// its share of the minute's covered span.
     fn sum(&self, a: DateTime<Utc>, b: DateTime<Utc>, f: impl Fn(&Minute) -> f64) -> f64 {
         let (a, b) = (secs(a), secs(b));
         if b <= a {
@@ -115,9 +129,18 @@ impl History {
         self.slots
             .range(first..last)
             .map(|(m, slot)| {
-                let start = *m as f64 * 60.0;
-                let overlap = (start + 60.0).min(b) - start.max(a);
-                f(slot) * (overlap / 60.0).clamp(0.0, 1.0)
+                let base = *m as f64 * 60.0;
+                let (from, to) = (base + slot.covered_from, base + slot.covered_to);
+                if a <= from && to <= b {
+                    return f(slot);
+                }
+                let covered = to - from;
+                if covered <= 0.0 {
+                    // An instant: inside or outside.
+                    return if from >= a && from < b { f(slot) } else { 0.0 };
+                }
+                let overlap = to.min(b) - from.max(a);
+                f(slot) * (overlap / covered).clamp(0.0, 1.0)
             })
             .sum()
     }
@@ -185,6 +208,10 @@ mod tests {
         assert!((h.output_between(t(0, 0), t(10, 0)) - 90.0).abs() < 1e-9);
         // A bucket edge inside a minute counts the overlapping share.
         assert!((h.output_between(t(1, 30), t(2, 0)) - 30.0).abs() < 1e-9);
+        // Only the covered part of a minute counts: 08:00:30-08:01:00 holds
+        // all of minute 0's 30 pieces.
+        assert!((h.output_between(t(0, 30), t(0, 45)) - 15.0).abs() < 1e-9);
+        assert!((h.output_between(t(0, 0), t(0, 30)) - 0.0).abs() < 1e-9);
         assert!((h.running_between(t(0, 0), t(5, 0)) - 90.0).abs() < 1e-9);
         assert_eq!(h.peak_load_between(t(0, 0), t(5, 0)), Some(10.0));
         h.attribute(t(2, 0), t(3, 0), 0.0, Some(AssetState::Down), None);

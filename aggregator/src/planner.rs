@@ -252,13 +252,11 @@ pub async fn run_alerts(
         shared.reload_forecasts();
         let events = {
             let forecasts = shared.forecasts.read().expect("forecast lock").clone();
-            let conditions = {
-                let state = shared.state.lock().expect("state lock poisoned");
-                let book = shared.book.lock().expect("book lock");
-                shared.planner.conditions(&state, &forecasts, &book, Utc::now())
-            };
+            let state = shared.state.lock().expect("state lock poisoned");
             let mut book = shared.book.lock().expect("book lock");
-            match book.apply(&shared.store, conditions, Utc::now()) {
+            let conditions = shared.planner.conditions(&state, &forecasts, &book, Utc::now());
+            let judged = |a: &crate::alerts::Alert| can_judge(&state, a);
+            match book.apply_judged(&shared.store, conditions, Utc::now(), judged) {
                 Ok(events) => {
                     shared.metrics.alerts_unresolved.set(book.unresolved().count() as i64);
                     events
@@ -270,6 +268,34 @@ pub async fn run_alerts(
             }
         };
         publish(&shared, mqtt.as_ref(), &events);
+    }
+}
+
+/// Whether live state holds what is needed to say an alert's condition is
+/// gone (after a restart it may not, yet).
+fn can_judge(state: &LiveState, a: &crate::alerts::Alert) -> bool {
+    use crate::alerts::AlertKind;
+    match a.kind {
+        AlertKind::Downtime => a
+            .site
+            .as_deref()
+            .zip(a.asset.as_deref())
+            .and_then(|(s, x)| {
+                Some(
+                    state
+                        .asset(&SiteId::parse(s).ok()?, &throughline_shared::AssetId::parse(x).ok()?)?
+                        .last_ts,
+                )
+            })
+            .flatten()
+            .is_some(),
+        AlertKind::Offline => a
+            .agent
+            .as_deref()
+            .and_then(|g| throughline_shared::AgentId::parse(g).ok())
+            .is_some_and(|g| state.agent(&g).is_some()),
+        AlertKind::Schedule | AlertKind::Dispatch => state.watermark().is_some(),
+        AlertKind::ForecastDeviation => false,
     }
 }
 

@@ -91,14 +91,27 @@ impl AlertBook {
         Ok(())
     }
 
-    /// Apply the conditions of one evaluation. `evaluated` is every key a rule
-    /// looked at... implicitly: any unresolved alert whose key is absent from
-    /// `conditions` is cleared.
+    /// Apply the conditions of one evaluation: an unresolved alert whose key
+    /// is absent from `conditions` is cleared — if the evaluation could judge
+    /// it at all (after a restart, an asset nobody has heard from yet cannot
+    /// clear its downtime alert).
     pub fn apply(
         &mut self,
         store: &Store,
         conditions: Vec<Condition>,
         now: DateTime<Utc>,
+    ) -> Result<Vec<AlertEvent>, StoreError> {
+        self.apply_judged(store, conditions, now, |_| true)
+    }
+
+    /// [`AlertBook::apply`] with `judged(alert)` telling whether the
+    /// evaluation had the data to clear `alert`.
+    pub fn apply_judged(
+        &mut self,
+        store: &Store,
+        conditions: Vec<Condition>,
+        now: DateTime<Utc>,
+        judged: impl Fn(&Alert) -> bool,
     ) -> Result<Vec<AlertEvent>, StoreError> {
         let mut events = Vec::new();
         let active: HashSet<String> = conditions.iter().map(|c| c.key.clone()).collect();
@@ -154,7 +167,7 @@ impl AlertBook {
         let cleared: Vec<String> = self
             .unresolved
             .iter()
-            .filter(|(k, a)| !active.contains(*k) && a.kind != AlertKind::ForecastDeviation)
+            .filter(|(k, a)| !active.contains(*k) && a.kind != AlertKind::ForecastDeviation && judged(a))
             .map(|(k, _)| k.clone())
             .collect();
         for k in cleared {

@@ -270,3 +270,116 @@ pub fn offline(
         event_time: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::book::AlertBook;
+    use crate::balance::{balance, AssetPlan};
+    use crate::domain::{ForecastRow, Unit};
+    use crate::store::Store;
+    use chrono::TimeZone;
+    use throughline_shared::{AssetId, AssetState, SiteId};
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap() + Duration::minutes(min)
+    }
+
+    /// A one-line group 4 h into an 8 h bucket with 400 made at 100/h:
+    /// supply 800; demand chosen to give the wanted gap %.
+    fn bucket_with_gap(gap_pct: f64) -> BucketBalance {
+        let g = GroupConfig::with_defaults("family-a", AssetKind::Line);
+        let demand = 800.0 / (1.0 - gap_pct / 100.0);
+        let f = ForecastRow {
+            group: g.id.clone(),
+            start: t(0),
+            end: t(480),
+            demand,
+            unit: Unit::Pieces,
+            uplift_pct: 0.0,
+        };
+        let a = AssetPlan {
+            site: SiteId::parse("s").unwrap(),
+            asset: AssetId::parse("a").unwrap(),
+            rated: 120.0,
+            state: Some(AssetState::Running),
+            made: 400.0,
+            rate_running: Some(100.0),
+            availability: 1.0,
+            load_kw: None,
+            peak_kw: None,
+        };
+        balance(&g, &f, &[a], t(240))
+    }
+
+    #[test]
+    fn schedule_alert_numbers_and_action() {
+        let g = GroupConfig::with_defaults("family-a", AssetKind::Line);
+        let b = bucket_with_gap(20.0);
+        let c = gap(&b, &g, Some("s"), false).expect("20 % short is over the 5 % threshold");
+        assert_eq!(c.kind, AlertKind::Schedule);
+        assert!((c.value - 20.0).abs() < 1e-9);
+        // 200 short at 100/h: 2 extra hours; 20/h spare for 4 h = 80 to shift.
+        assert!((b.extra_hours().unwrap() - 2.0).abs() < 1e-9);
+        assert!(
+            c.action.contains("add 2.0 h at the current 100 pieces/h") || c.action.contains("Add 2.0 h"),
+            "{}",
+            c.action
+        );
+        assert!(c.action.contains("shift up to 80.0 pieces to a (spare 20.0 pieces/h)"), "{}", c.action);
+        assert!(gap(&bucket_with_gap(4.0), &g, Some("s"), false).is_none());
+    }
+
+    #[test]
+    fn a_value_hovering_at_the_threshold_opens_one_alert() {
+        let g = GroupConfig::with_defaults("family-a", AssetKind::Line);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut book = AlertBook::default();
+        let mut opened = 0;
+        let mut resolved = 0;
+        // Threshold 5 %, hysteresis 2 points: hovering between 4 and 6 keeps
+        // the one alert; only falling below 3 % resolves it.
+        for pct in [4.9, 5.1, 4.95, 5.05, 4.0, 6.0, 3.1, 5.2, 4.99, 2.9, 4.9, 4.97] {
+            let b = bucket_with_gap(pct);
+            let key = format!("schedule:family-a:{}", b.start.timestamp());
+            let conds: Vec<_> = gap(&b, &g, Some("s"), book.is_open(&key)).into_iter().collect();
+            for e in book.apply(&store, conds, Utc::now()).unwrap() {
+                match e.event.as_str() {
+                    "opened" => opened += 1,
+                    "resolved" => resolved += 1,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!((opened, resolved), (1, 1), "one alert for the hovering, resolved once below 3 %");
+    }
+
+    #[test]
+    fn downtime_needs_current_data() {
+        let g =
+            GroupConfig { downtime_minutes: 15.0, ..GroupConfig::with_defaults("family-a", AssetKind::Line) };
+        let mut st = crate::state::LiveState::new(&[], Duration::seconds(300));
+        let tel = throughline_shared::codec::Telemetry {
+            site: SiteId::parse("s").unwrap(),
+            asset: AssetId::parse("a").unwrap(),
+            envelope: throughline_shared::Envelope {
+                v: 1,
+                agent: throughline_shared::AgentId::parse("gw").unwrap(),
+                seq: 1,
+                samples: (0..=60)
+                    .map(|m| throughline_shared::Sample {
+                        state: Some(AssetState::Down),
+                        reason: Some("jam".into()),
+                        ..throughline_shared::Sample::at(t(m))
+                    })
+                    .collect(),
+            },
+        };
+        st.apply_telemetry(&tel, t(60));
+        let a = st.assets().next().unwrap();
+        let live = downtime(a, &g, Some(100.0), t(60), true, false).expect("down 60 min, data current");
+        assert!(live.summary.contains("60 min") && live.summary.contains("jam"), "{}", live.summary);
+        assert!(downtime(a, &g, Some(100.0), t(60), false, false).is_none(), "replayed old stop: no alert");
+    }
+}
