@@ -161,6 +161,9 @@ impl App {
             quote_valid_hours: config.planning.quote_valid_hours,
         });
         shared.reload_forecasts();
+        if let Ok(depth) = shared.store.outbox_depth() {
+            shared.metrics.outbox_depth.set(depth.iter().map(|(_, n)| n).sum());
+        }
         let evaluate_every = Duration::from_millis(config.planning.evaluate_every_ms.max(100));
         Ok(App { shared, http, ingest, embedded, evaluate_every })
     }

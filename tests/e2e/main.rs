@@ -4,3 +4,4 @@
 mod agent_lifecycle;
 mod ingest_counters;
 mod pipeline;
+mod planning;

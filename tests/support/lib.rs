@@ -183,6 +183,64 @@ pub fn write_agent_config(dir: &Path, agent: &str, site: &str, broker: &str, lin
     path
 }
 
+/// Write an edge agent config with the given `[[assets]]` TOML, publishing
+/// every 100 ms.
+pub fn write_agent_config_raw(
+    dir: &Path,
+    agent: &str,
+    site: &str,
+    broker: &str,
+    assets_toml: &str,
+) -> PathBuf {
+    let toml = format!(
+        "agent = \"{agent}\"\nsite = \"{site}\"\nstate_dir = \"{}\"\n\n[mqtt]\nurl = \"{broker}\"\nkeep_alive_secs = 5\nreconnect_max_secs = 1\n\n[publish]\nmax_batch_delay_ms = 100\nmax_batch_samples = 5\n\n{assets_toml}",
+        dir.join(format!("state-{agent}")).display()
+    );
+    let path = dir.join(format!("{agent}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// POST a body with a content type and an optional bearer token; returns
+/// the status and the JSON answer.
+pub async fn post(
+    url: &str,
+    content_type: &str,
+    token: Option<&str>,
+    body: String,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().post(url).header("content-type", content_type).body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Alerts of one kind (any status), from the API.
+pub async fn alerts_of(http: &str, kind: &str) -> Vec<serde_json::Value> {
+    let v = get_json(&format!("{http}/api/v1/alerts?kind={kind}")).await;
+    v["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+/// A raw MQTT client on `127.0.0.1:port`, its event loop driven in the
+/// background (until it disconnects).
+pub fn raw_client(port: u16, id: &str) -> rumqttc::AsyncClient {
+    let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 100);
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    client
+}
+
 /// GET a JSON document.
 pub async fn get_json(url: &str) -> serde_json::Value {
     let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));

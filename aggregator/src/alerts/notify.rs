@@ -122,7 +122,7 @@ pub async fn run(
     store: Arc<Store>,
     wake: Arc<Notify>,
     http: reqwest::Client,
-    metrics: Arc<crate::Shared>,
+    shared: Arc<crate::Shared>,
     token: CancellationToken,
 ) {
     loop {
@@ -168,13 +168,16 @@ pub async fn run(
         };
         match result {
             Ok(()) => {
-                metrics.metrics.notifications_delivered.inc();
+                shared.metrics.notifications_delivered.inc();
                 if let Err(e) = store.mark_delivered(item.id, Utc::now()) {
                     tracing::error!(receiver = %receiver.name, error = %e, "outbox update failed");
                 }
+                if let Ok(depth) = store.outbox_depth() {
+                    shared.metrics.outbox_depth.set(depth.iter().map(|(_, n)| n).sum());
+                }
             }
             Err(err) => {
-                metrics.metrics.notification_failures.inc();
+                shared.metrics.notification_failures.inc();
                 let backoff = Duration::from_secs(1u64 << item.attempts.clamp(0, 8) as u32)
                     .min(Duration::from_secs(300));
                 if item.attempts < 3 || item.attempts % 10 == 0 {

@@ -1,0 +1,428 @@
+//! Forecasts against live capacity, end to end: simulated agents through the
+//! embedded broker, forecasts imported over the API, alerts observed over the
+//! API and at a webhook.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use throughline_tests::*;
+
+const TOKEN: &str = "planner-secret-token";
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn write_aggregator_config(dir: &std::path::Path, site: &str, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("aggregator.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"data_dir = "{data}"
+[planning]
+evaluate_every_ms = 200
+
+[[groups]]
+id = "family-a"
+kind = "line"
+shortfall_pct = 5
+downtime_minutes = 0.05
+
+[[groups]]
+id = "region-north"
+kind = "feeder"
+deviation_pct = 10
+
+[[assets]]
+site = "{site}"
+id = "line-1"
+kind = "line"
+group = "family-a"
+rated_capacity = 36000
+
+[[assets]]
+site = "{site}"
+id = "line-2"
+kind = "line"
+group = "family-a"
+rated_capacity = 36000
+
+[[assets]]
+site = "{site}"
+id = "feeder-1"
+kind = "feeder"
+group = "region-north"
+rated_capacity = 500
+
+[[auth.tokens]]
+name = "test-planner"
+role = "planner"
+token = "{TOKEN}"
+
+[[auth.tokens]]
+name = "wallboard"
+role = "viewer"
+token = "viewer-token"
+{extra}
+"#,
+            data = dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start(dir: &std::path::Path, config: &std::path::Path, mqtt: u16) -> Aggregator {
+    start_aggregator(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--http-listen",
+        "127.0.0.1:0",
+        "--mqtt-listen",
+        &format!("127.0.0.1:{mqtt}"),
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+    ])
+}
+
+async fn wait_alert(http: &str, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("a {kind} alert"), || async {
+        let list = alerts_of(http, kind).await;
+        list.iter().find(|a| pred(a)).cloned().ok_or_else(|| format!("{list:?}"))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn schedule_dispatch_and_deviation_alerts_from_simulated_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-plan";
+    let config = write_aggregator_config(dir.path(), site, "");
+    let mqtt = free_port();
+    let mut agg = start(dir.path(), &config, mqtt);
+    let http = agg.http.clone();
+
+    // One line at exactly 36000 pieces/h (no jitter); one feeder loaded at
+    // 600 kW against its rated 500 kW.
+    let assets = r#"
+[[assets]]
+id = "line-1"
+[assets.source]
+type = "simulator"
+profile = "line"
+interval_ms = 100
+rate_per_hour = 36000
+jitter_pct = 0
+
+[[assets]]
+id = "feeder-1"
+[assets.source]
+type = "simulator"
+profile = "feeder"
+interval_ms = 100
+base_kw = 600
+peak_kw = 600
+jitter_pct = 0
+"#;
+    let cfg =
+        write_agent_config_raw(dir.path(), "gw-plan", site, &format!("mqtt://127.0.0.1:{mqtt}"), assets);
+    let mut agent = start_agent(&cfg);
+    let asset_url = format!("{http}/api/v1/assets/{site}/line-1");
+    wait_for("line-1 reporting", || async {
+        let v = get_json(&asset_url).await;
+        if v["samples"].as_u64().unwrap_or(0) >= 3 {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    // Forecasts relative to now: a 2-minute line bucket needing twice what
+    // one line makes; a feeder bucket under way; a short feeder bucket that
+    // closes in 6 s with a demand far from what the feeder delivers.
+    let now = Utc::now();
+    let (a0, a1) = (now - Duration::seconds(5), now + Duration::seconds(115));
+    let demand = 2.0 * 36000.0 * (a1 - a0).num_milliseconds() as f64 / 3_600_000.0;
+    let (f0, f1, f2) = (now - Duration::seconds(5), now + Duration::seconds(2), now + Duration::seconds(6));
+    let csv = format!(
+        "group,start,end,demand,unit,uplift_pct\n\
+         family-a,{},{},{demand},pieces,0\n\
+         region-north,{},{},100,kWh,\n\
+         region-north,{},{},5,kWh,\n",
+        rfc(a0),
+        rfc(a1),
+        rfc(f0),
+        rfc(f1),
+        rfc(f1),
+        rfc(f2)
+    );
+    let forecasts = format!("{http}/api/v1/forecasts");
+    let (status, body) = post(&forecasts, "text/csv", None, csv.clone()).await;
+    assert_eq!(status, 401, "import needs a token: {body}");
+    let (status, body) = post(&forecasts, "text/csv", Some("viewer-token"), csv.clone()).await;
+    assert_eq!(status, 403, "a viewer may not import: {body}");
+    let (status, body) = post(&forecasts, "text/csv", Some(TOKEN), csv).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], 3);
+
+    // Schedule: raised while more than half the bucket is left, with the
+    // extra hours a planner would compute by hand.
+    let sched = wait_alert(&http, "schedule", |a| a["group"] == "family-a").await;
+    let b = &sched["details"];
+    let event_time: DateTime<Utc> = b["now"].as_str().unwrap().parse().unwrap();
+    let left = (a1 - event_time).num_milliseconds() as f64;
+    assert!(left > (a1 - a0).num_milliseconds() as f64 / 2.0, "raised with {left} ms of the bucket left");
+    let made = b["made"].as_f64().unwrap();
+    let hours_left = left / 3_600_000.0;
+    // By hand: the line makes 36000/h; line-2 is silent and counts as 0.
+    let hand_gap = demand - (made + 36000.0 * hours_left);
+    let hand_extra = hand_gap / 36000.0;
+    let extra = b["extra_hours"].as_f64().unwrap_or_else(|| panic!("no extra_hours in {b}"));
+    assert!((extra - hand_extra).abs() <= 0.05 * hand_extra, "extra hours {extra} vs hand {hand_extra}");
+    assert!(sched["action"].as_str().unwrap().contains("h at the current"), "{sched}");
+    assert_eq!(sched["status"], "open");
+
+    // Dispatch: the feeder group is loaded above its rating.
+    let disp = wait_alert(&http, "dispatch", |a| a["group"] == "region-north").await;
+    assert!(disp["action"].as_str().unwrap().contains("Transfer at least 100 kW"), "{disp}");
+
+    // Forecast deviation once the short bucket has closed: 600 kW for 4 s is
+    // 0.67 kWh against a forecast of 5.
+    let dev = wait_alert(&http, "forecast_deviation", |a| a["group"] == "region-north").await;
+    let actual = dev["details"]["made"].as_f64().unwrap();
+    assert!((actual - 0.667).abs() < 0.1, "delivered {actual} kWh");
+    assert!(dev["value"].as_f64().unwrap() > 80.0, "{dev}");
+
+    // The balance API shows the same numbers.
+    let bal = get_json(&format!("{http}/api/v1/balance?group=family-a")).await;
+    let row = &bal["balances"][0];
+    assert_eq!(row["status"], "short", "{bal}");
+    assert!((row["effective_demand"].as_f64().unwrap() - demand).abs() < 1e-6);
+
+    // Acknowledge, with who and a note; one alert per key however long it lasts.
+    let id = sched["id"].as_i64().unwrap();
+    let (status, acked) = post(
+        &format!("{http}/api/v1/alerts/{id}/ack"),
+        "application/json",
+        Some(TOKEN),
+        json!({"note": "calling in a shift"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["acknowledged"]["by"], "test-planner");
+    let all_sched = alerts_of(&http, "schedule").await;
+    assert_eq!(all_sched.iter().filter(|a| a["group"] == "family-a").count(), 1, "{all_sched:?}");
+
+    // Capable-to-promise against the same live capacity: the bucket's
+    // demand already takes all the line can make until it ends.
+    let (status, p) = post(
+        &format!("{http}/api/v1/promise"),
+        "application/json",
+        None,
+        json!({"group": "family-a", "quantity": 100, "due": rfc(a1 + Duration::minutes(10))}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{p}");
+    let earliest: DateTime<Utc> = p["answer"]["earliest"].as_str().unwrap().parse().unwrap();
+    assert!(earliest >= a1, "capacity is taken by the forecast until the bucket ends: {p}");
+    assert_eq!(p["answer"]["feasible"], true, "{p}");
+
+    agent.stop();
+    agg.proc.stop();
+}
+
+#[tokio::test]
+async fn replayed_old_downtime_opens_no_alert_but_live_downtime_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-replay";
+    let config = write_aggregator_config(dir.path(), site, "");
+    let mqtt = free_port();
+    let mut agg = start(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+    let client = raw_client(mqtt, "replay-test");
+    let now = Utc::now();
+
+    // An hour of downtime that ended ten minutes ago, replayed from a buffer.
+    let old: Vec<Value> = (0..=60)
+        .map(|m| json!({"ts": rfc(now - Duration::minutes(70 - m)), "state": "down", "reason": "jam", "output": 5}))
+        .collect();
+    let topic = |asset: &str| format!("throughline/v1/{site}/gw-replay/{asset}/telemetry");
+    let env = |seq: u64, samples: Vec<Value>| {
+        json!({"v": 1, "agent": "gw-replay", "seq": seq, "samples": samples}).to_string()
+    };
+    client.publish(topic("line-1"), rumqttc::QoS::AtLeastOnce, false, env(1, old)).await.unwrap();
+    // Live: line-2 down now, for longer than the 3 s threshold.
+    let live = vec![
+        json!({"ts": rfc(now - Duration::seconds(10)), "state": "down", "reason": "die-change"}),
+        json!({"ts": rfc(now), "state": "down", "reason": "die-change"}),
+    ];
+    client.publish(topic("line-2"), rumqttc::QoS::AtLeastOnce, false, env(2, live)).await.unwrap();
+
+    let alert = wait_alert(&agg.http, "downtime", |a| a["asset"] == "line-2").await;
+    assert!(alert["summary"].as_str().unwrap().contains("die-change"), "{alert}");
+    // The replayed hour was ingested before line-2's data, so every
+    // evaluation that saw line-2 saw it too.
+    let line1 = get_json(&format!("{}/api/v1/assets/{site}/line-1", agg.http)).await;
+    assert_eq!(line1["samples"], 61, "{line1}");
+    let downtime = alerts_of(&agg.http, "downtime").await;
+    assert!(downtime.iter().all(|a| a["asset"] != "line-1"), "replay raised an alert: {downtime:?}");
+    client.disconnect().await.unwrap();
+    agg.proc.stop();
+}
+
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, String, String)>>>);
+
+async fn start_receiver(port: u16, received: Received) -> tokio::task::JoinHandle<()> {
+    use axum::routing::post as route_post;
+    let app = axum::Router::new().route(
+        "/hook",
+        route_post(move |headers: axum::http::HeaderMap, body: String| {
+            let received = received.clone();
+            async move {
+                let h =
+                    |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                received.0.lock().unwrap().push((
+                    h("x-throughline-delivery"),
+                    h("x-throughline-signature"),
+                    body,
+                ));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    })
+}
+
+#[tokio::test]
+async fn webhook_down_then_up_gets_each_event_once_across_a_restart() {
+    use hmac::Mac;
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-hook";
+    let hook_port = free_port();
+    let extra = format!(
+        "\n[[webhooks]]\nname = \"planners\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"hook-secret\"\n"
+    );
+    let config = write_aggregator_config(dir.path(), site, &extra);
+    let mqtt = free_port();
+    let mut agg = start(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+
+    // line-2 down: a downtime alert opens while the receiver is down.
+    let client = raw_client(mqtt, "hook-test-1");
+    let now = Utc::now();
+    let topic = format!("throughline/v1/{site}/gw-hook/line-2/telemetry");
+    let down = json!({"v": 1, "agent": "gw-hook", "seq": 1, "samples": [
+        {"ts": rfc(now - Duration::seconds(10)), "state": "down", "reason": "jam"},
+        {"ts": rfc(now), "state": "down", "reason": "jam"}]});
+    client.publish(&topic, rumqttc::QoS::AtLeastOnce, false, down.to_string()).await.unwrap();
+    let alert = wait_alert(&agg.http, "downtime", |a| a["asset"] == "line-2").await;
+    let id = alert["id"].as_i64().unwrap();
+    let metrics_url = format!("{}/metrics", agg.http);
+    wait_for("a failed delivery attempt", || async {
+        let m = get_text(&metrics_url).await;
+        match metric(&m, "throughline_notification_failures_total") {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    client.disconnect().await.unwrap();
+
+    // Restart with the receiver still down: the queued event survives.
+    agg.proc.stop();
+    let mut agg = start(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+    let reopened = alerts_of(&agg.http, "downtime").await;
+    assert!(
+        reopened.iter().any(|a| a["id"] == id && a["status"] == "open"),
+        "kept across restart: {reopened:?}"
+    );
+
+    // line-2 runs again: the alert resolves (a second event, queued too).
+    let client = raw_client(mqtt, "hook-test-2");
+    let up = json!({"v": 1, "agent": "gw-hook", "seq": 2, "samples": [
+        {"ts": rfc(Utc::now()), "state": "running", "output": 1}]});
+    client.publish(&topic, rumqttc::QoS::AtLeastOnce, false, up.to_string()).await.unwrap();
+    wait_alert(&agg.http, "downtime", |a| a["id"] == id && a["status"] == "resolved").await;
+
+    // The receiver comes up: both events arrive, each once, signed.
+    let received = Received::default();
+    let _server = start_receiver(hook_port, received.clone()).await;
+    let metrics_url = format!("{}/metrics", agg.http);
+    let got = wait_for("both events delivered and the outbox empty", || async {
+        let m = get_text(&metrics_url).await;
+        let got = received.0.lock().unwrap().clone();
+        let depth = metric(&m, "throughline_outbox_depth");
+        if got.len() >= 2 && depth == Some(0.0) {
+            Ok(got)
+        } else {
+            Err(format!("{} received, outbox depth {depth:?}", got.len()))
+        }
+    })
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    for (delivery, signature, body) in &got {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
+        mac.update(body.as_bytes());
+        assert_eq!(
+            signature,
+            &format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+            "bad signature"
+        );
+        let e: Value = serde_json::from_str(body).unwrap();
+        assert!(
+            seen.insert((e["alert"]["id"].as_i64().unwrap(), e["event"].as_str().unwrap().to_string())),
+            "delivered twice: {body}"
+        );
+        assert!(!delivery.is_empty());
+    }
+    assert!(seen.contains(&(id, "opened".to_string())), "{seen:?}");
+    assert!(seen.contains(&(id, "resolved".to_string())), "{seen:?}");
+    assert_eq!(got.len(), seen.len(), "each event once");
+    client.disconnect().await.unwrap();
+    agg.proc.stop();
+}
+
+#[tokio::test]
+async fn a_bad_forecast_file_is_refused_whole_with_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_aggregator_config(dir.path(), "plant-csv", "");
+    let mut agg = start(dir.path(), &config, free_port());
+    let csv = "group,start,end,demand,unit,uplift_pct\n\
+               family-a,2026-11-23,2026-11-24,1000,pieces,5\n\
+               family-a,2026-11-24,2026-11-25,-5,pieces,\n\
+               family-x,2026-11-24,2026-11-25,10,pieces,\n\
+               region-north,2026-11-24,2026-11-25,10,pieces,\n\
+               family-a,2026-13-01,2026-11-25,10,pieces,\n\
+               family-a,2026-11-26\n";
+    let (status, body) =
+        post(&format!("{}/api/v1/forecasts", agg.http), "text/csv", Some(TOKEN), csv.into()).await;
+    assert_eq!(status, 422, "{body}");
+    let errors: Vec<(u64, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["column"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (3, "demand".to_string()),
+            (4, "group".to_string()),
+            (5, "unit".to_string()),
+            (6, "start".to_string()),
+            (7, "".to_string()),
+        ],
+        "{body}"
+    );
+    let stored = get_json(&format!("{}/api/v1/forecasts?versions=all", agg.http)).await;
+    assert_eq!(stored["forecasts"].as_array().unwrap().len(), 0, "nothing imported: {stored}");
+    agg.proc.stop();
+}
