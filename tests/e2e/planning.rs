@@ -242,6 +242,27 @@ async fn replayed_old_downtime_opens_no_alert_but_live_downtime_does() {
     let mqtt = free_port();
     let mut agg = start(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
+    // Every alert change is also published on the site's alerts topic.
+    let mut opts = rumqttc::MqttOptions::new("alerts-watcher", "127.0.0.1", mqtt);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (watcher, mut watch_loop) = rumqttc::AsyncClient::new(opts, 10);
+    watcher.subscribe(format!("throughline/v1/{site}/alerts"), rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let watch = tokio::spawn(async move {
+        while let Ok(ev) = watch_loop.poll().await {
+            match ev {
+                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                    let _ = events_tx.send(json!("subscribed"));
+                }
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                    let _ = events_tx.send(serde_json::from_slice(&p.payload).unwrap());
+                }
+                _ => {}
+            }
+        }
+    });
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), events_rx.recv()).await;
+    assert_eq!(first.ok().flatten(), Some(json!("subscribed")));
     let client = raw_client(mqtt, "replay-test");
     let now = Utc::now();
 
@@ -269,6 +290,19 @@ async fn replayed_old_downtime_opens_no_alert_but_live_downtime_does() {
     assert_eq!(line1["samples"], 61, "{line1}");
     let downtime = alerts_of(&agg.http, "downtime").await;
     assert!(downtime.iter().all(|a| a["asset"] != "line-1"), "replay raised an alert: {downtime:?}");
+    let published = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let e = events_rx.recv().await.expect("alerts watcher ended");
+            if e["alert"]["asset"] == "line-2" {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the downtime alert on the alerts topic");
+    assert_eq!(published["event"], "opened");
+    assert_eq!(published["alert"]["id"], alert["id"]);
+    watch.abort();
     client.disconnect().await.unwrap();
     agg.proc.stop();
 }

@@ -179,3 +179,18 @@ fn last_will_marks_the_agent_offline() {
     let view = st.asset_view(st.assets().next().unwrap());
     assert_eq!(view.agent_online, Some(false));
 }
+
+#[test]
+fn bucket_output_across_a_counter_reset() {
+    let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
+    // 08:00 100, 08:10 160 (+60), 08:20 reset to 30 (+30), 08:30 90 (+60).
+    let samples = vec![out(0, 100.0), out(600, 160.0), out(1200, 30.0), out(1800, 90.0)];
+    st.apply_telemetry(&tel("a", 1, samples), t0());
+    let a = st.assets().next().unwrap();
+    assert_eq!(a.counter_resets, 1);
+    let h = &a.history;
+    assert!((h.output_between(t0(), t0() + Duration::minutes(30)) - 150.0).abs() < 1e-9);
+    // Bucket 08:10-08:20 holds the interval that ended in the reset: +30.
+    assert!((h.output_between(t0() + Duration::minutes(10), t0() + Duration::minutes(20)) - 30.0).abs() < 1e-9);
+    assert!((h.output_between(t0() + Duration::minutes(20), t0() + Duration::minutes(30)) - 60.0).abs() < 1e-9);
+}
