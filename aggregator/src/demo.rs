@@ -88,9 +88,31 @@ fn plant() -> Vec<DemoAsset> {
     ]
 }
 
+/// The demo's planner token (printed in the banner; the demo listens on
+/// loopback only unless told otherwise).
+pub const DEMO_TOKEN: &str = "demo-planner";
+
 /// The aggregator config of the demo plant, on top of `base` (listen
 /// addresses and data dir from the command line).
 pub fn config(mut base: Config) -> Config {
+    base.auth.tokens.push(crate::config::TokenConfig {
+        name: "demo planner".into(),
+        role: crate::config::Role::Planner,
+        token: Some(DEMO_TOKEN.into()),
+        token_file: None,
+        token_env: None,
+    });
+    for (id, kind) in [
+        ("family-a", AssetKind::Line),
+        ("family-b", AssetKind::Line),
+        ("region-north", AssetKind::Feeder),
+        ("region-south", AssetKind::Feeder),
+    ] {
+        let mut g = crate::config::GroupConfig::with_defaults(id, kind);
+        g.downtime_minutes = 1.0;
+        g.offline_secs = 30;
+        base.groups.push(g);
+    }
     base.assets = plant()
         .into_iter()
         .map(|a| AssetConfig {
@@ -168,10 +190,44 @@ pub fn agents(broker_url: &str, state_root: &Path) -> Vec<AgentConfig> {
         .collect()
 }
 
+/// Forecast buckets of 10 minutes for the next hour: about what the plant
+/// makes when everything runs, so a stop shows up as a schedule alert.
+pub fn forecasts(now: chrono::DateTime<chrono::Utc>) -> Vec<crate::domain::ForecastRow> {
+    use crate::domain::{ForecastRow, Unit};
+    let start = chrono::DateTime::from_timestamp(now.timestamp() - now.timestamp() % 60, 0).unwrap_or(now);
+    let mut rows = Vec::new();
+    for i in 0..6 {
+        let (s, e) =
+            (start + chrono::Duration::minutes(10 * i), start + chrono::Duration::minutes(10 * (i + 1)));
+        for (group, demand, unit, uplift) in [
+            ("family-a", 2.0_f64 * 1140.0 / 6.0 * 0.97, Unit::Pieces, 0.0),
+            ("family-b", 2.0 * 570.0 / 6.0, Unit::Pieces, 3.0),
+            ("region-north", 1000.0 / 6.0, Unit::KWh, 0.0),
+            ("region-south", 750.0 / 6.0, Unit::KWh, 0.0),
+        ] {
+            rows.push(ForecastRow {
+                group: group.into(),
+                start: s,
+                end: e,
+                demand: demand.round(),
+                unit,
+                uplift_pct: uplift,
+            });
+        }
+    }
+    rows
+}
+
 /// Run the demo until `token` is cancelled.
 pub async fn run(base: Config, token: CancellationToken) -> Result<(), Error> {
     let data_dir: PathBuf = base.data_dir.clone();
     let app = App::build(config(base), "demo").await?;
+    let shared = app.shared();
+    shared
+        .store
+        .import_forecasts(&forecasts(chrono::Utc::now()), "demo", "demo", chrono::Utc::now())
+        .map_err(|e| Error::Store(e.to_string()))?;
+    shared.reload_forecasts();
     let http = app.http_addr();
     let broker = app.broker_url().clone();
     let tracker = TaskTracker::new();
@@ -189,16 +245,25 @@ pub async fn run(base: Config, token: CancellationToken) -> Result<(), Error> {
          \n  Assets (live state): http://{http}/api/v1/assets\
          \n  One asset:           http://{http}/api/v1/assets/{SITE}/press-2\
          \n  Agents:              http://{http}/api/v1/agents\
+         \n  Balance (forecast vs capacity): http://{http}/api/v1/balance?group=family-a\
+         \n  Alerts:              http://{http}/api/v1/alerts?status=open\
+         \n  Can we make 500 more pieces of family-a within the hour?\
+         \n    curl -s -X POST http://{http}/api/v1/promise -H 'content-type: application/json' \\\
+         \n      -d '{{\"group\":\"family-a\",\"quantity\":500,\"due\":\"{due}\"}}'\
+         \n  Planner token for writes (ack, resolve, import, quote): {DEMO_TOKEN}\
          \n  Metrics:             http://{http}/metrics\
          \n  MQTT broker:         {broker} (embedded); watch it with\
          \n                       mosquitto_sub -h {} -p {} -t 'throughline/v1/#' -v\
          \n\nWhat to expect: samples every second from 3 simulated gateways. About {DOWN_AT_S} s in,\
          \npress-2 goes `down` with reason `jam` for {DOWN_FOR_S} s, then runs again; from 60 s on,\
          \nassembly-2 runs 40 % slow for 2 minutes; feeder loads follow a 10-minute daily curve.\
+         \nThe forecast (10-minute buckets for the next hour) expects everything running, so\
+         \npress-2's stop raises a `downtime` and a `schedule` alert with the extra hours needed.\
          \nData and agent state: {}\nPress Ctrl-C to stop.\n",
         broker.host,
         broker.port,
-        data_dir.display()
+        data_dir.display(),
+        due = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
     // Stop the sources first: agents flush to the broker while ingest is
     // still running, then the aggregator stops.

@@ -175,16 +175,35 @@ impl Planner {
         if let Some(now) = state.watermark() {
             let keep = chrono::Duration::hours(self.planning.history_hours as i64);
             let horizon = now + chrono::Duration::hours(LOOKAHEAD_HOURS);
-            for b in self.balances(state, forecasts, None, Some(now - keep), Some(horizon)) {
+            let balances = self.balances(state, forecasts, None, Some(now - keep), Some(horizon));
+            // Gap alerts look at the bucket under way and the next one of
+            // each group: a stop projects zero for every later bucket too,
+            // and one alert per stop is enough to act on.
+            let mut next_future: HashMap<&str, DateTime<Utc>> = HashMap::new();
+            for b in balances.iter().filter(|b| b.phase == crate::balance::Phase::Future) {
+                let e = next_future.entry(b.group.as_str()).or_insert(b.start);
+                *e = (*e).min(b.start);
+            }
+            let next_future: HashMap<String, DateTime<Utc>> =
+                next_future.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            for b in &balances {
+                let b = b.clone();
                 let Some(g) = self.group(&b.group) else { continue };
+                let watched = match b.phase {
+                    crate::balance::Phase::Open => true,
+                    crate::balance::Phase::Future => next_future.get(&b.group) == Some(&b.start),
+                    crate::balance::Phase::Closed => false,
+                };
                 let site = self.group_site(&g.id).map(|s| s.to_string());
                 let kind = match g.kind {
                     crate::config::AssetKind::Line => "schedule",
                     crate::config::AssetKind::Feeder => "dispatch",
                 };
                 let key = format!("{kind}:{}:{}", b.group, b.start.timestamp());
-                if let Some(c) = rules::gap(&b, g, site.as_deref(), book.is_open(&key)) {
-                    out.push(c);
+                if watched || book.is_open(&key) {
+                    if let Some(c) = rules::gap(&b, g, site.as_deref(), book.is_open(&key)) {
+                        out.push(c);
+                    }
                 }
                 let observed_from = self
                     .assets

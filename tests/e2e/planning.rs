@@ -181,7 +181,7 @@ jitter_pct = 0
     let hand_extra = hand_gap / 36000.0;
     let extra = b["extra_hours"].as_f64().unwrap_or_else(|| panic!("no extra_hours in {b}"));
     assert!((extra - hand_extra).abs() <= 0.05 * hand_extra, "extra hours {extra} vs hand {hand_extra}");
-    assert!(sched["action"].as_str().unwrap().contains("h at the current"), "{sched}");
+    assert!(sched["action"].as_str().unwrap().contains("at the current 36000 pieces/h"), "{sched}");
     assert_eq!(sched["status"], "open");
 
     // Dispatch: the feeder group is loaded above its rating.

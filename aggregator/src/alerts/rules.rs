@@ -65,7 +65,9 @@ pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool
             );
             let mut options = Vec::new();
             if let Some(h) = b.extra_hours() {
-                options.push(format!("add {h:.1} h at the current {} {unit}/h", fmt_qty(b.group_rate)));
+                let time =
+                    if h < 1.0 { format!("{:.0} min", (h * 60.0).ceil()) } else { format!("{h:.1} h") };
+                options.push(format!("add {time} at the current {} {unit}/h", fmt_qty(b.group_rate)));
             }
             let spares: Vec<String> = b
                 .assets

@@ -191,6 +191,10 @@ fn bucket_output_across_a_counter_reset() {
     let h = &a.history;
     assert!((h.output_between(t0(), t0() + Duration::minutes(30)) - 150.0).abs() < 1e-9);
     // Bucket 08:10-08:20 holds the interval that ended in the reset: +30.
-    assert!((h.output_between(t0() + Duration::minutes(10), t0() + Duration::minutes(20)) - 30.0).abs() < 1e-9);
-    assert!((h.output_between(t0() + Duration::minutes(20), t0() + Duration::minutes(30)) - 60.0).abs() < 1e-9);
+    assert!(
+        (h.output_between(t0() + Duration::minutes(10), t0() + Duration::minutes(20)) - 30.0).abs() < 1e-9
+    );
+    assert!(
+        (h.output_between(t0() + Duration::minutes(20), t0() + Duration::minutes(30)) - 60.0).abs() < 1e-9
+    );
 }
