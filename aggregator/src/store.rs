@@ -317,6 +317,14 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// The status of alert `id`, if it exists.
+    pub fn alert_status(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.lock()
+            .query_row("SELECT status FROM alerts WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Alerts not resolved yet (JSON bodies), oldest first.
     pub fn unresolved_alerts(&self) -> Result<Vec<(i64, String)>, StoreError> {
         let conn = self.lock();

@@ -187,11 +187,10 @@ impl AlertBook {
         if let Some(a) = self.unresolved.values().find(|a| a.id == id) {
             return Ok(a.clone());
         }
-        let resolved = store
-            .alerts(Some(AlertStatus::Resolved.as_str()), None, None, 1_000_000)?
-            .into_iter()
-            .any(|(i, _)| i == id);
-        Err(if resolved { BookError::AlreadyResolved(id) } else { BookError::NotFound(id) })
+        Err(match store.alert_status(id)? {
+            Some(_) => BookError::AlreadyResolved(id),
+            None => BookError::NotFound(id),
+        })
     }
 
     /// A planner acknowledges an alert.

@@ -195,6 +195,56 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::{Alert, AlertKind, AlertStatus, Mark};
+
+    fn event(resolved: bool) -> AlertEvent {
+        let now = Utc::now();
+        AlertEvent {
+            v: 1,
+            event: if resolved { "resolved" } else { "opened" }.into(),
+            alert: Alert {
+                id: 7,
+                key: "downtime:s:press-2".into(),
+                kind: AlertKind::Downtime,
+                status: if resolved { AlertStatus::Resolved } else { AlertStatus::Open },
+                site: Some("s".into()),
+                group: Some("family-a".into()),
+                asset: Some("press-2".into()),
+                agent: None,
+                bucket_start: None,
+                bucket_end: None,
+                value: 20.0,
+                threshold: 15.0,
+                summary: "press-2 has been down for 20 min".into(),
+                action: "Send maintenance".into(),
+                details: serde_json::Value::Null,
+                opened_at: now,
+                event_time: None,
+                updated_at: now,
+                acknowledged: None,
+                resolved: resolved.then(|| Mark { by: "throughline".into(), at: now, note: None }),
+            },
+        }
+    }
+
+    #[test]
+    fn alertmanager_payload_opens_and_ends_by_labels() {
+        let am = ReceiverKind::Alertmanager { url: "http://x/api/v2/alerts".into() };
+        let open: serde_json::Value = serde_json::from_str(&body_for(&am, &event(false))).unwrap();
+        let a = &open[0];
+        assert_eq!(a["labels"]["alertname"], "throughline_downtime");
+        assert_eq!(a["labels"]["asset"], "press-2");
+        assert_eq!(a["labels"]["key"], "downtime:s:press-2");
+        assert!(a.get("endsAt").is_none());
+        assert_eq!(a["annotations"]["action"], "Send maintenance");
+        let done: serde_json::Value = serde_json::from_str(&body_for(&am, &event(true))).unwrap();
+        assert_eq!(done[0]["labels"], a["labels"], "same labels, so Alertmanager resolves the same alert");
+        assert!(done[0]["endsAt"].is_string());
+        let hook = ReceiverKind::Webhook { url: "http://x".into(), secret: b"k".to_vec() };
+        let e = event(true);
+        let body: AlertEvent = serde_json::from_str(&body_for(&hook, &e)).unwrap();
+        assert_eq!(body, e, "a webhook gets the event itself");
+    }
 
     #[test]
     fn hmac_matches_a_known_vector() {
