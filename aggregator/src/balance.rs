@@ -176,7 +176,9 @@ pub fn balance(
                 if let Some(p) = a.peak_kw {
                     peak += p;
                 }
-                let in_service = !matches!(a.state, Some(AssetState::Down | AssetState::Maintenance));
+                // Only a feeder known to be in service adds capacity; a
+                // stale or silent one (state unknown) counts as out.
+                let in_service = matches!(a.state, Some(AssetState::Running | AssetState::Idle));
                 if in_service {
                     capacity_rest += a.rated * availability * hours_left;
                 }
@@ -232,7 +234,7 @@ pub fn balance(
         overload_kw: 0.0,
         assets: contributions,
     };
-    if b.kind == AssetKind::Feeder {
+    if b.kind == AssetKind::Feeder && phase != Phase::Future {
         let load = b.load_kw.unwrap_or(0.0).max(b.peak_load_kw.unwrap_or(0.0));
         b.overload_kw = (load - b.rated_total).max(0.0);
     }

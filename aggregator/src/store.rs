@@ -370,13 +370,19 @@ impl Store {
         .map_err(|e| self.err(e))
     }
 
+    /// Mark a notification delivered; delivered rows older than a week go.
     pub fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "UPDATE outbox SET delivered_ms = ?2, attempts = attempts + 1 WHERE id = ?1",
-                params![id, ms(now)],
-            )
-            .map_err(|e| self.err(e))?;
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE outbox SET delivered_ms = ?2, attempts = attempts + 1 WHERE id = ?1",
+            params![id, ms(now)],
+        )
+        .map_err(|e| self.err(e))?;
+        conn.execute(
+            "DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1",
+            params![ms(now - chrono::Duration::days(7))],
+        )
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -447,6 +453,10 @@ impl Store {
         let Some(mut r) = body.and_then(|b| serde_json::from_str::<Reservation>(&b).ok()) else {
             return Ok(None);
         };
+        if r.status != "held" {
+            // Confirmed and released are final; report without changing.
+            return Ok(Some(r));
+        }
         r.status = status.to_string();
         let body = serde_json::to_string(&r).expect("reservation serializes");
         conn.execute(

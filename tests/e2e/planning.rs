@@ -185,7 +185,10 @@ jitter_pct = 0
     assert_eq!(sched["status"], "open");
 
     // Dispatch: the feeder group is loaded above its rating.
-    let disp = wait_alert(&http, "dispatch", |a| a["group"] == "region-north").await;
+    let disp = wait_alert(&http, "dispatch", |a| {
+        a["group"] == "region-north" && a["action"].as_str().unwrap_or_default().starts_with("Transfer")
+    })
+    .await;
     assert!(disp["action"].as_str().unwrap().contains("Transfer at least 100 kW"), "{disp}");
 
     // Forecast deviation once the short bucket has closed: 600 kW for 4 s is

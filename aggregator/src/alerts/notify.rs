@@ -92,9 +92,11 @@ pub fn body_for(kind: &ReceiverKind, event: &AlertEvent) -> String {
                 "annotations": { "summary": a.summary, "action": a.action, "status": a.status.as_str(), "id": a.id.to_string() },
                 "startsAt": a.opened_at,
             });
-            if let Some(r) = &a.resolved {
-                alert["endsAt"] = serde_json::json!(r.at);
-            }
+            // Alertmanager resolves a firing alert it has not heard about
+            // for its resolve_timeout; an open alert therefore carries an
+            // end a week ahead, a resolved one its resolution time.
+            let ends = a.resolved.as_ref().map(|r| r.at).unwrap_or(a.updated_at + chrono::Duration::days(7));
+            alert["endsAt"] = serde_json::json!(ends);
             serde_json::Value::Array(vec![alert]).to_string()
         }
     }
@@ -178,7 +180,7 @@ pub async fn run(
             }
             Err(err) => {
                 shared.metrics.notification_failures.inc();
-                let backoff = Duration::from_secs(1u64 << item.attempts.clamp(0, 8) as u32)
+                let backoff = Duration::from_secs(1u64 << item.attempts.clamp(0, 9) as u32)
                     .min(Duration::from_secs(300));
                 if item.attempts < 3 || item.attempts % 10 == 0 {
                     tracing::warn!(receiver = %receiver.name, id = item.id, attempts = item.attempts + 1, error = %err, retry_in_s = backoff.as_secs(), "alert delivery failed");
@@ -235,7 +237,8 @@ mod tests {
         assert_eq!(a["labels"]["alertname"], "throughline_downtime");
         assert_eq!(a["labels"]["asset"], "press-2");
         assert_eq!(a["labels"]["key"], "downtime:s:press-2");
-        assert!(a.get("endsAt").is_none());
+        let ends: chrono::DateTime<Utc> = a["endsAt"].as_str().unwrap().parse().unwrap();
+        assert!(ends > Utc::now() + chrono::Duration::days(6), "an open alert keeps firing");
         assert_eq!(a["annotations"]["action"], "Send maintenance");
         let done: serde_json::Value = serde_json::from_str(&body_for(&am, &event(true))).unwrap();
         assert_eq!(done[0]["labels"], a["labels"], "same labels, so Alertmanager resolves the same alert");

@@ -210,7 +210,14 @@ pub fn downtime(
     }
     let reason = a.reason.clone().unwrap_or_else(|| "no reason given".into());
     let loss = group_rate_loss
-        .map(|r| format!(" {} loses about {} /h while it is down.", g.id, fmt_qty(r)))
+        .map(|r| {
+            format!(
+                " {} loses about {} {}/h while it is down.",
+                g.id,
+                fmt_qty(r),
+                crate::domain::Unit::of(g.kind).as_str()
+            )
+        })
         .unwrap_or_default();
     Some(Condition {
         key: format!("downtime:{}:{}", a.site, a.asset),

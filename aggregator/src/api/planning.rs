@@ -305,10 +305,15 @@ pub async fn promise(
     });
     if quote {
         let actor = actor.expect("quotes are writes");
-        if answer.earliest.is_none() {
+        if !answer.feasible {
+            let when = answer.earliest.map_or("not within a year at its current rate".to_string(), |t| {
+                format!("the earliest is {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            });
             return Err(ApiError::Conflict(format!(
-                "nothing to reserve: {} cannot make {} within a year at its current rate",
-                group.id, req.quantity
+                "nothing reserved: {} cannot make {} by {}; {when}. Quote with a later due time.",
+                group.id,
+                req.quantity,
+                due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )));
         }
         let created = Utc::now();
@@ -347,6 +352,12 @@ pub async fn reservation_action(
         other => return Err(ApiError::NotFound(format!("no action `{other}`; use confirm or release"))),
     };
     let r = s.store.set_reservation_status(id, status).map_err(internal)?;
-    r.map(|r| Json(serde_json::to_value(r).unwrap_or_default()))
-        .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))
+    match r {
+        None => Err(ApiError::NotFound(format!("no reservation {id}"))),
+        Some(r) if r.status != status => Err(ApiError::Conflict(format!(
+            "reservation {id} is already {}; it cannot become {status}",
+            r.status
+        ))),
+        Some(r) => Ok(Json(serde_json::to_value(r).unwrap_or_default())),
+    }
 }
