@@ -38,6 +38,7 @@ pub struct Metrics {
     pub alerts_opened: Family<KindLabel, Counter>,
     pub alerts_resolved: Family<KindLabel, Counter>,
     pub alerts_unresolved: Gauge,
+    pub alert_evaluations: Counter,
     pub alert_events_published: Counter,
     pub alert_events_not_published: Counter,
     pub notifications_delivered: Counter,
@@ -78,6 +79,7 @@ impl Metrics {
             alerts_opened: Family::default(),
             alerts_resolved: Family::default(),
             alerts_unresolved: Gauge::default(),
+            alert_evaluations: Counter::default(),
             alert_events_published: Counter::default(),
             alert_events_not_published: Counter::default(),
             notifications_delivered: Counter::default(),
@@ -148,6 +150,11 @@ impl Metrics {
             "throughline_alerts_unresolved",
             "Alerts open or acknowledged now",
             m.alerts_unresolved.clone(),
+        );
+        r.register(
+            "throughline_alert_evaluations",
+            "Alert evaluations completed",
+            m.alert_evaluations.clone(),
         );
         r.register(
             "throughline_alert_events_published",

@@ -278,6 +278,7 @@ pub async fn run_alerts(
             match book.apply_judged(&shared.store, conditions, Utc::now(), judged) {
                 Ok(events) => {
                     shared.metrics.alerts_unresolved.set(book.unresolved().count() as i64);
+                    shared.metrics.alert_evaluations.inc();
                     events
                 }
                 Err(e) => {

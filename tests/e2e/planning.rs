@@ -463,3 +463,95 @@ async fn a_bad_forecast_file_is_refused_whole_with_every_error() {
     assert_eq!(stored["forecasts"].as_array().unwrap().len(), 0, "nothing imported: {stored}");
     agg.proc.stop();
 }
+
+#[tokio::test]
+async fn a_gap_hovering_at_the_threshold_opens_one_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-hover";
+    let config = write_aggregator_config(dir.path(), site, "");
+    let mqtt = free_port();
+    let mut agg = start(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+    let http = agg.http.clone();
+
+    // Two minutes of line-1 running at 3600 pieces/h, through the broker.
+    // No further samples: event time stands still, so supply stays put and
+    // only the demand moves.
+    let now = Utc::now();
+    let samples: Vec<Value> = (0..=120)
+        .map(|i| json!({"ts": rfc(now - Duration::seconds(120 - i)), "output": i, "state": "running"}))
+        .collect();
+    let client = raw_client(mqtt, "hover-test");
+    let body = json!({"v": 1, "agent": "gw-hover", "seq": 1, "samples": samples}).to_string();
+    client
+        .publish(
+            format!("throughline/v1/{site}/gw-hover/line-1/telemetry"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            body,
+        )
+        .await
+        .unwrap();
+    wait_for("samples in", || async {
+        let v = get_json(&format!("{http}/api/v1/assets/{site}/line-1")).await;
+        if v["samples"] == 121 {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    let (start, end) = (now - Duration::minutes(30), now + Duration::minutes(30));
+    let import = |demand: f64| {
+        let csv =
+            format!("group,start,end,demand,unit\nfamily-a,{},{},{demand:.3},pieces\n", rfc(start), rfc(end));
+        let url = format!("{http}/api/v1/forecasts");
+        async move {
+            let (status, body) = post(&url, "text/csv", Some(TOKEN), csv).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    import(1000.0).await;
+    let bal_url = format!("{http}/api/v1/balance?group=family-a");
+    let supply = wait_for("a balance", || async {
+        let b = get_json(&bal_url).await;
+        b["balances"][0]["supply"].as_f64().ok_or_else(|| b.to_string())
+    })
+    .await;
+    // Supply: 120 made + 3600/h for the 30 min left = 1920.
+    assert!((supply - 1920.0).abs() < 5.0, "supply {supply}");
+
+    // Each step: a new demand, then two full evaluations after it.
+    let metrics_url = format!("{http}/metrics");
+    let evaluations = || async {
+        metric(&get_text(&metrics_url).await, "throughline_alert_evaluations_total").unwrap_or(0.0)
+    };
+    let mut opened_ids = std::collections::HashSet::new();
+    for gap_pct in [5.1, 4.9, 5.05, 4.95, 6.0, 3.5, 5.2, 4.99] {
+        import(supply / (1.0 - gap_pct / 100.0)).await;
+        let before = evaluations().await;
+        wait_for("two evaluations", || async {
+            let n = evaluations().await;
+            if n >= before + 2.0 {
+                Ok(())
+            } else {
+                Err(n.to_string())
+            }
+        })
+        .await;
+        for a in alerts_of(&http, "schedule").await {
+            opened_ids.insert(a["id"].as_i64().unwrap());
+        }
+    }
+    let alerts = alerts_of(&http, "schedule").await;
+    assert_eq!(opened_ids.len(), 1, "one alert while hovering between 3 % and 6 %: {alerts:?}");
+    assert_eq!(alerts[0]["status"], "open", "{alerts:?}");
+
+    // Below threshold minus hysteresis (5 - 2 = 3 %): resolved, once.
+    import(supply / (1.0 - 2.5 / 100.0)).await;
+    wait_alert(&http, "schedule", |a| a["status"] == "resolved").await;
+    assert_eq!(alerts_of(&http, "schedule").await.len(), 1);
+    client.disconnect().await.unwrap();
+    agg.proc.stop();
+}
