@@ -233,6 +233,24 @@ jitter_pct = 0
     assert!(earliest >= a1, "capacity is taken by the forecast until the bucket ends: {p}");
     assert_eq!(p["answer"]["feasible"], true, "{p}");
 
+    // A planner resolves it; resolving again is refused; the alert does not
+    // reopen while the gap persists.
+    let resolve = format!("{http}/api/v1/alerts/{id}/resolve");
+    let (status, done) =
+        post(&resolve, "application/json", Some(TOKEN), json!({"note": "moved to Saturday"}).to_string())
+            .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        (done["status"].as_str(), done["resolved"]["by"].as_str()),
+        (Some("resolved"), Some("test-planner"))
+    );
+    let (status, again) = post(&resolve, "application/json", Some(TOKEN), String::new()).await;
+    assert_eq!(status, 409, "{again}");
+    let (status, _) =
+        post(&format!("{http}/api/v1/alerts/{id}/snooze"), "application/json", Some(TOKEN), String::new())
+            .await;
+    assert_eq!(status, 404);
+
     agent.stop();
     agg.proc.stop();
 }

@@ -30,8 +30,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/forecasts", get(planning::list_forecasts).post(planning::import_forecasts))
         .route("/api/v1/balance", get(planning::balance))
         .route("/api/v1/alerts", get(planning::list_alerts))
-        .route("/api/v1/alerts/{id}/ack", post(planning::ack_alert))
-        .route("/api/v1/alerts/{id}/resolve", post(planning::resolve_alert))
+        .route("/api/v1/alerts/{id}/{action}", post(planning::alert_action))
         .route("/api/v1/promise", post(planning::promise))
         .route("/api/v1/reservations/{id}/{action}", post(planning::reservation_action))
         .fallback(|| async {

@@ -184,38 +184,27 @@ fn book_error(e: BookError) -> ApiError {
     }
 }
 
-pub async fn ack_alert(
+/// `POST /api/v1/alerts/{id}/{ack|resolve}` with an optional note.
+pub async fn alert_action(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path((id, action)): Path<(i64, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let actor = s.auth.write(&headers, Role::Planner)?;
     let note = note_of(&body)?;
-    let event = s
-        .book
-        .lock()
-        .expect("book lock")
-        .acknowledge(&s.store, id, &actor.name, note, Utc::now())
-        .map_err(book_error)?;
-    crate::planner::publish(&s, s.mqtt.get(), std::slice::from_ref(&event));
-    Ok(Json(serde_json::to_value(&event.alert).unwrap_or_default()))
-}
-
-pub async fn resolve_alert(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let actor = s.auth.write(&headers, Role::Planner)?;
-    let note = note_of(&body)?;
-    let event = s
-        .book
-        .lock()
-        .expect("book lock")
-        .resolve(&s.store, id, &actor.name, note, Utc::now())
-        .map_err(book_error)?;
+    let now = Utc::now();
+    let event = {
+        let mut book = s.book.lock().expect("book lock");
+        match action.as_str() {
+            "ack" => book.acknowledge(&s.store, id, &actor.name, note, now),
+            "resolve" => book.resolve(&s.store, id, &actor.name, note, now),
+            other => {
+                return Err(ApiError::NotFound(format!("no alert action `{other}`; use ack or resolve")))
+            }
+        }
+        .map_err(book_error)?
+    };
     crate::planner::publish(&s, s.mqtt.get(), std::slice::from_ref(&event));
     Ok(Json(serde_json::to_value(&event.alert).unwrap_or_default()))
 }
