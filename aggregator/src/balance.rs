@@ -117,18 +117,6 @@ pub struct BucketBalance {
     pub assets: Vec<Contribution>,
 }
 
-impl BucketBalance {
-    /// Lines: hours at the current group rate that would close the gap.
-    pub fn extra_hours(&self) -> Option<f64> {
-        self.extra_hours
-    }
-
-    /// Feeders: load above the rated capacity now or at the bucket's peak, kW.
-    pub fn overload_kw(&self) -> f64 {
-        self.overload_kw
-    }
-}
-
 /// Compute the balance of `forecast` for `group` at event time `now`.
 pub fn balance(
     group: &GroupConfig,
@@ -238,7 +226,7 @@ pub fn balance(
         let load = b.load_kw.unwrap_or(0.0).max(b.peak_load_kw.unwrap_or(0.0));
         b.overload_kw = (load - b.rated_total).max(0.0);
     }
-    b.status = if gap_pct > group.shortfall_pct || (b.kind == AssetKind::Feeder && b.overload_kw() > 0.0) {
+    b.status = if gap_pct > group.shortfall_pct || (b.kind == AssetKind::Feeder && b.overload_kw > 0.0) {
         Status::Short
     } else if gap_pct > 0.0 {
         Status::AtRisk

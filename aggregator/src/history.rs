@@ -167,19 +167,6 @@ impl History {
         self.slots.range(first..last).map(|(_, m)| m.load_max_kw).filter(|kw| *kw > 0.0).reduce(f64::max)
     }
 
-    /// Slots in `[a, b)`, oldest first, with their start time.
-    pub fn minutes(
-        &self,
-        a: DateTime<Utc>,
-        b: DateTime<Utc>,
-    ) -> impl Iterator<Item = (DateTime<Utc>, &Minute)> {
-        let first = (secs(a) / 60.0).floor() as i64;
-        let last = (secs(b) / 60.0).ceil() as i64;
-        self.slots
-            .range(first..last)
-            .filter_map(|(m, slot)| Some((DateTime::from_timestamp(m * 60, 0)?, slot)))
-    }
-
     pub fn len(&self) -> usize {
         self.slots.len()
     }

@@ -202,14 +202,7 @@ impl AlertBook {
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<AlertEvent, BookError> {
-        let mut a = self.find(store, id)?;
-        a.status = AlertStatus::Acknowledged;
-        a.acknowledged = Some(Mark { by: by.into(), at: now, note });
-        a.updated_at = now;
-        Self::save(store, &mut a)?;
-        self.unresolved.insert(a.key.clone(), a.clone());
-        tracing::info!(id, by, "alert acknowledged");
-        Ok(AlertEvent { v: 1, event: "acknowledged".into(), alert: a })
+        self.mark(store, id, AlertStatus::Acknowledged, Mark { by: by.into(), at: now, note })
     }
 
     /// A planner resolves an alert; if its condition still holds, the key is
@@ -222,15 +215,33 @@ impl AlertBook {
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<AlertEvent, BookError> {
+        self.mark(store, id, AlertStatus::Resolved, Mark { by: by.into(), at: now, note })
+    }
+
+    fn mark(
+        &mut self,
+        store: &Store,
+        id: i64,
+        status: AlertStatus,
+        mark: Mark,
+    ) -> Result<AlertEvent, BookError> {
         let mut a = self.find(store, id)?;
-        a.status = AlertStatus::Resolved;
-        a.resolved = Some(Mark { by: by.into(), at: now, note });
-        a.updated_at = now;
+        let (by, event) = (mark.by.clone(), status.as_str());
+        a.status = status;
+        a.updated_at = mark.at;
+        if status == AlertStatus::Resolved {
+            a.resolved = Some(mark);
+            self.unresolved.remove(&a.key);
+            self.suppressed.insert(a.key.clone());
+        } else {
+            a.acknowledged = Some(mark);
+        }
         Self::save(store, &mut a)?;
-        self.unresolved.remove(&a.key);
-        self.suppressed.insert(a.key.clone());
-        tracing::info!(id, by, "alert resolved");
-        Ok(AlertEvent { v: 1, event: "resolved".into(), alert: a })
+        if status != AlertStatus::Resolved {
+            self.unresolved.insert(a.key.clone(), a.clone());
+        }
+        tracing::info!(id, by, event, "alert changed by a planner");
+        Ok(AlertEvent { v: 1, event: event.into(), alert: a })
     }
 }
 

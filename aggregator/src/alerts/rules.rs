@@ -64,7 +64,7 @@ pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool
                 fmt_qty(b.projected - b.made),
             );
             let mut options = Vec::new();
-            if let Some(h) = b.extra_hours() {
+            if let Some(h) = b.extra_hours {
                 let time =
                     if h < 1.0 { format!("{:.0} min", (h * 60.0).ceil()) } else { format!("{h:.1} h") };
                 options.push(format!("add {time} at the current {} {unit}/h", fmt_qty(b.group_rate)));
@@ -103,7 +103,7 @@ pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool
             Some(base(AlertKind::Schedule, b.gap_pct, g.shortfall_pct, summary, action))
         }
         AssetKind::Feeder => {
-            let overload = b.overload_kw();
+            let overload = b.overload_kw;
             let load = b.load_kw.unwrap_or(0.0).max(b.peak_load_kw.unwrap_or(0.0));
             let overload_active =
                 overload > 0.0 || (is_open && load > b.rated_total * (1.0 - g.hysteresis_pct / 100.0));
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(c.kind, AlertKind::Schedule);
         assert!((c.value - 20.0).abs() < 1e-9);
         // 200 short at 100/h: 2 extra hours; 20/h spare for 4 h = 80 to shift.
-        assert!((b.extra_hours().unwrap() - 2.0).abs() < 1e-9);
+        assert!((b.extra_hours.unwrap() - 2.0).abs() < 1e-9);
         assert!(
             c.action.contains("add 2.0 h at the current 100 pieces/h") || c.action.contains("Add 2.0 h"),
             "{}",

@@ -197,7 +197,7 @@ fn suggested_numbers_for_lines() {
     assert!((b.supply - 1020.0).abs() < 1e-9);
     assert!((b.gap - 380.0).abs() < 1e-9);
     assert!((b.group_rate - 80.0).abs() < 1e-9);
-    assert!((b.extra_hours().unwrap() - 4.75).abs() < 1e-9);
+    assert!((b.extra_hours.unwrap() - 4.75).abs() < 1e-9);
     assert!((b.spare_rate - 120.0).abs() < 1e-9);
     assert!((b.gap_pct - 380.0 / 1400.0 * 100.0).abs() < 1e-9);
 }
@@ -214,7 +214,7 @@ fn feeders_energy_and_peak_against_rated() {
     assert_eq!(b.load_kw, Some(600.0));
     assert_eq!(b.peak_load_kw, Some(670.0));
     assert_eq!(b.status, Status::Ok);
-    assert_eq!(b.overload_kw(), 0.0);
+    assert_eq!(b.overload_kw, 0.0);
 
     // Forecast above what rated capacity can deliver: short on energy.
     let b = balance(&feeders(), &f(9000.0), &within, t(5));
@@ -225,7 +225,7 @@ fn feeders_energy_and_peak_against_rated() {
     let over = [feeder("n1", 500.0, 650.0, 650.0, 1500.0), feeder("n2", 500.0, 400.0, 400.0, 1500.0)];
     let b = balance(&feeders(), &f(1000.0), &over, t(5));
     assert_eq!(b.status, Status::Short);
-    assert!((b.overload_kw() - 50.0).abs() < 1e-9);
+    assert!((b.overload_kw - 50.0).abs() < 1e-9);
 
     // A feeder down for maintenance adds no capacity.
     let mut down = within.clone();
