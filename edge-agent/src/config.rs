@@ -8,6 +8,8 @@ use throughline_shared::broker::{BrokerUrl, Credentials};
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
 use crate::error::Error;
+use crate::source::command::CommandConfig;
+use crate::source::modbus::{ModbusAsset, ModbusDevice};
 
 /// The whole agent configuration (`edge-agent --config FILE`).
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +26,9 @@ pub struct AgentConfig {
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub publish: PublishConfig,
+    /// Modbus TCP devices that `modbus-tcp` assets are read from.
+    #[serde(default)]
+    pub devices: Vec<ModbusDevice>,
     /// The assets this agent reads and publishes.
     pub assets: Vec<AssetConfig>,
 }
@@ -137,16 +142,38 @@ impl Default for PublishConfig {
 pub struct AssetConfig {
     /// Asset id, unique within the site.
     pub id: AssetId,
+    /// Publish a reading at most this often (ms) while nothing changes;
+    /// state and reason changes go out at once. Default: every reading for
+    /// the simulator, 1000 ms for Modbus and command sources.
+    pub sample_interval_ms: Option<u64>,
+    /// Publish early when the load moved by more than this many kW since
+    /// the last published reading. Default: load changes alone wait for
+    /// the interval.
+    pub load_deadband_kw: Option<f64>,
     /// Where its readings come from.
     pub source: SourceConfig,
 }
 
-/// A source of readings. Modbus TCP and command sources come in a later version.
+impl AssetConfig {
+    /// The effective `sample_interval_ms`.
+    pub fn sample_interval_ms(&self) -> u64 {
+        self.sample_interval_ms.unwrap_or(match self.source {
+            SourceConfig::Simulator(_) => 0,
+            _ => 1000,
+        })
+    }
+}
+
+/// A source of readings.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum SourceConfig {
     /// Deterministic simulator for demos and tests.
     Simulator(SimulatorConfig),
+    /// Registers of a Modbus TCP device (see `[[devices]]`).
+    ModbusTcp(ModbusAsset),
+    /// A program printing samples as JSON lines.
+    Command(CommandConfig),
 }
 
 /// What the simulator imitates.
@@ -272,43 +299,29 @@ impl AgentConfig {
             if !seen.insert(a.id.clone()) {
                 p.push(format!("assets[{i}].id: `{}` appears twice", a.id));
             }
-            let SourceConfig::Simulator(s) = &a.source;
             let key = format!("assets[{i}].source");
-            if s.interval_ms < 10 {
-                p.push(format!("{key}.interval_ms: must be at least 10"));
-            }
-            match s.profile {
-                SimProfile::Line if s.rate_per_hour.is_nan() || s.rate_per_hour <= 0.0 => {
-                    p.push(format!("{key}.rate_per_hour: must be > 0 for a line"))
+            if let Some(band) = a.load_deadband_kw {
+                if !(band >= 0.0) {
+                    p.push(format!("assets[{i}].load_deadband_kw: must be >= 0"));
                 }
-                SimProfile::Feeder if !(s.peak_kw >= s.base_kw && s.base_kw >= 0.0 && s.peak_kw > 0.0) => {
-                    p.push(format!("{key}: feeder needs 0 <= base_kw <= peak_kw and peak_kw > 0"))
-                }
-                SimProfile::Feeder if s.period_s == 0 => p.push(format!("{key}.period_s: must be > 0")),
-                _ => {}
             }
-            if !(0.0..=50.0).contains(&s.jitter_pct) {
-                p.push(format!("{key}.jitter_pct: must be 0..=50"));
-            }
-            for (j, e) in s.episodes.iter().enumerate() {
-                let ek = format!("{key}.episodes[{j}]");
-                match (e.state, e.slowdown_pct) {
-                    (None, None) => p.push(format!("{ek}: set `state` or `slowdown_pct`")),
-                    (Some(_), Some(_)) => p.push(format!("{ek}: set only one of `state` and `slowdown_pct`")),
-                    (Some(AssetState::Running), _) => {
-                        p.push(format!("{ek}.state: an episode is a stop, not `running`"))
+            match &a.source {
+                SourceConfig::Simulator(s) => p.extend(simulator_problems(s, &key)),
+                SourceConfig::Command(c) => p.extend(c.problems(&key)),
+                SourceConfig::ModbusTcp(m) => {
+                    if !self.devices.iter().any(|d| d.id == m.device) {
+                        p.push(format!("{key}.device: no [[devices]] entry has id `{}`", m.device));
                     }
-                    (None, Some(pct)) if !(0.0..=100.0).contains(&pct) => {
-                        p.push(format!("{ek}.slowdown_pct: must be 0..=100"))
-                    }
-                    _ => {}
-                }
-                if let Some(r) = &e.reason {
-                    if r.chars().count() > throughline_shared::message::MAX_REASON_LEN {
-                        p.push(format!("{ek}.reason: longer than 64 characters"));
-                    }
+                    p.extend(m.problems(&key));
                 }
             }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            if !ids.insert(d.id.clone()) {
+                p.push(format!("devices[{i}].id: `{}` appears twice", d.id));
+            }
+            p.extend(d.problems(&format!("devices[{i}]")));
         }
         p
     }
@@ -320,6 +333,47 @@ impl AgentConfig {
             .password("mqtt")
             .map_err(|message| Error::Config { path: path.to_path_buf(), message })
     }
+}
+
+/// Problems of one simulator source, under `key`.
+fn simulator_problems(s: &SimulatorConfig, key: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    if s.interval_ms < 10 {
+        p.push(format!("{key}.interval_ms: must be at least 10"));
+    }
+    match s.profile {
+        SimProfile::Line if s.rate_per_hour.is_nan() || s.rate_per_hour <= 0.0 => {
+            p.push(format!("{key}.rate_per_hour: must be > 0 for a line"))
+        }
+        SimProfile::Feeder if !(s.peak_kw >= s.base_kw && s.base_kw >= 0.0 && s.peak_kw > 0.0) => {
+            p.push(format!("{key}: feeder needs 0 <= base_kw <= peak_kw and peak_kw > 0"))
+        }
+        SimProfile::Feeder if s.period_s == 0 => p.push(format!("{key}.period_s: must be > 0")),
+        _ => {}
+    }
+    if !(0.0..=50.0).contains(&s.jitter_pct) {
+        p.push(format!("{key}.jitter_pct: must be 0..=50"));
+    }
+    for (j, e) in s.episodes.iter().enumerate() {
+        let ek = format!("{key}.episodes[{j}]");
+        match (e.state, e.slowdown_pct) {
+            (None, None) => p.push(format!("{ek}: set `state` or `slowdown_pct`")),
+            (Some(_), Some(_)) => p.push(format!("{ek}: set only one of `state` and `slowdown_pct`")),
+            (Some(AssetState::Running), _) => {
+                p.push(format!("{ek}.state: an episode is a stop, not `running`"))
+            }
+            (None, Some(pct)) if !(0.0..=100.0).contains(&pct) => {
+                p.push(format!("{ek}.slowdown_pct: must be 0..=100"))
+            }
+            _ => {}
+        }
+        if let Some(r) = &e.reason {
+            if r.chars().count() > throughline_shared::message::MAX_REASON_LEN {
+                p.push(format!("{ek}.reason: longer than 64 characters"));
+            }
+        }
+    }
+    p
 }
 
 #[cfg(test)]

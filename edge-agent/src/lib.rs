@@ -39,7 +39,7 @@ pub use error::Error;
 
 use publish::mqtt::{LinkSettings, LinkStats};
 use publish::Batcher;
-use source::SourceStats;
+use source::{Emitter, Sink, SourceStats};
 
 /// Software name reported in the agent's status message.
 pub const SOFTWARE: &str = concat!("throughline-edge-agent ", env!("CARGO_PKG_VERSION"));
@@ -93,16 +93,10 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
     // Sources stop on `token`; the queue closes when the last one has gone.
     let (tx, mut rx) = mpsc::channel(config.publish.queue_capacity);
     let source_stats = Arc::new(SourceStats::default());
-    for (i, asset) in config.assets.iter().enumerate() {
-        tracker.spawn(source::run(
-            i,
-            asset.source.clone(),
-            tx.clone(),
-            source_stats.clone(),
-            token.child_token(),
-        ));
-    }
-    drop(tx);
+    let health = Arc::new(source::Health::default());
+    source::spawn_all(&config, &Sink::new(tx, source_stats.clone(), token.child_token()), &health, &tracker);
+    let mut emitters: Vec<Emitter> =
+        config.assets.iter().map(|a| Emitter::new(a.sample_interval_ms(), a.load_deadband_kw)).collect();
 
     let topics: Vec<String> =
         config.assets.iter().map(|a| Topic::telemetry(&config.site, &config.agent, &a.id)).collect();
@@ -120,7 +114,8 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         tokio::select! {
             reading = rx.recv() => match reading {
                 Some(r) => {
-                    if let Some(batch) = batcher.push(r.asset, r.sample, tokio::time::Instant::now()) {
+                    let Some(sample) = emitters[r.asset].offer(r.sample) else { continue };
+                    if let Some(batch) = batcher.push(r.asset, sample, tokio::time::Instant::now()) {
                         publisher.send(batch).await?;
                     }
                 }

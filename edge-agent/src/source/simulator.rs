@@ -7,6 +7,23 @@ use chrono::{DateTime, Utc};
 use throughline_shared::{AssetState, Sample};
 
 use crate::config::{SimProfile, SimulatorConfig};
+use crate::source::Sink;
+
+/// Run one simulated asset until the agent stops.
+pub async fn run(asset: usize, config: SimulatorConfig, sink: Sink) {
+    let mut sim = Simulator::new(config);
+    let mut ticks = tokio::time::interval(sim.interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = sink.stopping().cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if !sink.send(asset, sim.next_sample(Utc::now())).await {
+            return;
+        }
+    }
+}
 
 /// Simulator state for one asset.
 #[derive(Debug)]
