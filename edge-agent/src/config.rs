@@ -301,7 +301,7 @@ impl AgentConfig {
             }
             let key = format!("assets[{i}].source");
             if let Some(band) = a.load_deadband_kw {
-                if !(band >= 0.0) {
+                if band.is_nan() || band < 0.0 {
                     p.push(format!("assets[{i}].load_deadband_kw: must be >= 0"));
                 }
             }
