@@ -41,8 +41,14 @@ fn default_state_dir() -> PathBuf {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://HOST:PORT` (TLS arrives with `mqtts://` in a later version).
+    /// `mqtt://HOST:PORT`, or `mqtts://HOST:PORT` for TLS (port 8883 by default).
     pub url: String,
+    /// TLS: CA certificate(s) of the broker (PEM). Required with `mqtts://`.
+    pub ca_file: Option<PathBuf>,
+    /// TLS: this agent's client certificate (PEM), when the broker requires mTLS.
+    pub cert_file: Option<PathBuf>,
+    /// TLS: the private key of `cert_file` (PEM). Keep it readable by the agent only.
+    pub key_file: Option<PathBuf>,
     /// MQTT username (with a per-agent ACL, usually the agent id).
     pub username: Option<String>,
     /// Password in the file itself. Prefer `password_file` or `password_env`.
@@ -78,6 +84,8 @@ impl std::fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttConfig")
             .field("url", &self.url)
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
             .field("credentials", &self.credentials())
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
@@ -276,10 +284,21 @@ impl AgentConfig {
     /// Every validation problem, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if let Err(e) = BrokerUrl::parse(&self.mqtt.url) {
-            p.push(format!("mqtt.url: {e}"));
-        } else if BrokerUrl::parse(&self.mqtt.url).map(|u| u.tls).unwrap_or(false) {
-            p.push("mqtt.url: mqtts:// (TLS) is not supported by this version yet; use mqtt://".into());
+        match BrokerUrl::parse(&self.mqtt.url) {
+            Err(e) => p.push(format!("mqtt.url: {e}")),
+            Ok(url) if url.tls => {
+                if let Err(e) = self.tls() {
+                    p.push(format!("mqtt: {e}"));
+                }
+            }
+            Ok(_) => {
+                if self.mqtt.ca_file.is_some()
+                    || self.mqtt.cert_file.is_some()
+                    || self.mqtt.key_file.is_some()
+                {
+                    p.push("mqtt.url: ca_file/cert_file/key_file are set but the url is mqtt:// (plain TCP); use mqtts://".into());
+                }
+            }
         }
         p.extend(self.mqtt.credentials().problems("mqtt"));
         if self.mqtt.keep_alive_secs < 5 {
@@ -324,6 +343,24 @@ impl AgentConfig {
             p.extend(d.problems(&format!("devices[{i}]")));
         }
         p
+    }
+
+    /// The TLS client configuration for an `mqtts://` url (`None` for `mqtt://`).
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+        if !BrokerUrl::parse(&self.mqtt.url).is_ok_and(|u| u.tls) {
+            return Ok(None);
+        }
+        let Some(ca_file) = self.mqtt.ca_file.as_deref() else {
+            return Err(
+                "ca_file: required with mqtts:// (the CA that signed the broker's certificate)".into()
+            );
+        };
+        crate::publish::tls::client_config(crate::publish::tls::TlsFiles {
+            ca_file,
+            cert_file: self.mqtt.cert_file.as_deref(),
+            key_file: self.mqtt.key_file.as_deref(),
+        })
+        .map(Some)
     }
 
     /// The broker password, from whichever place the config names.

@@ -72,6 +72,7 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         status_topic: status_topic.clone(),
         birth: status(true),
         will: encode_status(&AgentStatus { v: PROTOCOL_VERSION, online: false, ts: None, software: None }),
+        tls: config.tls().map_err(|message| Error::Config { path: config_path.to_path_buf(), message })?,
     };
     tracing::info!(
         agent = %config.agent, site = %config.site, broker = %link.broker, assets = config.assets.len(),

@@ -2,6 +2,7 @@
 //! MQTT link in [`mqtt`].
 
 pub mod mqtt;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
+};
 use throughline_shared::broker::BrokerUrl;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +40,7 @@ impl LinkStats {
 }
 
 /// Everything needed to open the connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LinkSettings {
     pub broker: BrokerUrl,
     pub client_id: String,
@@ -50,6 +52,20 @@ pub struct LinkSettings {
     pub status_topic: String,
     pub birth: Vec<u8>,
     pub will: Vec<u8>,
+    /// TLS client configuration for `mqtts://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for LinkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("LinkSettings")
+            .field("broker", &self.broker)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Build the client and its event loop (nothing is connected yet).
@@ -61,6 +77,9 @@ pub fn client(s: &LinkSettings) -> (AsyncClient, EventLoop) {
     o.set_clean_session(false);
     o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     o.set_last_will(LastWill::new(&s.status_topic, s.will.clone(), QoS::AtLeastOnce, true));
+    if let Some(tls) = &s.tls {
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+    }
     if let Some(user) = &s.username {
         o.set_credentials(user, s.password.clone().unwrap_or_default());
     }
