@@ -161,6 +161,8 @@ pub fn agents(broker_url: &str, state_root: &Path) -> Vec<AgentConfig> {
         };
         let asset = AgentAsset {
             id: AssetId::parse(a.id).expect("valid id"),
+            sample_interval_ms: None,
+            load_deadband_kw: None,
             source: SourceConfig::Simulator(source),
         };
         match by_agent.iter_mut().find(|(g, _)| *g == a.agent) {
@@ -174,17 +176,9 @@ pub fn agents(broker_url: &str, state_root: &Path) -> Vec<AgentConfig> {
             agent: AgentId::parse(agent).expect("valid id"),
             site: SiteId::parse(SITE).expect("valid id"),
             state_dir: state_root.join(agent),
-            mqtt: MqttConfig {
-                url: broker_url.to_string(),
-                username: None,
-                password: None,
-                password_file: None,
-                password_env: None,
-                client_id: None,
-                keep_alive_secs: 15,
-                reconnect_max_secs: 5,
-            },
+            mqtt: MqttConfig { reconnect_max_secs: 5, ..MqttConfig::plain(broker_url) },
             publish: PublishConfig::default(),
+            devices: Vec::new(),
             assets,
         })
         .collect()

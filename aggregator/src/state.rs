@@ -223,6 +223,7 @@ pub struct AgentLive {
     /// From the retained status topic; `None` until a status or telemetry arrives.
     pub online: Option<bool>,
     pub software: Option<String>,
+    pub health: Option<throughline_shared::message::AgentHealth>,
     pub last_message: Option<DateTime<Utc>>,
     pub seq: SeqTracker,
     pub messages: u64,
@@ -290,6 +291,7 @@ impl LiveState {
             site: site.clone(),
             online: None,
             software: None,
+            health: None,
             last_message: None,
             seq: SeqTracker::default(),
             messages: 0,
@@ -364,6 +366,9 @@ impl LiveState {
         if m.status.software.is_some() {
             agent.software = m.status.software.clone();
         }
+        if m.status.health.is_some() {
+            agent.health = m.status.health.clone();
+        }
         agent.last_message = Some(now);
         before
     }
@@ -420,6 +425,9 @@ pub struct AgentView {
     pub site: SiteId,
     pub online: Option<bool>,
     pub software: Option<String>,
+    /// The agent's last reported health (spool and sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<throughline_shared::message::AgentHealth>,
     pub last_message: Option<DateTime<Utc>>,
     pub last_seq: Option<u64>,
     pub seq_missing: u64,
@@ -463,6 +471,7 @@ impl LiveState {
             site: g.site.clone(),
             online: g.online,
             software: g.software.clone(),
+            health: g.health.clone(),
             last_message: g.last_message,
             last_seq: g.seq.max(),
             seq_missing: g.seq.missing(),

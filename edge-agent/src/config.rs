@@ -69,6 +69,23 @@ pub struct MqttConfig {
 }
 
 impl MqttConfig {
+    /// Plain TCP to `url` without credentials, other settings at their defaults.
+    pub fn plain(url: &str) -> MqttConfig {
+        MqttConfig {
+            url: url.to_string(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            client_id: None,
+            keep_alive_secs: default_keep_alive(),
+            reconnect_max_secs: default_reconnect_max(),
+        }
+    }
+
     /// Username and password source.
     pub fn credentials(&self) -> Credentials<'_> {
         Credentials {

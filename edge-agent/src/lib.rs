@@ -60,6 +60,7 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
             online,
             ts: online.then(Utc::now),
             software: Some(SOFTWARE.to_string()),
+            health: None,
         })
     };
     let link = LinkSettings {
@@ -71,7 +72,13 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         reconnect_max: Duration::from_secs(config.mqtt.reconnect_max_secs.max(1)),
         status_topic: status_topic.clone(),
         birth: status(true),
-        will: encode_status(&AgentStatus { v: PROTOCOL_VERSION, online: false, ts: None, software: None }),
+        will: encode_status(&AgentStatus {
+            v: PROTOCOL_VERSION,
+            online: false,
+            ts: None,
+            software: None,
+            health: None,
+        }),
         tls: config.tls().map_err(|message| Error::Config { path: config_path.to_path_buf(), message })?,
     };
     tracing::info!(

@@ -183,6 +183,7 @@ struct RawStatus {
     online: Option<bool>,
     ts: Option<String>,
     software: Option<String>,
+    health: Option<serde_json::Value>,
 }
 
 /// Encode an envelope as compact JSON.
@@ -355,7 +356,9 @@ pub fn decode_status(payload: &[u8], limits: &Limits) -> Result<AgentStatus, Cod
                 .with_timezone(&Utc),
         ),
     };
-    Ok(AgentStatus { v: PROTOCOL_VERSION, online, ts, software: raw.software })
+    // Health is informational: a shape this version does not know is dropped, not rejected.
+    let health = raw.health.and_then(|h| serde_json::from_value(h).ok());
+    Ok(AgentStatus { v: PROTOCOL_VERSION, online, ts, software: raw.software, health })
 }
 
 #[cfg(test)]

@@ -107,6 +107,49 @@ pub struct AgentStatus {
     /// Software and version of the agent, free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software: Option<String>,
+    /// The agent's own health: its spool and its sources (optional; added
+    /// in v1 without breaking older readers, which ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<AgentHealth>,
+}
+
+/// Health an agent reports in its status message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AgentHealth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolHealth>,
+    #[serde(default)]
+    pub sources: Vec<SourceHealth>,
+}
+
+/// The agent's store-and-forward spool. Counters run since the agent started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SpoolHealth {
+    /// Envelopes waiting for the broker's acknowledgement.
+    pub records: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Envelopes dropped because the spool was full (oldest first).
+    pub dropped: u64,
+    /// Envelopes refused because the spool was full (`when_full = "refuse-new"`).
+    pub refused: u64,
+    /// Torn or corrupt records skipped (e.g. after a power loss mid-write).
+    pub corrupt: u64,
+}
+
+/// One source of readings (a Modbus device, a command, a simulator).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// Source name, e.g. `modbus:plc-1` or `command:press-1`.
+    pub name: String,
+    pub ok: bool,
+    /// The last error, while not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Errors since the agent started.
+    pub errors: u64,
+    /// When the source last changed between ok and failing.
+    pub since: DateTime<Utc>,
 }
 
 fn ts_millis<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -20,8 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use throughline_shared::Sample;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -99,20 +98,7 @@ impl Sink {
     }
 }
 
-/// Health of one source as shown in the agent's status message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SourceHealth {
-    /// Source name, e.g. `modbus:plc-1` or `command:press-1`.
-    pub name: String,
-    pub ok: bool,
-    /// The last error, while not ok.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Errors since the agent started.
-    pub errors: u64,
-    /// When the source last changed between ok and failing.
-    pub since: DateTime<Utc>,
-}
+pub use throughline_shared::message::SourceHealth;
 
 /// Health of every source. Changes wake [`Health::changed`] so the status
 /// message can be republished at once.

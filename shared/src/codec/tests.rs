@@ -63,7 +63,13 @@ fn round_trip_keeps_every_field() {
     let back = decode_t(text).unwrap();
     assert_eq!(back.envelope, env);
 
-    let status = AgentStatus { v: 1, online: true, ts: Some(ts), software: Some("edge-agent 0.1.0".into()) };
+    let status = AgentStatus {
+        v: 1,
+        online: true,
+        ts: Some(ts),
+        software: Some("edge-agent 0.1.0".into()),
+        health: None,
+    };
     let decoded = decode_status(&encode_status(&status), &Limits::default()).unwrap();
     assert_eq!(decoded, status);
 }
