@@ -20,6 +20,7 @@ pub mod error;
 pub mod publish;
 pub mod seq;
 pub mod source;
+pub mod spool;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

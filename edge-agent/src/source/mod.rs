@@ -230,6 +230,7 @@ pub fn spawn_all(config: &AgentConfig, sink: &Sink, health: &Arc<Health>, tracke
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use throughline_shared::AssetState;
 
     fn at(s: i64, state: AssetState, load: f64) -> Sample {

@@ -1,0 +1,702 @@
+//! Store-and-forward spool: every envelope is written here before it is
+//! published and leaves only after the broker's PUBACK.
+//!
+//! # On disk
+//! `state_dir/spool/` holds segment files named after the id of their first
+//! record (`0000000000000000.seg`, 16 hex digits) and `cursor`, the id of the
+//! first record not yet acknowledged (rewritten on each sync and at a clean
+//! stop; a stale cursor only means some acknowledged records are sent again,
+//! which the aggregator drops as duplicates).
+//!
+//! A record is a 20-byte header and a body:
+//!
+//! ```text
+//! magic "TLR1" | body length u32 LE | CRC-32 u32 LE of (id ++ body) | id u64 LE
+//! body = topic length u16 LE | topic (UTF-8) | payload (the envelope JSON)
+//! ```
+//!
+//! Records are only ever appended. On open every segment is scanned: a record
+//! whose header or checksum does not match (a write torn by a power loss, a
+//! flipped bit) is skipped with a warning and counted, never replayed; the
+//! scan looks for the next valid record after it. A torn tail of the newest
+//! segment is cut off so new records follow the last good one.
+//!
+//! # Bounds
+//! The spool holds at most `max_bytes`. When an append would pass it, either
+//! the oldest segment is deleted (`drop-oldest`, the default: the freshest
+//! data matters most to a planner) and its unacknowledged records counted as
+//! dropped, or the new record is refused and counted (`refuse-new`).
+//!
+//! # Durability
+//! Each append is one `write` of the whole record to the segment file, so a
+//! crash of the agent (even SIGKILL) loses nothing that was appended: the
+//! data is in the kernel's page cache. Power loss can lose what was not yet
+//! `fsync`ed: with `fsync = "interval"` (the default) at most
+//! `fsync_interval_ms` of envelopes; with `fsync = "batch"` none that were
+//! appended (each envelope, i.e. each batch of samples, is synced before it
+//! is published). One write per envelope rather than per sample, and one
+//! fsync per interval, keeps an SD card's wear low.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use throughline_shared::message::SpoolHealth;
+
+const MAGIC: &[u8; 4] = b"TLR1";
+const HEADER: usize = 20;
+/// Largest body accepted when reading back (the protocol's payload limit is 256 KiB).
+const MAX_BODY: usize = 1 << 20;
+const CURSOR_FILE: &str = "cursor";
+
+/// What to do when the spool is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenFull {
+    /// Delete the oldest segment (its records are counted as dropped).
+    #[default]
+    DropOldest,
+    /// Refuse the new record (counted as refused).
+    RefuseNew,
+}
+
+/// When appended records are forced to the storage device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncPolicy {
+    /// Every `fsync_interval_ms` while there is unsynced data.
+    #[default]
+    Interval,
+    /// After every envelope, before it is published.
+    Batch,
+}
+
+/// `[spool]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Most bytes on disk. Default 256 MiB: about 3 days of a 10-asset agent
+    /// at 1 Hz, a few percent of a small SD card.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Size at which a new segment file is started. Default 4 MiB.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    #[serde(default)]
+    pub when_full: WhenFull,
+    #[serde(default)]
+    pub fsync: FsyncPolicy,
+    /// With `fsync = "interval"`: the longest unsynced data waits, in ms.
+    #[serde(default = "default_fsync_interval")]
+    pub fsync_interval_ms: u64,
+}
+
+fn default_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_segment_bytes() -> u64 {
+    4 * 1024 * 1024
+}
+fn default_fsync_interval() -> u64 {
+    1000
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            max_bytes: default_max_bytes(),
+            segment_bytes: default_segment_bytes(),
+            when_full: WhenFull::default(),
+            fsync: FsyncPolicy::default(),
+            fsync_interval_ms: default_fsync_interval(),
+        }
+    }
+}
+
+impl SpoolConfig {
+    /// Validation problems under `[spool]`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.segment_bytes < 4096 {
+            p.push("spool.segment_bytes: must be at least 4096".into());
+        }
+        if self.max_bytes < 2 * self.segment_bytes {
+            p.push("spool.max_bytes: must be at least twice spool.segment_bytes".into());
+        }
+        if self.fsync == FsyncPolicy::Interval && self.fsync_interval_ms == 0 {
+            p.push("spool.fsync_interval_ms: must be > 0 (or use fsync = \"batch\")".into());
+        }
+        p
+    }
+}
+
+/// Spool errors: the file and what failed.
+#[derive(Debug, thiserror::Error)]
+#[error("spool {path}: {what}: {source}")]
+pub struct SpoolError {
+    pub path: PathBuf,
+    pub what: &'static str,
+    pub source: std::io::Error,
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> SpoolError + 'a {
+    move |source| SpoolError { path: path.to_path_buf(), what, source }
+}
+
+/// A record read back for publishing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: u64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// Result of [`Spool::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Stored(u64),
+    Refused,
+}
+
+#[derive(Debug)]
+struct Segment {
+    /// Id in the file name: the first id written to it.
+    name_id: u64,
+    path: PathBuf,
+    file: File,
+    /// Bytes of complete records (a torn tail of an older segment is not counted).
+    bytes: u64,
+    /// Valid records in it.
+    count: u64,
+    /// Of those, acknowledged by the broker.
+    acked: u64,
+    /// Byte offsets of corrupt regions' starts and their ends, to skip when reading.
+    bad: Vec<(u64, u64)>,
+}
+
+/// Position of a record: segment name id and byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    seg: u64,
+    off: u64,
+}
+
+/// The spool (see the module docs).
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    config: SpoolConfig,
+    segments: VecDeque<Segment>,
+    next_id: u64,
+    /// Next record to send.
+    cursor: Pos,
+    /// Sent, not yet acknowledged: id and position, in send order.
+    inflight: VecDeque<(u64, Pos)>,
+    /// Acknowledged out of order while an older record is still in flight:
+    /// not sent again after a rewind.
+    acked_ahead: BTreeSet<u64>,
+    dirty: bool,
+    last_sync: Instant,
+    health: SpoolHealth,
+    buf: Vec<u8>,
+}
+
+impl Spool {
+    /// Open (or create) the spool in `dir`, scanning what is there.
+    pub fn open(dir: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir, "creating the directory"))?;
+        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+            .map_err(io_err(dir, "listing"))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = u64::from_str_radix(name.strip_suffix(".seg")?, 16).ok()?;
+                Some((id, e.path()))
+            })
+            .collect();
+        names.sort();
+        let resume = read_cursor(&dir.join(CURSOR_FILE));
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            config,
+            segments: VecDeque::new(),
+            next_id: resume.unwrap_or(0),
+            cursor: Pos { seg: 0, off: 0 },
+            inflight: VecDeque::new(),
+            acked_ahead: BTreeSet::new(),
+            dirty: false,
+            last_sync: Instant::now(),
+            health: SpoolHealth::default(),
+            buf: Vec::new(),
+        };
+        let last = names.len().saturating_sub(1);
+        for (i, (name_id, path)) in names.into_iter().enumerate() {
+            let seg = spool.scan(name_id, path, i == last, resume)?;
+            spool.segments.push_back(seg);
+        }
+        // Drop segments that hold nothing left to send (except the newest, kept for appends).
+        while spool.segments.len() > 1 && spool.segments[0].count == spool.segments[0].acked {
+            let seg = spool.segments.pop_front().expect("non-empty");
+            let _ = std::fs::remove_file(&seg.path);
+        }
+        spool.cursor = match spool.segments.front() {
+            Some(s) => Pos { seg: s.name_id, off: 0 },
+            None => Pos { seg: spool.next_id, off: 0 },
+        };
+        // Skip what the cursor file says was acknowledged.
+        if let Some(resume) = resume {
+            while let Some((record_id, next)) = spool.peek_id()? {
+                if record_id >= resume {
+                    break;
+                }
+                spool.cursor = next;
+            }
+        }
+        spool.refresh_health();
+        if spool.health.records > 0 || spool.health.corrupt > 0 {
+            tracing::info!(
+                records = spool.health.records,
+                bytes = spool.health.bytes,
+                corrupt = spool.health.corrupt,
+                "spool holds envelopes from before; they are sent first, in order"
+            );
+        }
+        Ok(spool)
+    }
+
+    /// Scan one segment file: count valid records, note corrupt regions,
+    /// cut a torn tail off the newest segment.
+    fn scan(
+        &mut self,
+        name_id: u64,
+        path: PathBuf,
+        newest: bool,
+        resume: Option<u64>,
+    ) -> Result<Segment, SpoolError> {
+        let file =
+            OpenOptions::new().read(true).append(true).open(&path).map_err(io_err(&path, "opening"))?;
+        let len = file.metadata().map_err(io_err(&path, "reading its size"))?.len();
+        let mut seg = Segment { name_id, path, file, bytes: len, count: 0, acked: 0, bad: Vec::new() };
+        let mut off = 0;
+        let mut good_end = 0;
+        while off < len {
+            match read_at(&seg.file, off, len, &mut self.buf) {
+                Ok((id, next)) => {
+                    seg.count += 1;
+                    if resume.is_some_and(|r| id < r) {
+                        seg.acked += 1;
+                    }
+                    self.next_id = self.next_id.max(id + 1);
+                    off = next;
+                    good_end = next;
+                }
+                Err(_) => {
+                    self.health.corrupt += 1;
+                    match find_next(&seg.file, off + 1, len, &mut self.buf) {
+                        Some(next) => {
+                            tracing::warn!(segment = %seg.path.display(), offset = off, skipped_bytes = next - off, "corrupt spool record skipped");
+                            seg.bad.push((off, next));
+                            off = next;
+                        }
+                        None => {
+                            tracing::warn!(segment = %seg.path.display(), offset = off, skipped_bytes = len - off, "torn or corrupt spool tail skipped");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if good_end < len {
+            if newest {
+                seg.file.set_len(good_end).map_err(io_err(&seg.path, "cutting a torn tail"))?;
+                seg.file.sync_all().map_err(io_err(&seg.path, "syncing"))?;
+            }
+            seg.bytes = good_end;
+            seg.bad.retain(|(start, _)| *start < good_end);
+        }
+        Ok(seg)
+    }
+
+    /// Append one record. Written to the file at once (safe from a crash of
+    /// the agent); forced to the device per the fsync policy.
+    pub fn append(&mut self, topic: &str, payload: &[u8]) -> Result<Appended, SpoolError> {
+        let size = (HEADER + 2 + topic.len() + payload.len()) as u64;
+        while self.total_bytes() + size > self.config.max_bytes {
+            match self.config.when_full {
+                WhenFull::RefuseNew => {
+                    self.health.refused += 1;
+                    if self.health.refused == 1 || self.health.refused % 1000 == 0 {
+                        tracing::warn!(
+                            refused = self.health.refused,
+                            max_bytes = self.config.max_bytes,
+                            "spool full: new envelopes refused (when_full = refuse-new)"
+                        );
+                    }
+                    return Ok(Appended::Refused);
+                }
+                WhenFull::DropOldest => {
+                    if self.segments.len() < 2 {
+                        // Only the segment being written: start a new one so the old can go.
+                        if self.segments.front().is_some_and(|s| s.count > 0) {
+                            self.rotate()?;
+                            continue;
+                        }
+                        break;
+                    }
+                    self.drop_oldest();
+                }
+            }
+        }
+        if self.segments.back().is_none_or(|s| s.bytes >= self.config.segment_bytes) {
+            self.rotate()?;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        encode(&mut self.buf, id, topic, payload);
+        let seg = self.segments.back_mut().expect("a segment after rotate");
+        seg.file.write_all(&self.buf).map_err(io_err(&seg.path, "appending"))?;
+        seg.bytes += self.buf.len() as u64;
+        seg.count += 1;
+        self.dirty = true;
+        if self.config.fsync == FsyncPolicy::Batch {
+            self.sync()?;
+        }
+        Ok(Appended::Stored(id))
+    }
+
+    fn rotate(&mut self) -> Result<(), SpoolError> {
+        if self.dirty {
+            self.sync()?;
+        }
+        let path = self.dir.join(format!("{:016x}.seg", self.next_id));
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(&path, "creating a segment"))?;
+        // Make the new file's name durable too.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.dir, "syncing the directory"))?;
+        if self.segments.is_empty() || self.cursor_at_end() {
+            self.cursor = Pos { seg: self.next_id, off: 0 };
+        }
+        self.segments.push_back(Segment {
+            name_id: self.next_id,
+            path,
+            file,
+            bytes: 0,
+            count: 0,
+            acked: 0,
+            bad: Vec::new(),
+        });
+        self.release();
+        Ok(())
+    }
+
+    fn cursor_at_end(&self) -> bool {
+        match self.segments.back() {
+            Some(last) => self.cursor.seg == last.name_id && self.cursor.off >= last.bytes,
+            None => true,
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        let seg = self.segments.pop_front().expect("two segments");
+        let lost = seg.count - seg.acked;
+        self.health.dropped += lost;
+        self.inflight.retain(|(_, p)| p.seg != seg.name_id);
+        if self.cursor.seg == seg.name_id {
+            self.cursor = Pos { seg: self.segments[0].name_id, off: 0 };
+        }
+        let _ = std::fs::remove_file(&seg.path);
+        tracing::warn!(
+            dropped = lost,
+            dropped_total = self.health.dropped,
+            max_bytes = self.config.max_bytes,
+            "spool full: oldest envelopes dropped (when_full = drop-oldest)"
+        );
+    }
+
+    /// Force appended data to the device and record the cursor.
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if let Some(seg) = self.segments.back() {
+            seg.file.sync_data().map_err(io_err(&seg.path, "syncing"))?;
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        self.write_cursor();
+        Ok(())
+    }
+
+    /// With the interval policy: sync if unsynced data is older than the interval.
+    pub fn sync_if_due(&mut self) -> Result<(), SpoolError> {
+        if self.dirty && self.last_sync.elapsed() >= Duration::from_millis(self.config.fsync_interval_ms) {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// When the next interval sync is due, if there is unsynced data.
+    pub fn sync_deadline(&self) -> Option<Instant> {
+        self.dirty.then(|| self.last_sync + Duration::from_millis(self.config.fsync_interval_ms))
+    }
+
+    /// Id and end position of the record at the cursor, skipping corrupt regions.
+    fn peek_id(&mut self) -> Result<Option<(u64, Pos)>, SpoolError> {
+        Ok(self.read_next()?.map(|(r, next)| (r.id, next)))
+    }
+
+    fn read_next(&mut self) -> Result<Option<(Record, Pos)>, SpoolError> {
+        loop {
+            let Some(i) = self.segments.iter().position(|s| s.name_id == self.cursor.seg) else {
+                // The cursor's segment is gone (dropped): go to the oldest.
+                match self.segments.front() {
+                    Some(s) if s.name_id > self.cursor.seg => {
+                        self.cursor = Pos { seg: s.name_id, off: 0 };
+                        continue;
+                    }
+                    _ => return Ok(None),
+                }
+            };
+            let seg = &mut self.segments[i];
+            if let Some(&(_, end)) = seg.bad.iter().find(|(start, _)| *start == self.cursor.off) {
+                self.cursor.off = end;
+                continue;
+            }
+            if self.cursor.off >= seg.bytes {
+                match self.segments.get(i + 1) {
+                    Some(next) => {
+                        self.cursor = Pos { seg: next.name_id, off: 0 };
+                        continue;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            match read_at(&seg.file, self.cursor.off, seg.bytes, &mut self.buf) {
+                Ok((id, next)) => {
+                    let body = &self.buf[HEADER..];
+                    let tlen = u16::from_le_bytes([body[0], body[1]]) as usize;
+                    let topic = String::from_utf8_lossy(&body[2..2 + tlen]).into_owned();
+                    let payload = body[2 + tlen..].to_vec();
+                    return Ok(Some((Record { id, topic, payload }, Pos { seg: seg.name_id, off: next })));
+                }
+                Err(_) => {
+                    // Damaged since the scan: note the region, skip to the next good record.
+                    self.health.corrupt += 1;
+                    tracing::warn!(segment = %seg.path.display(), offset = self.cursor.off, "corrupt spool record skipped");
+                    let end = find_next(&seg.file, self.cursor.off + 1, seg.bytes, &mut self.buf)
+                        .unwrap_or(seg.bytes);
+                    seg.bad.push((self.cursor.off, end));
+                    seg.count = seg.count.saturating_sub(1);
+                    self.cursor.off = end;
+                }
+            }
+        }
+    }
+
+    /// The next record to publish, if any; it counts as in flight until
+    /// [`Spool::ack`] or [`Spool::rewind`].
+    pub fn next_unsent(&mut self) -> Result<Option<Record>, SpoolError> {
+        loop {
+            let Some((record, next)) = self.read_next()? else { return Ok(None) };
+            self.cursor = next;
+            if self.acked_ahead.remove(&record.id) {
+                continue;
+            }
+            let at = Pos { seg: next.seg, off: next.off - HEADER as u64 - record_len(&record) };
+            self.inflight.push_back((record.id, at));
+            return Ok(Some(record));
+        }
+    }
+
+    /// The broker acknowledged record `id`.
+    pub fn ack(&mut self, id: u64) {
+        let Some(i) = self.inflight.iter().position(|(r, _)| *r == id) else { return };
+        let (_, pos) = self.inflight.remove(i).expect("found");
+        if let Some(seg) = self.segments.iter_mut().find(|s| s.name_id == pos.seg) {
+            seg.acked += 1;
+        }
+        if i > 0 {
+            self.acked_ahead.insert(id);
+        }
+        match self.inflight.front() {
+            Some(&(oldest, _)) => self.acked_ahead.retain(|a| *a > oldest),
+            None => self.acked_ahead.clear(),
+        }
+        self.release();
+    }
+
+    /// Delete segments that are fully sent and acknowledged (never the one being written).
+    fn release(&mut self) {
+        while self.segments.len() > 1 {
+            let first = &self.segments[0];
+            let passed = self.cursor.seg != first.name_id;
+            if !(passed
+                && first.acked >= first.count
+                && !self.inflight.iter().any(|(_, p)| p.seg == first.name_id))
+            {
+                break;
+            }
+            let seg = self.segments.pop_front().expect("non-empty");
+            if let Err(e) = std::fs::remove_file(&seg.path) {
+                tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a delivered spool segment");
+            }
+        }
+    }
+
+    /// Everything in flight is sent again, from the oldest (after a reconnect
+    /// on which the broker kept no session).
+    pub fn rewind(&mut self) {
+        if let Some(&(_, pos)) = self.inflight.front() {
+            self.cursor = pos;
+        }
+        self.inflight.clear();
+    }
+
+    /// Records in flight (sent, not acknowledged).
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Records not yet acknowledged (in flight or waiting).
+    pub fn unacked(&self) -> u64 {
+        self.segments.iter().map(|s| s.count - s.acked).sum()
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    fn refresh_health(&mut self) {
+        self.health.records = self.unacked();
+        self.health.bytes = self.total_bytes();
+    }
+
+    /// Counters for the status message and logs.
+    pub fn health(&mut self) -> SpoolHealth {
+        self.refresh_health();
+        self.health
+    }
+
+    /// The id of the first record not yet acknowledged.
+    fn first_unacked(&mut self) -> u64 {
+        if let Some(&(id, _)) = self.inflight.front() {
+            return id;
+        }
+        let saved = self.cursor;
+        let id = self.read_next().ok().flatten().map(|(r, _)| r.id).unwrap_or(self.next_id);
+        self.cursor = saved;
+        id
+    }
+
+    fn write_cursor(&mut self) {
+        let id = self.first_unacked();
+        let tmp = self.dir.join("cursor.tmp");
+        let result = std::fs::write(&tmp, format!("{id}\n"))
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join(CURSOR_FILE)));
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not record the spool cursor (some envelopes may be sent twice after a restart)");
+        }
+    }
+
+    /// Sync and record the cursor; with nothing left to send, delete the
+    /// last segment too so the spool is empty on disk.
+    pub fn close(mut self) -> Result<SpoolHealth, SpoolError> {
+        self.rewind();
+        self.sync()?;
+        if self.unacked() == 0 {
+            for seg in self.segments.drain(..) {
+                let _ = std::fs::remove_file(&seg.path);
+            }
+        }
+        Ok(self.health())
+    }
+}
+
+fn record_len(r: &Record) -> u64 {
+    (2 + r.topic.len() + r.payload.len()) as u64
+}
+
+fn read_cursor(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn encode(buf: &mut Vec<u8>, id: u64, topic: &str, payload: &[u8]) {
+    let body_len = 2 + topic.len() + payload.len();
+    buf.clear();
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&(body_len as u32).to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+    buf.extend_from_slice(topic.as_bytes());
+    buf.extend_from_slice(payload);
+    let crc = checksum(&buf[12..]);
+    buf[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn checksum(id_and_body: &[u8]) -> u32 {
+    crc32fast::hash(id_and_body)
+}
+
+/// Read and verify the record at `off` into `buf` (header and body); returns
+/// its id and the offset after it.
+fn read_at(file: &File, off: u64, limit: u64, buf: &mut Vec<u8>) -> Result<(u64, u64), ()> {
+    if off + HEADER as u64 > limit {
+        return Err(());
+    }
+    buf.resize(HEADER, 0);
+    file.read_exact_at(&mut buf[..HEADER], off).map_err(|_| ())?;
+    if &buf[..4] != MAGIC {
+        return Err(());
+    }
+    let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
+    if !(2..=MAX_BODY).contains(&body_len) || off + (HEADER + body_len) as u64 > limit {
+        return Err(());
+    }
+    let crc = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
+    let id = u64::from_le_bytes(buf[12..20].try_into().expect("8 bytes"));
+    buf.resize(HEADER + body_len, 0);
+    file.read_exact_at(&mut buf[HEADER..], off + HEADER as u64).map_err(|_| ())?;
+    if checksum(&buf[12..]) != crc {
+        return Err(());
+    }
+    let tlen = u16::from_le_bytes([buf[HEADER], buf[HEADER + 1]]) as usize;
+    if 2 + tlen > body_len || std::str::from_utf8(&buf[HEADER + 2..HEADER + 2 + tlen]).is_err() {
+        return Err(());
+    }
+    Ok((id, off + (HEADER + body_len) as u64))
+}
+
+/// Offset of the next valid record at or after `from`, if any.
+fn find_next(file: &File, from: u64, limit: u64, buf: &mut Vec<u8>) -> Option<u64> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut at = from;
+    while at + HEADER as u64 <= limit {
+        let n = chunk.len().min((limit - at) as usize);
+        file.read_exact_at(&mut chunk[..n], at).ok()?;
+        let mut i = 0;
+        while let Some(k) = chunk[i..n].windows(4).position(|w| w == MAGIC) {
+            let cand = at + (i + k) as u64;
+            if read_at(file, cand, limit, buf).is_ok() {
+                return Some(cand);
+            }
+            i += k + 1;
+        }
+        if n < 4 {
+            break;
+        }
+        // Overlap by 3 bytes so a magic across the chunk edge is found.
+        at += (n - 3) as u64;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
