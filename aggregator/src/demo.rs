@@ -179,6 +179,7 @@ pub fn agents(broker_url: &str, state_root: &Path) -> Vec<AgentConfig> {
             mqtt: MqttConfig { reconnect_max_secs: 5, ..MqttConfig::plain(broker_url) },
             publish: PublishConfig::default(),
             devices: Vec::new(),
+            spool: Default::default(),
             assets,
         })
         .collect()

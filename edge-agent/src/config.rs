@@ -26,6 +26,9 @@ pub struct AgentConfig {
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub publish: PublishConfig,
+    /// The disk spool (under `state_dir/spool`).
+    #[serde(default)]
+    pub spool: crate::spool::SpoolConfig,
     /// Modbus TCP devices that `modbus-tcp` assets are read from.
     #[serde(default)]
     pub devices: Vec<ModbusDevice>,
@@ -135,6 +138,15 @@ pub struct PublishConfig {
     /// was sent, in milliseconds.
     #[serde(default = "default_drain")]
     pub shutdown_drain_ms: u64,
+    /// How often the retained status message (with spool and source
+    /// health) is republished, in seconds; also at once when a source's
+    /// health changes.
+    #[serde(default = "default_status_interval")]
+    pub status_interval_secs: u64,
+}
+
+fn default_status_interval() -> u64 {
+    60
 }
 
 fn default_max_batch() -> usize {
@@ -157,6 +169,7 @@ impl Default for PublishConfig {
             max_batch_delay_ms: default_max_delay(),
             queue_capacity: default_queue(),
             shutdown_drain_ms: default_drain(),
+            status_interval_secs: default_status_interval(),
         }
     }
 }
@@ -324,6 +337,7 @@ impl AgentConfig {
         if self.publish.max_batch_samples == 0 || self.publish.max_batch_samples > 4096 {
             p.push("publish.max_batch_samples: must be 1..=4096 (the protocol's limit)".into());
         }
+        p.extend(self.spool.problems());
         if self.publish.queue_capacity == 0 {
             p.push("publish.queue_capacity: must be at least 1".into());
         }

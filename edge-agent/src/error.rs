@@ -10,4 +10,6 @@ pub enum Error {
     State { path: PathBuf, source: std::io::Error },
     #[error("MQTT: {0}")]
     Mqtt(String),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
 }

@@ -10,10 +10,11 @@
 //! - [`seq`]: sequence numbers persisted across restarts.
 //! - [`run`]: wires the pipeline and stops it cleanly.
 //!
-//! Pipeline: `source tasks -> queue (block when full) -> batcher -> seq ->
-//! MQTT publish (QoS 1)`. A disk spool between batcher and MQTT comes in a
-//! later version; until then envelopes not acknowledged by the broker at
-//! shutdown are reported, not kept.
+//! - [`spool`]: the disk spool every envelope passes through.
+//!
+//! Pipeline: `source tasks -> queue (block when full) -> emitter -> batcher
+//! -> seq -> spool (disk) -> MQTT publish (QoS 1) -> PUBACK removes it from
+//! the spool`.
 
 pub mod config;
 pub mod error;
@@ -24,46 +25,40 @@ pub mod spool;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
-use rumqttc::QoS;
-use throughline_shared::codec::{encode_envelope, encode_status};
-use throughline_shared::{AgentStatus, Envelope, Topic, PROTOCOL_VERSION};
-use tokio::sync::mpsc;
+use throughline_shared::codec::encode_envelope;
+use throughline_shared::{Envelope, Topic, PROTOCOL_VERSION};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::AgentConfig;
 pub use error::Error;
 
-use publish::mqtt::{LinkSettings, LinkStats};
+use publish::mqtt::{LinkSettings, LinkStats, Shared};
 use publish::Batcher;
 use source::{Emitter, Sink, SourceStats};
+use spool::{Appended, Spool};
 
 /// Software name reported in the agent's status message.
 pub const SOFTWARE: &str = concat!("throughline-edge-agent ", env!("CARGO_PKG_VERSION"));
 
-/// Run the agent until `token` is cancelled, then stop the sources, publish
-/// what they produced, mark the agent offline and disconnect.
+/// Run the agent until `token` is cancelled, then stop the sources, spool and
+/// publish what they produced, mark the agent offline and disconnect.
+/// Whatever the broker has not acknowledged by then stays in the spool and is
+/// sent first at the next start.
 ///
 /// `config_path` only names the file in error messages.
 pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationToken) -> Result<(), Error> {
+    let config_error = |message: String| Error::Config { path: config_path.to_path_buf(), message };
     let password = config.password(config_path)?;
     let broker = throughline_shared::broker::BrokerUrl::parse(&config.mqtt.url)
-        .map_err(|e| Error::Config { path: config_path.to_path_buf(), message: e.to_string() })?;
+        .map_err(|e| config_error(e.to_string()))?;
     let mut seq = seq::SeqStore::open(&config.state_dir)?;
-    let status_topic = Topic::status(&config.site, &config.agent);
-    let status = |online: bool| {
-        encode_status(&AgentStatus {
-            v: PROTOCOL_VERSION,
-            online,
-            ts: online.then(Utc::now),
-            software: Some(SOFTWARE.to_string()),
-            health: None,
-        })
-    };
+    let spool_dir = config.state_dir.join("spool");
+    let spool = Spool::open(&spool_dir, config.spool.clone())?;
     let link = LinkSettings {
         broker,
         client_id: config.mqtt.client_id.clone().unwrap_or_else(|| config.agent.to_string()),
@@ -71,39 +66,44 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         password,
         keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
         reconnect_max: Duration::from_secs(config.mqtt.reconnect_max_secs.max(1)),
-        status_topic: status_topic.clone(),
-        birth: status(true),
-        will: encode_status(&AgentStatus {
-            v: PROTOCOL_VERSION,
-            online: false,
-            ts: None,
-            software: None,
-            health: None,
-        }),
-        tls: config.tls().map_err(|message| Error::Config { path: config_path.to_path_buf(), message })?,
+        status_topic: Topic::status(&config.site, &config.agent),
+        software: SOFTWARE.to_string(),
+        status_interval: Duration::from_secs(config.publish.status_interval_secs.max(1)),
+        tls: config.tls().map_err(config_error)?,
     };
     tracing::info!(
         agent = %config.agent, site = %config.site, broker = %link.broker, assets = config.assets.len(),
-        next_seq = seq.peek(), "edge agent starting"
+        next_seq = seq.peek(), spool = %spool_dir.display(), "edge agent starting"
     );
 
+    let shared = Shared {
+        spool: Arc::new(Mutex::new(spool)),
+        appended: Arc::new(Notify::new()),
+        health: Arc::new(source::Health::default()),
+        stats: Arc::new(LinkStats::default()),
+    };
     let (client, eventloop) = publish::mqtt::client(&link);
-    let link_stats = Arc::new(LinkStats::default());
+    let finish = CancellationToken::new();
     let link_stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let link_task = tracker.spawn(publish::mqtt::drive(
         eventloop,
         client.clone(),
         link.clone(),
-        link_stats.clone(),
+        shared.clone(),
+        finish.clone(),
         link_stop.clone(),
     ));
 
     // Sources stop on `token`; the queue closes when the last one has gone.
     let (tx, mut rx) = mpsc::channel(config.publish.queue_capacity);
     let source_stats = Arc::new(SourceStats::default());
-    let health = Arc::new(source::Health::default());
-    source::spawn_all(&config, &Sink::new(tx, source_stats.clone(), token.child_token()), &health, &tracker);
+    source::spawn_all(
+        &config,
+        &Sink::new(tx, source_stats.clone(), token.child_token()),
+        &shared.health,
+        &tracker,
+    );
     let mut emitters: Vec<Emitter> =
         config.assets.iter().map(|a| Emitter::new(a.sample_interval_ms(), a.load_deadband_kw)).collect();
 
@@ -114,67 +114,81 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         config.publish.max_batch_samples,
         Duration::from_millis(config.publish.max_batch_delay_ms),
     );
-    let drain = Duration::from_millis(config.publish.shutdown_drain_ms);
     let mut publisher =
-        Publisher { client: &client, seq: &mut seq, agent: &config.agent, topics: &topics, sent: 0 };
+        Publisher { shared: &shared, seq: &mut seq, agent: &config.agent, topics: &topics, spooled: 0 };
 
     loop {
         let deadline = batcher.next_deadline();
+        let sync_at =
+            shared.spool.lock().expect("spool lock").sync_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             reading = rx.recv() => match reading {
                 Some(r) => {
                     let Some(sample) = emitters[r.asset].offer(r.sample) else { continue };
                     if let Some(batch) = batcher.push(r.asset, sample, tokio::time::Instant::now()) {
-                        publisher.send(batch).await?;
+                        publisher.send(batch)?;
                     }
                 }
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 for batch in batcher.due(tokio::time::Instant::now()) {
-                    publisher.send(batch).await?;
+                    publisher.send(batch)?;
                 }
+            }
+            _ = tokio::time::sleep_until(sync_at.unwrap_or_else(tokio::time::Instant::now)), if sync_at.is_some() => {
+                shared.spool.lock().expect("spool lock").sync_if_due()?;
             }
         }
     }
 
-    // Shutdown: everything the sources produced goes out, bounded by `drain`.
+    // Shutdown: everything the sources produced goes to the spool and, while
+    // the broker is reachable, out to it, bounded by `shutdown_drain_ms`.
     let started = tokio::time::Instant::now();
-    let flush = async {
-        for batch in batcher.drain() {
-            publisher.send(batch).await?;
-        }
-        let _ = client.publish(status_topic.clone(), QoS::AtLeastOnce, true, status(false)).await;
-        while link_stats.unacked() > 0 || !link_stats.connected.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok::<(), Error>(())
-    };
-    let flushed = tokio::time::timeout(drain, flush).await;
-    let unacked = link_stats.unacked();
-    let sent = publisher.sent;
-    match flushed {
-        Ok(r) => r?,
-        Err(_) => tracing::warn!(
-            unacked,
-            waited_ms = drain.as_millis() as u64,
-            "broker did not acknowledge everything before the shutdown deadline; those envelopes are lost (no spool in this version)"
-        ),
+    for batch in batcher.drain() {
+        publisher.send(batch)?;
     }
-    let _ = client.try_disconnect();
+    let spooled = publisher.spooled;
+    shared.spool.lock().expect("spool lock").sync()?;
+    let drain = Duration::from_millis(config.publish.shutdown_drain_ms);
+    let delivered = tokio::time::timeout(drain, async {
+        loop {
+            let waiting = shared.spool.lock().expect("spool lock").unacked();
+            if waiting == 0 || !shared.stats.connected.load(Ordering::Relaxed) {
+                return waiting;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    finish.cancel();
     if tokio::time::timeout(Duration::from_secs(2), link_task).await.is_err() {
         link_stop.cancel();
     }
     link_stop.cancel();
     tracker.close();
     tracker.wait().await;
+    let spool = Arc::into_inner(shared.spool).expect("link task ended").into_inner().expect("spool lock");
+    let health = spool.close()?;
+    if health.records > 0 {
+        tracing::warn!(
+            records = health.records,
+            connected_at_stop = delivered.is_ok(),
+            "envelopes not yet acknowledged stay in the spool and are sent first at the next start"
+        );
+    }
     let next = seq.peek();
     seq.close()?;
     tracing::info!(
-        envelopes = sent,
+        envelopes = spooled,
+        delivered = shared.stats.delivered.load(Ordering::Relaxed),
         readings = source_stats.readings.load(Ordering::Relaxed),
         queue_full_waits = source_stats.queue_full_waits.load(Ordering::Relaxed),
         dropped_at_shutdown = source_stats.dropped_at_shutdown.load(Ordering::Relaxed),
+        spool_records = health.records,
+        spool_dropped = health.dropped,
+        spool_refused = health.refused,
+        spool_corrupt = health.corrupt,
         next_seq = next,
         shutdown_ms = started.elapsed().as_millis() as u64,
         "edge agent stopped"
@@ -183,23 +197,24 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
 }
 
 struct Publisher<'a> {
-    client: &'a rumqttc::AsyncClient,
+    shared: &'a Shared,
     seq: &'a mut seq::SeqStore,
     agent: &'a throughline_shared::AgentId,
     topics: &'a [String],
-    sent: u64,
+    spooled: u64,
 }
 
 impl Publisher<'_> {
-    async fn send(&mut self, (asset, samples): publish::Batch) -> Result<(), Error> {
+    /// Number the batch, write it to the spool and wake the link.
+    fn send(&mut self, (asset, samples): publish::Batch) -> Result<(), Error> {
         let envelope =
             Envelope { v: PROTOCOL_VERSION, agent: self.agent.clone(), seq: self.seq.allocate()?, samples };
         let payload = encode_envelope(&envelope);
-        self.client
-            .publish(self.topics[asset].clone(), QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(|e| Error::Mqtt(e.to_string()))?;
-        self.sent += 1;
+        let stored = self.shared.spool.lock().expect("spool lock").append(&self.topics[asset], &payload)?;
+        if let Appended::Stored(_) = stored {
+            self.spooled += 1;
+            self.shared.appended.notify_one();
+        }
         Ok(())
     }
 }

@@ -71,10 +71,13 @@ async fn restarts_keep_seq_increasing_and_last_will_marks_offline() {
     );
     let seq2 = agent_view(&http, agent).await.unwrap()["last_seq"].as_u64().unwrap();
 
-    // After a crash the agent resumes above everything it used.
+    // After a crash the agent resumes above everything it used. Envelopes
+    // delivered in the last second before the kill may come again from the
+    // spool (their PUBACK was not yet recorded); the aggregator counts them
+    // as duplicates and drops them.
     let mut a = start_agent(&cfg);
     let v = wait_seq_above(&http, agent, seq2).await;
-    assert_eq!(v["duplicates"], 0, "numbers were never reused: {v}");
+    assert!(v["duplicates"].as_u64().unwrap() <= 64, "only spool replays are repeated: {v}");
     assert!(v["seq_missing"].as_u64().unwrap() < 64, "at most one reserved block skipped: {v}");
     a.stop();
     agg.proc.stop();
