@@ -151,7 +151,7 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
     let spooled = publisher.spooled;
     shared.spool.lock().expect("spool lock").sync()?;
     let drain = Duration::from_millis(config.publish.shutdown_drain_ms);
-    let delivered = tokio::time::timeout(drain, async {
+    let _ = tokio::time::timeout(drain, async {
         loop {
             let waiting = shared.spool.lock().expect("spool lock").unacked();
             if waiting == 0 || !shared.stats.connected.load(Ordering::Relaxed) {
@@ -161,6 +161,7 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         }
     })
     .await;
+    let connected_at_stop = shared.stats.connected.load(Ordering::Relaxed);
     finish.cancel();
     if tokio::time::timeout(Duration::from_secs(2), link_task).await.is_err() {
         link_stop.cancel();
@@ -173,7 +174,7 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
     if health.records > 0 {
         tracing::warn!(
             records = health.records,
-            connected_at_stop = delivered.is_ok(),
+            broker_connected = connected_at_stop,
             "envelopes not yet acknowledged stay in the spool and are sent first at the next start"
         );
     }

@@ -5,3 +5,4 @@ mod agent_lifecycle;
 mod ingest_counters;
 mod pipeline;
 mod planning;
+mod spool;

@@ -297,3 +297,118 @@ pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{}-{nanos:x}", std::process::id())
 }
+
+/// The `mosquitto` binary, for tests that start their own broker (to stop
+/// and restart it). Missing: a failure under `CI`, else a printed skip.
+pub fn mosquitto_bin() -> Option<PathBuf> {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
+        if Path::new(p).exists() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but mosquitto is not installed (apt-get install mosquitto)");
+    }
+    eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto to run this test; under CI=true this fails instead)");
+    None
+}
+
+/// A Mosquitto of the test's own on a free loopback port, with persistence
+/// in the test's directory so sessions survive a restart.
+#[derive(Debug)]
+pub struct Mosquitto {
+    pub port: u16,
+    conf: PathBuf,
+    bin: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Mosquitto {
+    /// Start it (`None` when mosquitto is missing and the test should skip).
+    pub fn start(dir: &Path) -> Option<Mosquitto> {
+        let bin = mosquitto_bin()?;
+        let port = free_port();
+        let data = dir.join("mosquitto-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                // `user root`: as root, keep root so the persistence file can be
+                // written in the test's private directory (ignored when not root).
+                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto { port, conf, bin, proc: None };
+        m.restart();
+        Some(m)
+    }
+
+    /// Start it again (after [`Mosquitto::stop`]) on the same port.
+    pub fn restart(&mut self) {
+        assert!(self.proc.is_none(), "mosquitto already running");
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mosquitto");
+        self.proc = Some(Proc { child, name: format!("mosquitto :{}", self.port) });
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < DEADLINE, "mosquitto did not listen on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stop it with SIGTERM (it saves its persistence file) and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.signal("TERM");
+            p.wait_exit();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+/// Start an edge agent whose stderr (its log) goes to `log`.
+pub fn start_agent_logged(config: &Path, log: &Path) -> Proc {
+    let file = std::fs::File::create(log).unwrap();
+    let child = Command::new(bin("edge-agent"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("start edge-agent");
+    Proc { child, name: format!("edge-agent {}", config.display()) }
+}
+
+/// Bytes of spool segments in an agent's spool directory.
+pub fn spool_bytes(spool_dir: &Path) -> u64 {
+    std::fs::read_dir(spool_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -161,6 +161,8 @@ pub async fn drive(
     // status message), then by packet id until acknowledged.
     let mut queued: VecDeque<Option<u64>> = VecDeque::new();
     let mut by_pkid: HashMap<u16, Option<u64>> = HashMap::new();
+    // A backlog was waiting at connect: report in the status when it is gone.
+    let mut backlog = false;
     let mut status_tick = tokio::time::interval(s.status_interval);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     status_tick.tick().await;
@@ -228,14 +230,23 @@ pub async fn drive(
                 let waiting = spool.unacked();
                 drop(spool);
                 tracing::info!(broker = %s.broker, reconnect = n > 0, session_present = ack.session_present, spooled = waiting, "connected");
+                backlog = waiting > 0;
                 backoff = Duration::from_millis(500);
                 publish_status(true, &mut queued);
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
                 stats.pubacks.fetch_add(1, Ordering::Relaxed);
                 if let Some(Some(id)) = by_pkid.remove(&ack.pkid) {
-                    shared.spool.lock().expect("spool lock").ack(id);
+                    let mut spool = shared.spool.lock().expect("spool lock");
+                    spool.ack(id);
+                    let caught_up = backlog && spool.unacked() == 0;
+                    drop(spool);
                     stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    if caught_up {
+                        backlog = false;
+                        tracing::info!("spooled backlog delivered");
+                        publish_status(true, &mut queued);
+                    }
                 }
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
