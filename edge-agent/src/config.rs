@@ -130,6 +130,12 @@ pub struct PublishConfig {
     /// (e.g. a line going down) is sent at once regardless.
     #[serde(default = "default_max_delay")]
     pub max_batch_delay_ms: u64,
+    /// Longest a sample waits for its batch while the broker is unreachable,
+    /// in milliseconds: fuller envelopes make the spool smaller and its
+    /// replay faster. State changes are still spooled at once. A crash
+    /// during an outage loses at most this much that was not yet spooled.
+    #[serde(default = "default_outage_delay")]
+    pub outage_batch_delay_ms: u64,
     /// Capacity of the queue between sources and the publisher, in samples.
     /// When full, sources wait (block); each wait is counted and logged.
     #[serde(default = "default_queue")]
@@ -155,6 +161,9 @@ fn default_max_batch() -> usize {
 fn default_max_delay() -> u64 {
     1000
 }
+fn default_outage_delay() -> u64 {
+    10_000
+}
 fn default_queue() -> usize {
     1024
 }
@@ -167,6 +176,7 @@ impl Default for PublishConfig {
         PublishConfig {
             max_batch_samples: default_max_batch(),
             max_batch_delay_ms: default_max_delay(),
+            outage_batch_delay_ms: default_outage_delay(),
             queue_capacity: default_queue(),
             shutdown_drain_ms: default_drain(),
             status_interval_secs: default_status_interval(),

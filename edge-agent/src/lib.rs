@@ -117,7 +117,13 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
     let mut publisher =
         Publisher { shared: &shared, seq: &mut seq, agent: &config.agent, topics: &topics, spooled: 0 };
 
+    let (online_delay, outage_delay) = (
+        Duration::from_millis(config.publish.max_batch_delay_ms),
+        Duration::from_millis(config.publish.outage_batch_delay_ms.max(config.publish.max_batch_delay_ms)),
+    );
     loop {
+        let connected = shared.stats.connected.load(Ordering::Relaxed);
+        batcher.set_max_delay(if connected { online_delay } else { outage_delay });
         let deadline = batcher.next_deadline();
         let sync_at =
             shared.spool.lock().expect("spool lock").sync_deadline().map(tokio::time::Instant::from_std);

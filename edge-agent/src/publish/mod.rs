@@ -34,6 +34,12 @@ impl Batcher {
         Batcher { max_samples, max_delay, assets: (0..assets).map(|_| AssetBatch::default()).collect() }
     }
 
+    /// Change the longest wait (e.g. longer while the broker is away, so the
+    /// spool holds fuller envelopes and replays faster).
+    pub fn set_max_delay(&mut self, max_delay: Duration) {
+        self.max_delay = max_delay;
+    }
+
     /// Add a sample; returns the asset's batch if it is now ready.
     pub fn push(&mut self, asset: usize, sample: Sample, now: Instant) -> Option<Batch> {
         let b = &mut self.assets[asset];
