@@ -50,8 +50,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the agent's work is small and mostly waiting; a single
+    // thread keeps the resident memory of a Pi agent low (see the README's
+    // benchmark section).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -64,10 +66,23 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttc=warn"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `RUST_LOG` as `level` or `level,target=level,...` (no regex filters:
+    // they would cost the edge binary half a megabyte).
+    let default: tracing_subscriber::filter::Targets = "info,rumqttc=warn".parse().expect("valid filter");
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) => v.parse().unwrap_or_else(|e| {
+            eprintln!("edge-agent: RUST_LOG={v:?} not understood ({e}); using info");
+            default.clone()
+        }),
+        Err(_) => default,
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+        .with(filter)
+        .init();
 }
 
 async fn stop_on_signal(token: CancellationToken) {
