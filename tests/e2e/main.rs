@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `edge-agent` and `aggregator` binaries talking
 //! through the embedded broker or a real Mosquitto, observed over HTTP.
 
+mod acl;
 mod agent_lifecycle;
 mod ingest_counters;
 mod pipeline;
