@@ -35,6 +35,23 @@ fn start_external_aggregator(dir: &Path, broker: &str) -> Aggregator {
     ])
 }
 
+struct Setup {
+    mosq: Mosquitto,
+    agg: Aggregator,
+    cfg: std::path::PathBuf,
+}
+
+/// A Mosquitto of the test's own, an aggregator subscribed to it, and the
+/// config of an agent with one line at 10 samples/s (`None`: skip).
+async fn setup(dir: &Path, agent: &str, site: &str) -> Option<Setup> {
+    let mosq = Mosquitto::start(dir)?;
+    let agg = start_external_aggregator(dir, &mosq.url());
+    agg.wait_mqtt_connected().await;
+    let line = SimLine { id: "line-1", rate_per_hour: 3600.0, stop: None };
+    let cfg = write_agent_config(dir, agent, site, &mosq.url(), &[line]);
+    Some(Setup { mosq, agg, cfg })
+}
+
 /// Wait until the agent has spooled at least `bytes` while the broker is away.
 async fn wait_spooled(spool_dir: &Path, bytes: u64) -> u64 {
     wait_for(&format!("spool in {} reaching {bytes} bytes", spool_dir.display()), || async {
@@ -63,18 +80,9 @@ fn stop_field(log: &Path, name: &str) -> u64 {
 #[tokio::test]
 async fn broker_outage_every_sample_arrives_once_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut mosq) = Mosquitto::start(dir.path()) else { return };
-    let mut agg = start_external_aggregator(dir.path(), &mosq.url());
-    agg.wait_mqtt_connected().await;
-    let http = agg.http.clone();
     let (agent, site) = ("gw-outage", "plant-outage");
-    let cfg = write_agent_config(
-        dir.path(),
-        agent,
-        site,
-        &mosq.url(),
-        &[SimLine { id: "line-1", rate_per_hour: 3600.0, stop: None }],
-    );
+    let Some(Setup { mut mosq, mut agg, cfg }) = setup(dir.path(), agent, site).await else { return };
+    let http = agg.http.clone();
     let log = dir.path().join("agent.log");
     let mut a = start_agent_logged(&cfg, &log);
     wait_for("first samples at the aggregator", || async {
@@ -130,18 +138,9 @@ async fn broker_outage_every_sample_arrives_once_and_in_order() {
 #[tokio::test]
 async fn sigkill_during_an_outage_loses_nothing_spooled_and_a_corrupt_tail_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut mosq) = Mosquitto::start(dir.path()) else { return };
-    let mut agg = start_external_aggregator(dir.path(), &mosq.url());
-    agg.wait_mqtt_connected().await;
-    let http = agg.http.clone();
     let (agent, site) = ("gw-kill", "plant-kill");
-    let cfg = write_agent_config(
-        dir.path(),
-        agent,
-        site,
-        &mosq.url(),
-        &[SimLine { id: "line-1", rate_per_hour: 3600.0, stop: None }],
-    );
+    let Some(Setup { mut mosq, mut agg, cfg }) = setup(dir.path(), agent, site).await else { return };
+    let http = agg.http.clone();
     let mut a = start_agent(&cfg);
     wait_for("agent online", || async {
         match agent_view(&http, agent).await {
