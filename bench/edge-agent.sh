@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Edge agent benchmark (numbers, not a pass/fail test):
 #
-#  1. binary size of the shipped build (`--profile edge`) and of `--release`;
+#  1. binary size of the shipped build (`--profile edge`, static musl) and of
+#     the same profile linked against glibc;
 #  2. resident memory and CPU of the agent serving 10 simulated assets at 1 Hz
 #     with its spool on, side by side in the same runs with a floor (`sleep`)
 #     and collectd (cpu, memory, load and csv plugins, 1 s interval), the
@@ -73,8 +74,10 @@ epoch_of() { date -d "$1" +%s.%N; }
 # ---------------------------------------------------------------- build
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   say "== build (target dir $TARGET)"
+  # The shipped build: static musl (no libc.so, libm.so, ld.so pages in memory).
+  CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-gcc} \
+    cargo build -q --profile edge -p throughline-edge-agent --bin edge-agent --target x86_64-unknown-linux-musl
   cargo build -q --profile edge -p throughline-edge-agent --bin edge-agent
-  cargo build -q --release -p throughline-edge-agent --bin edge-agent
   cargo build -q --release -p throughline-edge-agent --example fill-spool --example publish-backlog
   if [ "${AARCH64:-}" = 1 ]; then
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc} \
@@ -82,8 +85,8 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
       cargo build -q --profile edge -p throughline-edge-agent --bin edge-agent --target aarch64-unknown-linux-gnu
   fi
 fi
-EDGE_BIN=$TARGET/edge/edge-agent
-RELEASE_BIN=$TARGET/release/edge-agent
+EDGE_BIN=$TARGET/x86_64-unknown-linux-musl/edge/edge-agent
+RELEASE_BIN=$TARGET/edge/edge-agent
 FILL=$TARGET/release/examples/fill-spool
 PUBLISH=$TARGET/release/examples/publish-backlog
 for f in "$EDGE_BIN" "$FILL" "$PUBLISH"; do [ -x "$f" ] || die "$f is missing (run without SKIP_BUILD)"; done
@@ -92,8 +95,8 @@ say
 say "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f MiB", $2/1024}' /proc/meminfo), $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "== binary size (stripped)"
 size_line() { printf '  %-26s %9d bytes  %5.2f MiB\n' "$1" "$(stat -c %s "$2")" "$(calc "$(stat -c %s "$2")/1048576")"; }
-size_line "edge-agent --profile edge" "$EDGE_BIN"
-[ -x "$RELEASE_BIN" ] && size_line "edge-agent --release" "$RELEASE_BIN"
+size_line "edge-agent edge, musl static" "$EDGE_BIN"
+[ -x "$RELEASE_BIN" ] && size_line "edge-agent edge, glibc" "$RELEASE_BIN"
 if [ "${AARCH64:-}" = 1 ]; then size_line "edge-agent edge, aarch64" "$TARGET/aarch64-unknown-linux-gnu/edge/edge-agent"; fi
 if command -v size >/dev/null 2>&1; then
   say "  sections of the edge build (size -A): $(size -A "$EDGE_BIN" | awk '$1==".text"||$1==".rodata"||$1==".data.rel.ro"||$1==".data"||$1==".bss" {printf "%s %.0f KiB  ", $1, $2/1024}')"
@@ -261,7 +264,7 @@ for run in $(seq 1 "$RUNS"); do
     "$RELEASE_BIN" --config "$d/agent-release.toml" 2> "$d/agent-release.log" &
     pids+=($!)
     started_pids+=($!)
-    specs+=("release:$!:$(readlink -f "$RELEASE_BIN")")
+    specs+=("glibc:$!:$(readlink -f "$RELEASE_BIN")")
   fi
   sleep 1000 &
   pids+=($!)

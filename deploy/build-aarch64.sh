@@ -11,7 +11,7 @@
 # gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user, file, mosquitto,
 # mosquitto-clients (as root, or through sudo). The workspace's Cargo config
 # is not touched: the cross linker is set through the environment.
-# Honours CARGO_TARGET_DIR. The binary: $CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/edge/edge-agent
+# Honours CARGO_TARGET_DIR. The binary: $CARGO_TARGET_DIR/aarch64-unknown-linux-musl/edge/edge-agent
 # (default target/...). Copy it to the Pi as /usr/local/bin/edge-agent
 # (docs/raspberry-pi.md).
 set -euo pipefail
@@ -24,7 +24,9 @@ case "${1:-}" in
   *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
-target=aarch64-unknown-linux-gnu
+# Static musl: runs on any 64-bit Raspberry Pi OS whatever its glibc, and keeps
+# shared-library pages out of the agent's resident memory.
+target=aarch64-unknown-linux-musl
 sysroot=/usr/aarch64-linux-gnu
 say() { printf '\n== %s\n' "$*"; }
 
@@ -51,10 +53,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # --- Build ----------------------------------------------------------------------
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-# ring compiles a little C and assembly with this compiler.
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+# The cross gcc links (Rust brings musl's libc.a and start files for the target)
+# and compiles ring's bit of C and assembly.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
 say "cargo build --profile edge --target $target -p throughline-edge-agent"
 started=$(date +%s)
 cargo build --profile edge --locked --target "$target" -p throughline-edge-agent
@@ -64,8 +67,7 @@ echo "built in $(( $(date +%s) - started )) s: $bin"
 say "the binary"
 echo "size: $(stat -c %s "$bin") bytes ($(du -h "$bin" | cut -f1))"
 file "$bin"
-glibc="$(aarch64-linux-gnu-objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)"
-echo "needs glibc ${glibc#GLIBC_} or newer (Raspberry Pi OS bookworm has 2.36, bullseye 2.31)"
+echo "statically linked: no glibc version needed (Raspberry Pi OS bullseye and bookworm alike)"
 
 [ "$run" = yes ] || exit 0
 
