@@ -75,6 +75,7 @@ epoch_of() { date -d "$1" +%s.%N; }
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   say "== build (target dir $TARGET)"
   # The shipped build: static musl (no libc.so, libm.so, ld.so pages in memory).
+  rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
   CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-gcc} \
     cargo build -q --profile edge -p throughline-edge-agent --bin edge-agent --target x86_64-unknown-linux-musl
   cargo build -q --profile edge -p throughline-edge-agent --bin edge-agent
@@ -248,7 +249,7 @@ EOF
 
 say
 say "== memory and CPU: $RUNS runs of ${DURATION} s each (after ${WARMUP} s warm-up)"
-say "   side by side in each run: the edge build, the release build (its own agent id), collectd, sleep"
+say "   side by side in each run: the shipped build (musl static), the same profile linked to glibc (its own agent id), collectd, sleep"
 collectd_pid=""
 for run in $(seq 1 "$RUNS"); do
   d=$work/mem-$run
@@ -311,7 +312,7 @@ say "  medians (min-max) of $RUNS runs; memory in MiB; CPU in % of one core from
 say "  (/proc/PID/stat, 1 tick = $(calc "1000 / $HZ") ms) and from /proc/PID/task/*/schedstat (ns)"
 printf '  %-9s %-17s %-17s %-17s %-17s %-17s %-17s %-20s %-20s %s\n' process "RSS median" "RSS max" VmHWM PSS \
   "USS (private)" "private dirty" "CPU % (stat)" "CPU % (schedstat)" threads
-for name in agent release collectd sleep; do mem_row "$name"; done
+for name in agent glibc collectd sleep; do mem_row "$name"; done
 agent_rss=$(awk '{print $1}' "$work/mem.agent" | stats | cut -d' ' -f1)
 floor_rss=$(awk '{print $1}' "$work/mem.sleep" | stats | cut -d' ' -f1)
 say "  agent (edge build) above the sleep floor: $(calc "($agent_rss - $floor_rss) / 1024" | xargs printf '%.2f') MiB RSS"
@@ -322,7 +323,7 @@ fi
 say
 say "  where the resident memory is (smaps Rss in KiB, median of runs):"
 printf '  %-9s %8s %8s %8s %8s %8s %8s %8s %8s\n' process binary libc ld.so "oth.libs" heap anon stack other
-for name in agent release collectd sleep; do
+for name in agent glibc collectd sleep; do
   f=$work/smaps.$name
   [ -f "$f" ] || continue
   printf '  %-9s' "$name"
