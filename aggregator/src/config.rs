@@ -33,6 +33,9 @@ pub struct Config {
     pub groups: Vec<GroupConfig>,
     #[serde(default)]
     pub planning: PlanningConfig,
+    /// Embedded history: per-minute rollups in the state store.
+    #[serde(default)]
+    pub history: HistoryConfig,
     #[serde(default)]
     pub auth: AuthConfig,
     /// Signed webhooks that receive every alert change.
@@ -152,6 +155,34 @@ impl Default for PlanningConfig {
     }
 }
 
+/// Embedded history: per-asset, per-minute rollups written to the SQLite
+/// store in batches, served by `/api/v1/assets/{site}/{asset}/history`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// How often changed minutes are written, in seconds (one transaction
+    /// each time); a crash loses at most this much history.
+    #[serde(default = "default_flush_secs")]
+    pub flush_secs: u64,
+    /// Rollups older than this many days (by the server clock) are deleted,
+    /// once an hour and at start.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_flush_secs() -> u64 {
+    10
+}
+fn default_retention_days() -> u32 {
+    90
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { flush_secs: default_flush_secs(), retention_days: default_retention_days() }
+    }
+}
+
 /// Roles, each allowed what the one before it may do and more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -267,6 +298,7 @@ impl Default for Config {
             assets: Vec::new(),
             groups: Vec::new(),
             planning: PlanningConfig::default(),
+            history: HistoryConfig::default(),
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
             alertmanager: None,
@@ -554,6 +586,18 @@ impl Config {
         if self.planning.history_hours < 2 {
             p.push("planning.history_hours: must be at least 2".into());
         }
+        if !(1..=3600).contains(&self.history.flush_secs) {
+            p.push(format!(
+                "history.flush_secs: must be between 1 and 3600, found {}",
+                self.history.flush_secs
+            ));
+        }
+        if !(1..=36_500).contains(&self.history.retention_days) {
+            p.push(format!(
+                "history.retention_days: must be between 1 and 36500, found {}",
+                self.history.retention_days
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, a) in self.assets.iter().enumerate() {
             if !seen.insert((a.site.clone(), a.id.clone())) {
@@ -607,6 +651,7 @@ mod tests {
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.mqtt.listen.port(), 1883);
         assert!(c.mqtt.broker.is_none());
+        assert_eq!((c.history.flush_secs, c.history.retention_days), (10, 90));
     }
 
     #[test]
@@ -615,6 +660,9 @@ mod tests {
             r#"
 [mqtt]
 broker = "http://nope"
+[history]
+flush_secs = 0
+retention_days = 0
 [[assets]]
 site = "s"
 id = "a"
@@ -637,6 +685,8 @@ rated_capacity = 5
             "assets[0].rated_capacity",
             "assets[1]: site `s` asset `a`",
             "assets[1].group",
+            "history.flush_secs",
+            "history.retention_days",
         ] {
             assert!(e.contains(want), "{want} missing in {e}");
         }

@@ -4,9 +4,12 @@
 //! output increase spread over it), queried by the balance engine for "output
 //! made in this bucket", "rate while running" and "availability".
 //!
-//! Memory is bounded: slots older than the retention are dropped.
+//! Memory is bounded: slots older than the retention are dropped. Slots
+//! changed since the last [`History::take_dirty`] are remembered, so the
+//! rollup flusher writes only those (and keeps a dirty slot past pruning
+//! until it has been written).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,28 +21,52 @@ use throughline_shared::AssetState;
 pub const MAX_ATTRIBUTION_SECS: f64 = 600.0;
 
 /// One minute of one asset.
+///
+/// The state seconds (running, idle, setup, maintenance, down, unknown) add
+/// up to the time covered by intervals between two samples: `unknown` is
+/// time without a known state (before the first state, or beyond
+/// [`MAX_ATTRIBUTION_SECS`] of silence).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
 pub struct Minute {
     pub output: f64,
     pub running_s: f64,
-    pub down_s: f64,
-    pub planned_s: f64,
     pub idle_s: f64,
+    pub setup_s: f64,
+    pub maintenance_s: f64,
+    pub down_s: f64,
+    pub unknown_s: f64,
     /// Highest load seen in the minute, kW.
     pub load_max_kw: f64,
     /// Integral of load over the minute, kW x s (mean = this / load_s).
     pub load_kws: f64,
     pub load_s: f64,
+    /// Samples stamped in this minute.
+    pub samples: u32,
     /// Part of the minute with data, seconds since the minute's start
     /// (output is spread over this span, not the whole minute).
     pub covered_from: f64,
     pub covered_to: f64,
 }
 
+impl Minute {
+    /// Seconds covered by intervals between samples (all state seconds).
+    pub fn covered_s(&self) -> f64 {
+        self.running_s + self.idle_s + self.setup_s + self.maintenance_s + self.down_s + self.unknown_s
+    }
+
+    /// An empty slot, before any data (the covered span is set by the first).
+    fn empty() -> Minute {
+        Minute { covered_from: 60.0, ..Minute::default() }
+    }
+}
+
 /// The minute slots of one asset.
 #[derive(Debug, Default, Clone)]
 pub struct History {
+    /// Minute number (epoch seconds / 60) -> slot.
     slots: BTreeMap<i64, Minute>,
+    /// Minutes changed since the last `take_dirty`.
+    dirty: BTreeSet<i64>,
 }
 
 fn secs(t: DateTime<Utc>) -> f64 {
@@ -71,19 +98,21 @@ impl History {
             let minute = (t / 60.0).floor();
             let end = ((minute + 1.0) * 60.0).min(b);
             let piece = end - t;
-            let slot =
-                self.slots.entry(minute as i64).or_insert(Minute { covered_from: 60.0, ..Minute::default() });
+            self.dirty.insert(minute as i64);
+            let slot = self.slots.entry(minute as i64).or_insert_with(Minute::empty);
             slot.output += output * piece / span;
             slot.covered_from = slot.covered_from.min(t - minute * 60.0);
             slot.covered_to = slot.covered_to.max(end - minute * 60.0);
-            let known = end - t.max(known_from);
+            let known = (end - t.max(known_from)).max(0.0);
+            slot.unknown_s += piece - known;
             if known > 0.0 {
                 match state {
                     Some(AssetState::Running) => slot.running_s += known,
-                    Some(AssetState::Down) => slot.down_s += known,
-                    Some(AssetState::Setup | AssetState::Maintenance) => slot.planned_s += known,
                     Some(AssetState::Idle) => slot.idle_s += known,
-                    None => {}
+                    Some(AssetState::Setup) => slot.setup_s += known,
+                    Some(AssetState::Maintenance) => slot.maintenance_s += known,
+                    Some(AssetState::Down) => slot.down_s += known,
+                    None => slot.unknown_s += known,
                 }
                 if let Some(kw) = load_kw {
                     slot.load_kws += kw * known;
@@ -101,20 +130,64 @@ impl History {
         slot.load_max_kw = slot.load_max_kw.max(kw);
     }
 
+    /// Count a sample stamped at `at`.
+    pub fn note_sample(&mut self, at: DateTime<Utc>) {
+        self.slot(secs(at)).samples += 1;
+    }
+
     fn slot(&mut self, t: f64) -> &mut Minute {
         let minute = (t / 60.0).floor();
         let at = t - minute * 60.0;
-        let slot =
-            self.slots.entry(minute as i64).or_insert(Minute { covered_from: 60.0, ..Minute::default() });
+        self.dirty.insert(minute as i64);
+        let slot = self.slots.entry(minute as i64).or_insert_with(Minute::empty);
         slot.covered_from = slot.covered_from.min(at);
         slot.covered_to = slot.covered_to.max(at);
         slot
     }
 
-    /// Drop slots before `before`.
+    /// Drop slots before `before`, except those not yet taken by
+    /// [`History::take_dirty`] (they go at a later prune, once written).
     pub fn prune(&mut self, before: DateTime<Utc>) {
         let keep = (secs(before) / 60.0).floor() as i64;
-        self.slots = self.slots.split_off(&keep);
+        let mut dropped = std::mem::take(&mut self.slots);
+        self.slots = dropped.split_off(&keep);
+        for m in self.dirty.range(..keep) {
+            if let Some(slot) = dropped.get(m) {
+                self.slots.insert(*m, *slot);
+            }
+        }
+    }
+
+    /// The slots changed since the last call, as (minute start in epoch
+    /// seconds, slot), oldest first; they count as clean afterwards.
+    pub fn take_dirty(&mut self) -> Vec<(i64, Minute)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty.into_iter().filter_map(|m| self.slots.get(&m).map(|s| (m * 60, *s))).collect()
+    }
+
+    /// Mark minutes (epoch seconds of their start) dirty again, e.g. after
+    /// a failed write.
+    pub fn mark_dirty(&mut self, minute_starts: impl IntoIterator<Item = i64>) {
+        for start in minute_starts {
+            let m = start.div_euclid(60);
+            if self.slots.contains_key(&m) {
+                self.dirty.insert(m);
+            }
+        }
+    }
+
+    /// Put back slots read from the store (minute start in epoch seconds,
+    /// slot); a minute already held is kept as it is. Restored slots are
+    /// clean.
+    pub fn restore(&mut self, rows: impl IntoIterator<Item = (i64, Minute)>) {
+        for (start, slot) in rows {
+            self.slots.entry(start.div_euclid(60)).or_insert(slot);
+        }
+    }
+
+    /// Every slot, as (minute start in epoch seconds, slot), oldest first.
+    pub fn minutes(&self) -> impl Iterator<Item = (i64, &Minute)> {
+        self.slots.iter().map(|(m, s)| (m * 60, s))
     }
 
     /// Sum `f(minute)` over `[a, b)`, counting a partly overlapped minute by
@@ -219,6 +292,10 @@ mod tests {
         for m in 0..100 {
             h.attribute(t(m, 0), t(m + 1, 0), 1.0, Some(AssetState::Running), None);
         }
+        // Minutes not yet written stay.
+        h.prune(t(90, 0));
+        assert_eq!(h.len(), 100);
+        assert_eq!(h.take_dirty().len(), 100);
         h.prune(t(90, 0));
         assert_eq!(h.len(), 10);
         assert!((h.output_between(t(0, 0), t(200, 0)) - 10.0).abs() < 1e-9);

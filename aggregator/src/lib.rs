@@ -6,6 +6,8 @@
 //! - [`broker`]: the embedded rumqttd broker.
 //! - [`ingest`]: MQTT subscribe, decode, dedup, update state and counters.
 //! - [`state`]: live state per asset and agent (pure, event time).
+//! - [`rollup`]: embedded history: per-minute rollups flushed to SQLite,
+//!   downsampled for the API.
 //! - [`metrics`]: Prometheus/OpenMetrics counters.
 //! - [`api`]: `router(shared) -> Router` for `/api/v1`, `/metrics`, `/healthz`.
 //! - [`demo`]: `aggregator demo`, a small simulated plant in one process.
@@ -25,6 +27,7 @@ pub mod history;
 pub mod ingest;
 pub mod metrics;
 pub mod planner;
+pub mod rollup;
 pub mod state;
 pub mod store;
 
@@ -48,6 +51,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub mqtt_connected: AtomicBool,
     pub store: Arc<store::Store>,
+    /// Writer of the embedded history (per-minute rollups in the store).
+    pub rollups: rollup::Rollups,
     /// Forecast buckets in force (cache of the store).
     pub forecasts: RwLock<Vec<domain::ForecastRow>>,
     pub book: Mutex<alerts::book::AlertBook>,
@@ -146,11 +151,16 @@ impl App {
             chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
         );
         live.set_history_keep(chrono::Duration::hours(config.planning.history_hours as i64));
+        let restored =
+            rollup::restore(&store, &mut live, chrono::Duration::hours(config.planning.history_hours as i64))
+                .map_err(|e| Error::Store(e.to_string()))?;
+        tracing::info!(minutes = restored, "per-minute history read back from the store");
         let shared = Arc::new(Shared {
             state: Mutex::new(live),
             metrics: metrics::Metrics::new(),
             mqtt_connected: AtomicBool::new(false),
             store,
+            rollups: rollup::Rollups::new(&config.history),
             forecasts: RwLock::new(Vec::new()),
             book: Mutex::new(book),
             planner: planner::Planner::new(&config),
@@ -206,6 +216,7 @@ impl App {
             self.evaluate_every,
             token.child_token(),
         ));
+        tracker.spawn(rollup::run(self.shared.clone(), token.child_token()));
         let http_client =
             reqwest::Client::builder().build().map_err(|e| Error::Broker(format!("HTTP client: {e}")))?;
         for r in self.shared.receivers.clone() {
@@ -231,6 +242,13 @@ impl App {
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
             tracing::warn!("ingest did not stop within 5 s");
+        }
+        // Ingest has stopped: write the history it left behind.
+        let shared = self.shared.clone();
+        match tokio::task::spawn_blocking(move || rollup::flush(&shared)).await {
+            Ok(Ok(n)) => tracing::debug!(rows = n, "history flushed at shutdown"),
+            Ok(Err(e)) => tracing::error!(error = %e, "history could not be flushed at shutdown"),
+            Err(e) => tracing::error!(error = %e, "history flush at shutdown failed"),
         }
         served.map_err(Error::Io)
     }

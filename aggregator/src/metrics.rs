@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use throughline_shared::RejectReason;
 
@@ -31,6 +32,11 @@ pub struct Metrics {
     pub seq_late_fills: Counter,
     pub counter_resets: Counter,
     pub late_samples: Counter,
+    pub history_rows_written: Counter,
+    pub history_flushes: Counter,
+    pub history_flush_failures: Counter,
+    pub history_flush_seconds: Histogram,
+    pub history_rows_pruned: Counter,
     pub status_messages: Counter,
     pub agent_online: Family<AgentLabels, Gauge>,
     pub unregistered_assets: Gauge,
@@ -72,6 +78,12 @@ impl Metrics {
             seq_late_fills: Counter::default(),
             counter_resets: Counter::default(),
             late_samples: Counter::default(),
+            history_rows_written: Counter::default(),
+            history_flushes: Counter::default(),
+            history_flush_failures: Counter::default(),
+            // 1 ms .. about 16 s.
+            history_flush_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 8)),
+            history_rows_pruned: Counter::default(),
             status_messages: Counter::default(),
             agent_online: Family::default(),
             unregistered_assets: Gauge::default(),
@@ -123,6 +135,31 @@ impl Metrics {
             "throughline_late_samples",
             "Samples older than their asset's newest, not applied to live state",
             m.late_samples.clone(),
+        );
+        r.register(
+            "throughline_history_rows_written",
+            "Per-minute history rows written (inserted or updated) to the store",
+            m.history_rows_written.clone(),
+        );
+        r.register(
+            "throughline_history_flushes",
+            "History flushes that wrote rows (one transaction each)",
+            m.history_flushes.clone(),
+        );
+        r.register(
+            "throughline_history_flush_failures",
+            "History flushes that failed (their rows are retried)",
+            m.history_flush_failures.clone(),
+        );
+        r.register(
+            "throughline_history_flush_seconds",
+            "Time to write one history flush",
+            m.history_flush_seconds.clone(),
+        );
+        r.register(
+            "throughline_history_rows_pruned",
+            "History rows deleted for being older than history.retention_days",
+            m.history_rows_pruned.clone(),
         );
         r.register(
             "throughline_status_messages",

@@ -45,6 +45,11 @@ impl Planner {
         self.groups.iter().find(|g| g.id == id)
     }
 
+    /// The registered assets of a group.
+    pub fn group_assets(&self, group: &str) -> &[AssetConfig] {
+        self.assets.get(group).map(Vec::as_slice).unwrap_or_default()
+    }
+
     /// Group id -> kind, for forecast validation.
     pub fn group_kinds(&self) -> HashMap<String, crate::config::AssetKind> {
         self.groups.iter().map(|g| (g.id.clone(), g.kind)).collect()

@@ -185,6 +185,7 @@ impl AssetLive {
         if let Some(kw) = s.load_kw {
             self.history.note_load(s.ts, kw);
         }
+        self.history.note_sample(s.ts);
         if let Some(st) = s.state {
             if self.state != Some(st) {
                 self.state = Some(st);
@@ -253,7 +254,14 @@ pub struct LiveState {
     history_keep: Duration,
     /// Latest sample time seen from any asset: "now" in event time.
     watermark: Option<DateTime<Utc>>,
+    /// History read back from the store for assets not registered, handed
+    /// to each when it reports again.
+    restored: BTreeMap<(SiteId, AssetId), History>,
 }
+
+/// The minute slots of one asset changed since the last take, as (minute
+/// start in epoch seconds, slot).
+pub type DirtyMinutes = (SiteId, AssetId, Vec<(i64, crate::history::Minute)>);
 
 impl LiveState {
     pub fn new(registered: &[AssetConfig], rate_window: Duration) -> LiveState {
@@ -272,6 +280,40 @@ impl LiveState {
             rate_window,
             history_keep: Duration::hours(48),
             watermark: None,
+            restored: BTreeMap::new(),
+        }
+    }
+
+    /// Put back per-minute history read from the store (after a restart).
+    pub fn restore_history(
+        &mut self,
+        site: &SiteId,
+        asset: &AssetId,
+        rows: impl IntoIterator<Item = (i64, crate::history::Minute)>,
+    ) {
+        let key = (site.clone(), asset.clone());
+        match self.assets.get_mut(&key) {
+            Some(a) => a.history.restore(rows),
+            None => self.restored.entry(key).or_default().restore(rows),
+        }
+    }
+
+    /// Take the minutes changed since the last call, per asset (for the
+    /// rollup flusher: a copy, cheap enough to make under the lock).
+    pub fn take_dirty_minutes(&mut self) -> Vec<DirtyMinutes> {
+        self.assets
+            .values_mut()
+            .filter_map(|a| {
+                let rows = a.history.take_dirty();
+                (!rows.is_empty()).then(|| (a.site.clone(), a.asset.clone(), rows))
+            })
+            .collect()
+    }
+
+    /// Mark minutes dirty again (a write that failed is retried).
+    pub fn mark_dirty(&mut self, site: &SiteId, asset: &AssetId, minute_starts: &[i64]) {
+        if let Some(a) = self.assets.get_mut(&(site.clone(), asset.clone())) {
+            a.history.mark_dirty(minute_starts.iter().copied());
         }
     }
 
@@ -323,9 +365,12 @@ impl LiveState {
         }
         let window = self.rate_window;
         let key = (t.site.clone(), t.asset.clone());
-        let asset = self.assets.entry(key).or_insert_with(|| {
+        let restored = &mut self.restored;
+        let asset = self.assets.entry(key).or_insert_with_key(|key| {
             out.new_unregistered_asset = true;
-            AssetLive::new(t.site.clone(), t.asset.clone(), None)
+            let mut a = AssetLive::new(t.site.clone(), t.asset.clone(), None);
+            a.history = restored.remove(key).unwrap_or_default();
+            a
         });
         asset.agent = Some(env.agent.clone());
         let before = asset.last_ts;

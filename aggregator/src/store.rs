@@ -1,6 +1,7 @@
 //! Durable state in one SQLite file (WAL) under the data dir: forecasts with
 //! every version, alerts with their acknowledgements, the notification
-//! outbox and capable-to-promise reservations. All of it survives a restart.
+//! outbox, capable-to-promise reservations and the per-minute history
+//! ([`rollups`]). All of it survives a restart.
 //!
 //! Calls are short and synchronous behind a mutex; callers on the async
 //! runtime use them directly (each is a few indexed statements on a local
@@ -14,6 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ForecastRow, Unit};
+
+pub mod rollups;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +154,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute_batch(rollups::SCHEMA).map_err(err)?;
         Ok(Store { conn: Mutex::new(conn), path: p })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod history;
 pub mod planning;
 
 use std::sync::atomic::Ordering;
@@ -26,6 +27,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/assets", get(assets))
         .route("/api/v1/assets/{site}/{asset}", get(asset))
+        .route("/api/v1/assets/{site}/{asset}/history", get(history::asset_history))
+        .route("/api/v1/groups/{group}/history", get(history::group_history))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/forecasts", get(planning::list_forecasts).post(planning::import_forecasts))
         .route("/api/v1/balance", get(planning::balance))
