@@ -7,6 +7,7 @@
 //! - [`ingest`]: MQTT subscribe, decode, dedup, update state and counters.
 //! - [`state`]: live state per asset and agent (pure, event time).
 //! - [`metrics`]: Prometheus/OpenMetrics counters.
+//! - [`sink`]: time-series sinks (InfluxDB v2 write API), fed by ingest.
 //! - [`api`]: `router(shared) -> Router` for `/api/v1`, `/metrics`, `/healthz`.
 //! - [`demo`]: `aggregator demo`, a small simulated plant in one process.
 //! - [`App`]: build from config, then `run(token)` until cancelled.
@@ -25,6 +26,7 @@ pub mod history;
 pub mod ingest;
 pub mod metrics;
 pub mod planner;
+pub mod sink;
 pub mod state;
 pub mod store;
 
@@ -54,6 +56,8 @@ pub struct Shared {
     pub planner: planner::Planner,
     pub receivers: Vec<alerts::notify::Receiver>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The InfluxDB sink, when `[influxdb]` is configured.
+    pub influx: Option<sink::influx::InfluxSink>,
     pub auth: api::auth::Auth,
     /// The MQTT client, once connected, for publishing alert events.
     pub mqtt: OnceLock<rumqttc::AsyncClient>,
@@ -141,6 +145,17 @@ impl App {
             .map_err(|message| Error::Config { path: origin.into(), message })?;
         let auth = api::auth::Auth::from_config(&config.auth)
             .map_err(|message| Error::Config { path: origin.into(), message })?;
+        let metrics = metrics::Metrics::new();
+        let influx = match &config.influxdb {
+            Some(c) => {
+                let token = c
+                    .read_token()
+                    .map_err(|e| Error::Config { path: origin.into(), message: format!("influxdb.{e}") })?;
+                let settings = sink::influx::Settings::new(c, token);
+                Some(sink::influx::InfluxSink::new(settings, metrics.influx.clone()))
+            }
+            None => None,
+        };
         let mut live = state::LiveState::new(
             &config.assets,
             chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
@@ -148,7 +163,7 @@ impl App {
         live.set_history_keep(chrono::Duration::hours(config.planning.history_hours as i64));
         let shared = Arc::new(Shared {
             state: Mutex::new(live),
-            metrics: metrics::Metrics::new(),
+            metrics,
             mqtt_connected: AtomicBool::new(false),
             store,
             forecasts: RwLock::new(Vec::new()),
@@ -156,6 +171,7 @@ impl App {
             planner: planner::Planner::new(&config),
             receivers,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            influx,
             auth,
             mqtt: OnceLock::new(),
             quote_valid_hours: config.planning.quote_valid_hours,
@@ -191,6 +207,12 @@ impl App {
     /// Ingest and serve until `token` is cancelled; then stop within seconds.
     pub async fn run(self, token: CancellationToken) -> Result<(), Error> {
         let tracker = TaskTracker::new();
+        // The sink stops after ingest, so that it can write what ingest
+        // handed it last.
+        let influx = self.shared.influx.clone().map(|sink| {
+            let stop = CancellationToken::new();
+            (tokio::spawn(sink.run(stop.clone())), stop)
+        });
         let (client, eventloop) = ingest::mqtt::client(&self.ingest);
         let _ = self.shared.mqtt.set(client.clone());
         tracker.spawn(ingest::mqtt::run(
@@ -231,6 +253,13 @@ impl App {
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
             tracing::warn!("ingest did not stop within 5 s");
+        }
+        if let Some((task, stop)) = influx {
+            stop.cancel();
+            let limit = sink::influx::SHUTDOWN_FLUSH + Duration::from_secs(1);
+            if tokio::time::timeout(limit, task).await.is_err() {
+                tracing::warn!("InfluxDB sink did not stop within {limit:?}");
+            }
         }
         served.map_err(Error::Io)
     }

@@ -3,6 +3,7 @@
 
 mod acl;
 mod agent_lifecycle;
+mod influx;
 mod ingest_counters;
 mod pipeline;
 mod planning;
