@@ -23,6 +23,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// Time-series sink: any InfluxDB v2 write API. Absent: off.
+    pub influxdb: Option<InfluxConfig>,
     /// Registered assets. Telemetry for other assets is kept and shown as
     /// unregistered.
     #[serde(default)]
@@ -295,6 +297,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             data_dir: default_data_dir(),
             ingest: IngestConfig::default(),
+            influxdb: None,
             assets: Vec::new(),
             groups: Vec::new(),
             planning: PlanningConfig::default(),
@@ -445,6 +448,119 @@ impl Default for IngestConfig {
     }
 }
 
+/// The InfluxDB v2 sink (`[influxdb]`): every accepted sample is written as
+/// line protocol to `{url}/api/v2/write` (InfluxDB 2 and 3, VictoriaMetrics).
+/// Schema: docs/timeseries.md.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxConfig {
+    /// Base URL of the server, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    /// Organization (InfluxDB 2; other servers ignore it).
+    pub org: String,
+    /// Bucket (InfluxDB 2), database (InfluxDB 3).
+    pub bucket: String,
+    /// API token in the file itself; prefer `token_file` or `token_env`.
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+    /// A write is sent as soon as this many points wait.
+    #[serde(default = "default_influx_batch")]
+    pub batch_points: usize,
+    /// ...or when the oldest waiting point has waited this long.
+    #[serde(default = "default_influx_flush")]
+    pub flush_ms: u64,
+    /// Points held while the server is slow or down. When full, the oldest
+    /// are dropped (counted in `throughline_influx_points_dropped_total`):
+    /// ingest and alerting never wait for the database.
+    #[serde(default = "default_influx_buffer")]
+    pub buffer_points: usize,
+    /// One write may take this long before it counts as failed (and is retried).
+    #[serde(default = "default_influx_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_influx_batch() -> usize {
+    5000
+}
+fn default_influx_flush() -> u64 {
+    1000
+}
+fn default_influx_buffer() -> usize {
+    200_000
+}
+fn default_influx_timeout() -> u64 {
+    5000
+}
+
+impl std::fmt::Debug for InfluxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxConfig")
+            .field("url", &self.url)
+            .field("org", &self.org)
+            .field("bucket", &self.bucket)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("token_env", &self.token_env)
+            .field("batch_points", &self.batch_points)
+            .field("flush_ms", &self.flush_ms)
+            .field("buffer_points", &self.buffer_points)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+impl InfluxConfig {
+    /// The token, read from wherever it is configured.
+    pub fn read_token(&self) -> Result<String, String> {
+        read_secret("token", self.token.as_deref(), self.token_file.as_deref(), self.token_env.as_deref())
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        match reqwest::Url::parse(&self.url) {
+            Ok(u) if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() => {
+                p.push(format!("influxdb.url: `{}` must be http:// or https:// with a host", self.url))
+            }
+            // The client writes to {url}/api/v2/write on the host itself.
+            Ok(u) if u.path() != "/" || u.query().is_some() => p.push(format!(
+                "influxdb.url: `{}` must be the server's base URL, without a path or query",
+                self.url
+            )),
+            Ok(_) => {}
+            Err(e) => p.push(format!("influxdb.url: `{}` is not a URL: {e}", self.url)),
+        }
+        if self.org.trim().is_empty() {
+            p.push("influxdb.org: must not be empty (any name for servers without organizations)".into());
+        }
+        if self.bucket.trim().is_empty() {
+            p.push("influxdb.bucket: must not be empty".into());
+        }
+        if let Err(e) = self.read_token() {
+            p.push(format!("influxdb.{e}"));
+        }
+        if !(1..=100_000).contains(&self.batch_points) {
+            p.push(format!(
+                "influxdb.batch_points: must be between 1 and 100000, found {}",
+                self.batch_points
+            ));
+        }
+        if !(10..=600_000).contains(&self.flush_ms) {
+            p.push(format!("influxdb.flush_ms: must be between 10 and 600000, found {}", self.flush_ms));
+        }
+        if self.buffer_points < self.batch_points || self.buffer_points > 100_000_000 {
+            p.push(format!(
+                "influxdb.buffer_points: must be at least batch_points ({}) and at most 100000000, found {}",
+                self.batch_points, self.buffer_points
+            ));
+        }
+        if !(100..=600_000).contains(&self.timeout_ms) {
+            p.push(format!("influxdb.timeout_ms: must be between 100 and 600000, found {}", self.timeout_ms));
+        }
+        p
+    }
+}
+
 /// Kind of asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -526,6 +642,9 @@ impl Config {
         }
         if self.ingest.max_payload_bytes < 1024 {
             p.push("ingest.max_payload_bytes: must be at least 1024".into());
+        }
+        if let Some(influx) = &self.influxdb {
+            p.extend(influx.problems());
         }
         let mut group_ids = std::collections::HashSet::new();
         for (i, g) in self.groups.iter().enumerate() {
@@ -690,6 +809,58 @@ rated_capacity = 5
         ] {
             assert!(e.contains(want), "{want} missing in {e}");
         }
+    }
+
+    #[test]
+    fn influxdb_keys_are_checked_by_name_and_the_token_never_shows() {
+        let c: Config = toml::from_str(
+            "[influxdb]\nurl = \"tcp://x\"\norg = \"\"\nbucket = \"b\"\nbatch_points = 0\nbuffer_points = 10\nflush_ms = 1\ntimeout_ms = 5",
+        )
+        .unwrap();
+        let e = c.validate("agg.toml").unwrap_err().to_string();
+        for want in [
+            "influxdb.url",
+            "influxdb.org",
+            "influxdb.token: set one of token, token_file, token_env",
+            "influxdb.batch_points",
+            "influxdb.flush_ms",
+            "influxdb.timeout_ms",
+        ] {
+            assert!(e.contains(want), "{want} missing in {e}");
+        }
+        let c: Config = toml::from_str(
+            "[influxdb]\nurl = \"http://127.0.0.1:8086\"\norg = \"plant\"\nbucket = \"tl\"\ntoken = \"s3cret-token\"\nbatch_points = 100\nbuffer_points = 50",
+        )
+        .unwrap();
+        let e = c.validate("agg.toml").unwrap_err().to_string();
+        assert!(e.contains("influxdb.buffer_points: must be at least batch_points (100)"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret") && debug.contains("<redacted>"), "{debug}");
+        let c: Config = toml::from_str(
+            "[influxdb]\nurl = \"http://127.0.0.1:8086\"\norg = \"plant\"\nbucket = \"tl\"\ntoken_env = \"THROUGHLINE_NO_SUCH_VARIABLE\"",
+        )
+        .unwrap();
+        let e = c.validate("agg.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("influxdb.token_env: environment variable THROUGHLINE_NO_SUCH_VARIABLE is not set"),
+            "{e}"
+        );
+        for url in ["http://127.0.0.1:8086/influx", "http://", "127.0.0.1:8086", "ftp://h", "http://h?x=1"] {
+            let c: Config = toml::from_str(&format!(
+                "[influxdb]\nurl = \"{url}\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"t\""
+            ))
+            .unwrap();
+            let e = c.validate("agg.toml").unwrap_err().to_string();
+            assert!(e.contains("influxdb.url"), "{url}: {e}");
+        }
+        let ok: Config = toml::from_str(
+            "[influxdb]\nurl = \"http://127.0.0.1:8086/\"\norg = \"plant\"\nbucket = \"tl\"\ntoken = \"t\"",
+        )
+        .unwrap();
+        ok.validate("agg.toml").unwrap();
+        let i = ok.influxdb.unwrap();
+        assert_eq!((i.batch_points, i.flush_ms, i.buffer_points, i.timeout_ms), (5000, 1000, 200_000, 5000));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`rollup`]: embedded history: per-minute rollups flushed to SQLite,
 //!   downsampled for the API.
 //! - [`metrics`]: Prometheus/OpenMetrics counters.
+//! - [`sink`]: time-series sinks (InfluxDB v2 write API), fed by ingest.
 //! - [`api`]: `router(shared) -> Router` for `/api/v1`, `/metrics`, `/healthz`.
 //! - [`demo`]: `aggregator demo`, a small simulated plant in one process.
 //! - [`App`]: build from config, then `run(token)` until cancelled.
@@ -28,6 +29,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod planner;
 pub mod rollup;
+pub mod sink;
 pub mod state;
 pub mod store;
 
@@ -59,6 +61,8 @@ pub struct Shared {
     pub planner: planner::Planner,
     pub receivers: Vec<alerts::notify::Receiver>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The InfluxDB sink, when `[influxdb]` is configured.
+    pub influx: Option<sink::influx::InfluxSink>,
     pub auth: api::auth::Auth,
     /// The MQTT client, once connected, for publishing alert events.
     pub mqtt: OnceLock<rumqttc::AsyncClient>,
@@ -146,6 +150,17 @@ impl App {
             .map_err(|message| Error::Config { path: origin.into(), message })?;
         let auth = api::auth::Auth::from_config(&config.auth)
             .map_err(|message| Error::Config { path: origin.into(), message })?;
+        let metrics = metrics::Metrics::new();
+        let influx = match &config.influxdb {
+            Some(c) => {
+                let token = c
+                    .read_token()
+                    .map_err(|e| Error::Config { path: origin.into(), message: format!("influxdb.{e}") })?;
+                let settings = sink::influx::Settings::new(c, token);
+                Some(sink::influx::InfluxSink::new(settings, metrics.influx.clone()))
+            }
+            None => None,
+        };
         let mut live = state::LiveState::new(
             &config.assets,
             chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
@@ -157,7 +172,7 @@ impl App {
         tracing::info!(minutes = restored, "per-minute history read back from the store");
         let shared = Arc::new(Shared {
             state: Mutex::new(live),
-            metrics: metrics::Metrics::new(),
+            metrics,
             mqtt_connected: AtomicBool::new(false),
             store,
             rollups: rollup::Rollups::new(&config.history),
@@ -166,6 +181,7 @@ impl App {
             planner: planner::Planner::new(&config),
             receivers,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            influx,
             auth,
             mqtt: OnceLock::new(),
             quote_valid_hours: config.planning.quote_valid_hours,
@@ -201,6 +217,12 @@ impl App {
     /// Ingest and serve until `token` is cancelled; then stop within seconds.
     pub async fn run(self, token: CancellationToken) -> Result<(), Error> {
         let tracker = TaskTracker::new();
+        // The sink stops after ingest, so that it can write what ingest
+        // handed it last.
+        let influx = self.shared.influx.clone().map(|sink| {
+            let stop = CancellationToken::new();
+            (tokio::spawn(sink.run(stop.clone())), stop)
+        });
         let (client, eventloop) = ingest::mqtt::client(&self.ingest);
         let _ = self.shared.mqtt.set(client.clone());
         tracker.spawn(ingest::mqtt::run(
@@ -249,6 +271,13 @@ impl App {
             Ok(Ok(n)) => tracing::debug!(rows = n, "history flushed at shutdown"),
             Ok(Err(e)) => tracing::error!(error = %e, "history could not be flushed at shutdown"),
             Err(e) => tracing::error!(error = %e, "history flush at shutdown failed"),
+        }
+        if let Some((task, stop)) = influx {
+            stop.cancel();
+            let limit = sink::influx::SHUTDOWN_FLUSH + Duration::from_secs(1);
+            if tokio::time::timeout(limit, task).await.is_err() {
+                tracing::warn!("InfluxDB sink did not stop within {limit:?}");
+            }
         }
         served.map_err(Error::Io)
     }

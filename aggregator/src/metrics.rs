@@ -52,6 +52,7 @@ pub struct Metrics {
     pub outbox_depth: Gauge,
     pub forecast_rows_imported: Counter,
     pub forecast_imports_refused: Counter,
+    pub influx: InfluxMetrics,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +100,7 @@ impl Metrics {
             outbox_depth: Gauge::default(),
             forecast_rows_imported: Counter::default(),
             forecast_imports_refused: Counter::default(),
+            influx: InfluxMetrics::default(),
         };
         r.register(
             "throughline_messages_ingested",
@@ -227,6 +229,7 @@ impl Metrics {
         for reason in RejectReason::ALL {
             let _ = m.rejected.get_or_create(&ReasonLabel { reason: reason.label() });
         }
+        m.influx.register(&mut r);
         Metrics { registry: r, ..m }
     }
 
@@ -236,6 +239,59 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The InfluxDB sink's counters (`sink::influx`); registered whether or not
+/// the sink is configured, so dashboards and alert rules see zeros.
+#[derive(Debug, Clone, Default)]
+pub struct InfluxMetrics {
+    pub points_written: Counter,
+    /// By reason: `buffer_full`, `rejected` (the server refused the batch as
+    /// malformed), `shutdown` (still held when the aggregator stopped).
+    pub points_dropped: Family<ReasonLabel, Counter>,
+    pub write_failures: Counter,
+    pub buffer_points: Gauge,
+    pub last_success: Gauge,
+}
+
+impl InfluxMetrics {
+    /// Reasons for dropped points, listed from zero.
+    pub const DROP_REASONS: [&'static str; 3] = ["buffer_full", "rejected", "shutdown"];
+
+    pub fn dropped(&self, reason: &'static str) -> Counter {
+        self.points_dropped.get_or_create(&ReasonLabel { reason }).clone()
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "throughline_influx_points_written",
+            "Points the InfluxDB server acknowledged",
+            self.points_written.clone(),
+        );
+        r.register(
+            "throughline_influx_points_dropped",
+            "Points given up, by reason (buffer_full: oldest dropped while the server was away)",
+            self.points_dropped.clone(),
+        );
+        r.register(
+            "throughline_influx_write_failures",
+            "Writes to the InfluxDB server that failed (retried with backoff)",
+            self.write_failures.clone(),
+        );
+        r.register(
+            "throughline_influx_buffer_points",
+            "Points held for the InfluxDB server (waiting or being written)",
+            self.buffer_points.clone(),
+        );
+        r.register(
+            "throughline_influx_last_success_timestamp_seconds",
+            "Unix time of the last successful write to the InfluxDB server",
+            self.last_success.clone(),
+        );
+        for reason in Self::DROP_REASONS {
+            let _ = self.dropped(reason);
+        }
     }
 }
 
@@ -251,5 +307,21 @@ mod tests {
         assert!(text.contains("throughline_rejected_messages_total{reason=\"bad_json\"} 1"), "{text}");
         assert!(text.contains("throughline_rejected_messages_total{reason=\"oversize\"} 0"), "{text}");
         assert!(text.contains("throughline_messages_ingested_total 0"), "{text}");
+    }
+
+    #[test]
+    fn influx_metrics_are_listed_from_zero() {
+        let text = Metrics::new().render();
+        for line in [
+            "throughline_influx_points_written_total 0",
+            "throughline_influx_points_dropped_total{reason=\"buffer_full\"} 0",
+            "throughline_influx_points_dropped_total{reason=\"rejected\"} 0",
+            "throughline_influx_points_dropped_total{reason=\"shutdown\"} 0",
+            "throughline_influx_write_failures_total 0",
+            "throughline_influx_buffer_points 0",
+            "throughline_influx_last_success_timestamp_seconds 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod acl;
 mod agent_lifecycle;
 mod history;
+mod influx;
 mod ingest_counters;
 mod pipeline;
 mod planning;

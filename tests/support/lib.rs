@@ -87,8 +87,15 @@ pub struct Aggregator {
 
 /// Start the aggregator with `args` and wait for its "listening" line.
 pub fn start_aggregator(args: &[&str]) -> Aggregator {
+    start_aggregator_env(args, &[])
+}
+
+/// [`start_aggregator`] with extra environment variables (secrets read
+/// through `*_env` keys).
+pub fn start_aggregator_env(args: &[&str], env: &[(&str, &str)]) -> Aggregator {
     let mut child = Command::new(bin("aggregator"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -411,4 +418,116 @@ pub fn spool_bytes(spool_dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// The `victoria-metrics` binary (Debian's package), for the InfluxDB sink
+/// tests. Missing: a failure under `CI`, else a printed skip.
+pub fn victoria_metrics() -> Option<PathBuf> {
+    let found = ["/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths).map(|d| d.join("victoria-metrics")).find(|p| p.exists())
+            })
+        });
+    if found.is_some() {
+        return found;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but victoria-metrics is not installed (apt-get install victoria-metrics)");
+    }
+    eprintln!("SKIPPED: victoria-metrics is not installed (apt-get install victoria-metrics to run this test; under CI=true this fails instead)");
+    None
+}
+
+/// A VictoriaMetrics of the test's own on a free loopback port, data in the
+/// test's directory: a server speaking the InfluxDB v2 write API, read back
+/// through its export API.
+#[derive(Debug)]
+pub struct VictoriaMetrics {
+    pub port: u16,
+    data: PathBuf,
+    bin: PathBuf,
+    proc: Option<Proc>,
+    polls: std::sync::atomic::AtomicU64,
+}
+
+impl VictoriaMetrics {
+    /// Reserve a port without starting (`None` when the test should skip).
+    pub fn new(dir: &Path) -> Option<VictoriaMetrics> {
+        let bin = victoria_metrics()?;
+        let data = dir.join("victoria-metrics-data");
+        std::fs::create_dir_all(&data).unwrap();
+        Some(VictoriaMetrics { port: free_port(), data, bin, proc: None, polls: Default::default() })
+    }
+
+    /// Reserve a port and start.
+    pub fn start(dir: &Path) -> Option<VictoriaMetrics> {
+        let mut vm = VictoriaMetrics::new(dir)?;
+        vm.run();
+        Some(vm)
+    }
+
+    /// Start it on its port and wait until it listens.
+    pub fn run(&mut self) {
+        assert!(self.proc.is_none(), "victoria-metrics already running");
+        let child = Command::new(&self.bin)
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!("-storageDataPath={}", self.data.display()))
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start victoria-metrics");
+        self.proc = Some(Proc { child, name: format!("victoria-metrics :{}", self.port) });
+        let start = Instant::now();
+        while !self.healthy() {
+            assert!(start.elapsed() < DEADLINE, "victoria-metrics on {} did not become healthy", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether `/health` answers 200 (it listens before it is ready).
+    fn healthy(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut answer = String::new();
+        conn.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok()
+            && conn.read_to_string(&mut answer).is_ok()
+            && answer.split_whitespace().nth(1) == Some("200")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every series whose name matches `name_regex`, from `/api/v1/export`
+    /// (one JSON object per series: `metric`, `values`, `timestamps`).
+    /// VictoriaMetrics caches the series found for a selector for a few
+    /// seconds, so each call adds a matcher of its own that matches all.
+    pub async fn export(&self, name_regex: &str) -> Vec<serde_json::Value> {
+        let n = self.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let selector = format!("{{__name__=~\"{name_regex}\",throughline_poll!=\"{n}\"}}");
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/v1/export", self.url()))
+            .query(&[("match[]", selector.as_str())])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("export from victoria-metrics: {e}"));
+        assert!(resp.status().is_success(), "export: {}", resp.status());
+        let text = resp.text().await.unwrap();
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
 }

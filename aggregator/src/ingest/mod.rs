@@ -11,6 +11,7 @@ use throughline_shared::codec::{self, Inbound};
 use throughline_shared::{Limits, RejectReason};
 
 use crate::metrics::{AgentLabels, ReasonLabel};
+use crate::sink::influx;
 use crate::Shared;
 
 /// Logs each rejection reason at most once per `every`, with how many were
@@ -60,7 +61,16 @@ pub fn handle(
             log.note(e.reason, topic, &e.detail);
         }
         Ok(Inbound::Telemetry(t)) => {
-            let out = shared.state.lock().expect("state lock poisoned").apply_telemetry(&t, now);
+            let (out, points) = {
+                let mut live = shared.state.lock().expect("state lock poisoned");
+                let before = shared.influx.as_ref().map(|_| influx::Before::capture(&live, &t));
+                let out = live.apply_telemetry(&t, now);
+                let points = before.filter(|_| !out.duplicate).map(|b| influx::points(&t, b, &live));
+                (out, points)
+            };
+            if let (Some(sink), Some(points)) = (&shared.influx, points) {
+                sink.push(points);
+            }
             if out.duplicate {
                 m.duplicates.inc();
                 tracing::debug!(agent = %t.envelope.agent, seq = t.envelope.seq, "duplicate dropped");
