@@ -40,31 +40,14 @@ ASSETS=(line-01 feeder-01 line-02 feeder-02 line-03 feeder-03 line-04 feeder-04 
 BACKLOG_ENVELOPES=3600
 BACKLOG_SAMPLES=36000
 
-work=$(mktemp -d -t edge-agent-bench.XXXXXX)
-started_pids=()
-# Stop what this script started and is still running (its own children only:
-# a pid that exited may have been reused by another process).
-cleanup() {
-  local p
-  for p in "${started_pids[@]}"; do
-    if [ "$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2)" = "$$" ]; then
-      kill "$p" 2>/dev/null || true
-      wait "$p" 2>/dev/null || true
-    fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'edge-agent.sh: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=edge-agent.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found ($2)"; }
 need mosquitto "apt-get install mosquitto"
 need mosquitto_sub "apt-get install mosquitto-clients"
 
 # "median min max" of the numbers on stdin.
-stats() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "- - -"; exit}
-  m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR]}'; }
 # "median (min-max)" with a printf format for each number.
 summary() { local fmt=$1; stats | awk -v f="$fmt" '{ if ($1=="-") print "-"; else printf(f" ("f"-"f")\n", $1, $2, $3) }'; }
 calc() { awk "BEGIN { x = $1; printf (x == int(x)) ? \"%d\" : \"%.6f\", x }"; }
@@ -105,15 +88,6 @@ fi
 say "  shared libraries: $(ldd "$EDGE_BIN" 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
 
 # ---------------------------------------------------------------- broker
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if port_free "$p"; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 PORT=$(free_port)
 {
   echo "listener $PORT 127.0.0.1"

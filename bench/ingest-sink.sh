@@ -28,39 +28,14 @@ ASSETS=${ASSETS:-10}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 HZ=$(getconf CLK_TCK)
 
-work=$(mktemp -d -t ingest-sink-bench.XXXXXX)
-started_pids=()
-# Stop what this script started and is still running (its own children only).
-cleanup() {
-  local p
-  for p in "${started_pids[@]}"; do
-    if [ "$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2)" = "$$" ]; then
-      kill "$p" 2>/dev/null || true
-      wait "$p" 2>/dev/null || true
-    fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'ingest-sink.sh: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=ingest-sink.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 VM_BIN=$(command -v victoria-metrics || echo /usr/bin/victoria-metrics)
 [ -x "$VM_BIN" ] || die "victoria-metrics not found (apt-get install victoria-metrics)"
 command -v curl >/dev/null 2>&1 || die "curl not found"
 
 # "median min max" of the numbers on stdin.
-stats() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "- - -"; exit}
-  m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR]}'; }
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if port_free "$p"; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 wait_port() { for _ in $(seq 1 200); do port_free "$1" || return 0; sleep 0.05; done; die "nothing listens on $1"; }
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then

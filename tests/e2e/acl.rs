@@ -21,31 +21,9 @@ const SITE: &str = "plant-t";
 const AGGREGATOR: &str = "throughline-aggregator";
 const AGGREGATOR_PASSWORD: &str = "reader-secret-1";
 
-/// `name` on PATH or in the sbin directories (Mosquitto lives in /usr/sbin).
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Mosquitto and the tools the scripts use. Under `CI` a missing one fails
-/// the test; elsewhere the test is skipped with a message.
+/// Mosquitto and the tools the scripts use (skip or CI failure as usual).
 fn tools() -> Option<PathBuf> {
-    let missing: Vec<&str> =
-        ["mosquitto", "mosquitto_passwd", "openssl"].into_iter().filter(|t| find_tool(t).is_none()).collect();
-    if missing.is_empty() {
-        return find_tool("mosquitto");
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {} not installed: apt-get install mosquitto openssl", missing.join(", "));
-    }
-    eprintln!(
-        "SKIPPED: {} not installed (apt-get install mosquitto openssl to run this test; under CI=true this fails instead)",
-        missing.join(", ")
-    );
-    None
+    require_tools(&["mosquitto", "mosquitto_passwd", "openssl"], "mosquitto openssl").map(|mut v| v.remove(0))
 }
 
 fn deploy_dir() -> PathBuf {

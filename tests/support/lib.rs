@@ -305,19 +305,36 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:x}", std::process::id())
 }
 
+/// `name` on PATH or in the sbin directories (Mosquitto lives in /usr/sbin).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The paths of the programs a test needs, or `None` when one is missing
+/// and the test should skip (with a printed reason). Under `CI` a missing
+/// program is a failure, never a skip. `apt` names the Debian packages.
+pub fn require_tools(names: &[&str], apt: &str) -> Option<Vec<PathBuf>> {
+    let found: Vec<Option<PathBuf>> = names.iter().map(|n| find_tool(n)).collect();
+    let missing: Vec<&str> = names.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(n, _)| *n).collect();
+    if missing.is_empty() {
+        return Some(found.into_iter().flatten().collect());
+    }
+    let missing = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but {missing} not installed: apt-get install {apt}");
+    }
+    eprintln!("SKIPPED: {missing} not installed (apt-get install {apt} to run this test; under CI=true this fails instead)");
+    None
+}
+
 /// The `mosquitto` binary, for tests that start their own broker (to stop
 /// and restart it). Missing: a failure under `CI`, else a printed skip.
 pub fn mosquitto_bin() -> Option<PathBuf> {
-    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
-        if Path::new(p).exists() {
-            return Some(PathBuf::from(p));
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but mosquitto is not installed (apt-get install mosquitto)");
-    }
-    eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto to run this test; under CI=true this fails instead)");
-    None
+    require_tools(&["mosquitto"], "mosquitto").map(|mut v| v.remove(0))
 }
 
 /// A Mosquitto of the test's own on a free loopback port, with persistence
@@ -423,23 +440,7 @@ pub fn spool_bytes(spool_dir: &Path) -> u64 {
 /// The `victoria-metrics` binary (Debian's package), for the InfluxDB sink
 /// tests. Missing: a failure under `CI`, else a printed skip.
 pub fn victoria_metrics() -> Option<PathBuf> {
-    let found = ["/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths).map(|d| d.join("victoria-metrics")).find(|p| p.exists())
-            })
-        });
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but victoria-metrics is not installed (apt-get install victoria-metrics)");
-    }
-    eprintln!("SKIPPED: victoria-metrics is not installed (apt-get install victoria-metrics to run this test; under CI=true this fails instead)");
-    None
+    require_tools(&["victoria-metrics"], "victoria-metrics").map(|mut v| v.remove(0))
 }
 
 /// A VictoriaMetrics of the test's own on a free loopback port, data in the
