@@ -18,6 +18,8 @@ use crate::metrics::KindLabel;
 use crate::state::{AssetLive, LiveState};
 use crate::Shared;
 
+pub mod cache;
+
 /// An asset whose last sample is older than this (event time) projects
 /// nothing: no data, no promise.
 const STALE_SECS: i64 = 600;
@@ -28,8 +30,22 @@ const LOOKAHEAD_HOURS: i64 = 24;
 #[derive(Debug, Clone)]
 pub struct Planner {
     pub groups: Vec<GroupConfig>,
+    /// Group id -> index in `groups` (a plant has hundreds of groups).
+    group_index: HashMap<String, usize>,
     assets: HashMap<String, Vec<AssetConfig>>,
     planning: PlanningConfig,
+}
+
+/// What an asset's projection takes from live state at event time `now`,
+/// the same for every bucket: computed once per group evaluation, not once
+/// per (asset, bucket).
+#[derive(Debug, Clone, Copy)]
+struct LiveInputs<'a> {
+    live: Option<&'a AssetLive>,
+    state: Option<throughline_shared::AssetState>,
+    rate_running: Option<f64>,
+    availability: f64,
+    load_kw: Option<f64>,
 }
 
 impl Planner {
@@ -38,11 +54,13 @@ impl Planner {
         for a in &config.assets {
             assets.entry(a.group.clone()).or_default().push(a.clone());
         }
-        Planner { groups: config.all_groups(), assets, planning: config.planning.clone() }
+        let groups = config.all_groups();
+        let group_index = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
+        Planner { groups, group_index, assets, planning: config.planning.clone() }
     }
 
     pub fn group(&self, id: &str) -> Option<&GroupConfig> {
-        self.groups.iter().find(|g| g.id == id)
+        self.group_index.get(id).map(|&i| &self.groups[i])
     }
 
     /// The registered assets of a group.
@@ -70,59 +88,99 @@ impl Planner {
         end: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Vec<AssetPlan> {
+        let inputs = self.live_inputs(state, group, now);
+        self.plans_with(group, &inputs, start, end, now)
+    }
+
+    /// The bucket-independent part of each asset's plan of `group` at `now`.
+    fn live_inputs<'a>(&self, state: &'a LiveState, group: &str, now: DateTime<Utc>) -> Vec<LiveInputs<'a>> {
         let rate_window = chrono::Duration::minutes(self.planning.rate_window_minutes as i64);
         let avail_window = chrono::Duration::hours(self.planning.availability_window_hours as i64);
-        let until = now.min(end);
-        self.assets
-            .get(group)
-            .map(|list| {
-                list.iter()
-                    .map(|cfg| {
-                        let live = state.asset(&cfg.site, &cfg.id);
-                        let fresh = live
-                            .and_then(|a| a.last_ts)
-                            .is_some_and(|t| (now - t).num_seconds() <= STALE_SECS);
-                        match live {
-                            Some(a) => {
-                                let h = &a.history;
-                                let running_s = h.running_between(now - rate_window, now);
-                                let rate_running = (running_s >= 60.0)
-                                    .then(|| h.output_between(now - rate_window, now) / (running_s / 3600.0));
-                                let run = h.running_between(now - avail_window, now);
-                                let down = h.down_between(now - avail_window, now);
-                                let availability = if run + down > 0.0 { run / (run + down) } else { 1.0 };
-                                AssetPlan {
-                                    site: cfg.site.clone(),
-                                    asset: cfg.id.clone(),
-                                    rated: cfg.rated_capacity,
-                                    state: if fresh { a.state } else { None },
-                                    made: if until > start { h.output_between(start, until) } else { 0.0 },
-                                    rate_running,
-                                    availability,
-                                    load_kw: if fresh { a.load_kw } else { None },
-                                    peak_kw: if until > start {
-                                        h.peak_load_between(start, until)
-                                    } else {
-                                        None
-                                    },
-                                }
-                            }
-                            None => AssetPlan {
-                                site: cfg.site.clone(),
-                                asset: cfg.id.clone(),
-                                rated: cfg.rated_capacity,
-                                state: None,
-                                made: 0.0,
-                                rate_running: None,
-                                availability: 1.0,
-                                load_kw: None,
-                                peak_kw: None,
-                            },
+        self.group_assets(group)
+            .iter()
+            .map(|cfg| {
+                let live = state.asset(&cfg.site, &cfg.id);
+                let fresh =
+                    live.and_then(|a| a.last_ts).is_some_and(|t| (now - t).num_seconds() <= STALE_SECS);
+                match live {
+                    Some(a) => {
+                        let h = &a.history;
+                        let running_s = h.running_between(now - rate_window, now);
+                        let rate_running = (running_s >= 60.0)
+                            .then(|| h.output_between(now - rate_window, now) / (running_s / 3600.0));
+                        let run = h.running_between(now - avail_window, now);
+                        let down = h.down_between(now - avail_window, now);
+                        let availability = if run + down > 0.0 { run / (run + down) } else { 1.0 };
+                        LiveInputs {
+                            live,
+                            state: if fresh { a.state } else { None },
+                            rate_running,
+                            availability,
+                            load_kw: if fresh { a.load_kw } else { None },
                         }
-                    })
-                    .collect()
+                    }
+                    None => LiveInputs {
+                        live: None,
+                        state: None,
+                        rate_running: None,
+                        availability: 1.0,
+                        load_kw: None,
+                    },
+                }
             })
-            .unwrap_or_default()
+            .collect()
+    }
+
+    /// Plans of bucket `[start, end)` from the group's [`LiveInputs`] (in
+    /// the order of [`Planner::group_assets`]).
+    fn plans_with(
+        &self,
+        group: &str,
+        inputs: &[LiveInputs<'_>],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<AssetPlan> {
+        let until = now.min(end);
+        self.group_assets(group)
+            .iter()
+            .zip(inputs)
+            .map(|(cfg, i)| AssetPlan {
+                site: cfg.site.clone(),
+                asset: cfg.id.clone(),
+                rated: cfg.rated_capacity,
+                state: i.state,
+                made: match i.live {
+                    Some(a) if until > start => a.history.output_between(start, until),
+                    _ => 0.0,
+                },
+                rate_running: i.rate_running,
+                availability: i.availability,
+                load_kw: i.load_kw,
+                peak_kw: match i.live {
+                    Some(a) if until > start => a.history.peak_load_between(start, until),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// Balances of `forecasts` (all of group `group`) at event time `now`:
+    /// one group's share of [`Planner::balances`], and the unit an
+    /// incremental update recomputes ([`cache::GroupBalances`]).
+    pub fn group_balances<'f>(
+        &self,
+        state: &LiveState,
+        group: &str,
+        forecasts: impl IntoIterator<Item = &'f ForecastRow>,
+        now: DateTime<Utc>,
+    ) -> Vec<BucketBalance> {
+        let Some(g) = self.group(group) else { return Vec::new() };
+        let inputs = self.live_inputs(state, group, now);
+        forecasts
+            .into_iter()
+            .map(|f| balance(g, f, &self.plans_with(group, &inputs, f.start, f.end, now), now))
+            .collect()
     }
 
     /// Balances of the forecast buckets of `group` (all groups if None)
@@ -136,13 +194,17 @@ impl Planner {
         to: Option<DateTime<Utc>>,
     ) -> Vec<BucketBalance> {
         let now = state.watermark().unwrap_or_else(Utc::now);
+        // Each group's live inputs once, whatever the number of its buckets.
+        let mut inputs: HashMap<&str, Vec<LiveInputs<'_>>> = HashMap::new();
         forecasts
             .iter()
             .filter(|f| group.is_none_or(|g| f.group == g))
             .filter(|f| from.is_none_or(|t| f.end > t) && to.is_none_or(|t| f.start < t))
             .filter_map(|f| {
                 let g = self.group(&f.group)?;
-                Some(balance(g, f, &self.plans(state, &f.group, f.start, f.end, now), now))
+                let inputs =
+                    inputs.entry(f.group.as_str()).or_insert_with(|| self.live_inputs(state, &f.group, now));
+                Some(balance(g, f, &self.plans_with(&f.group, inputs, f.start, f.end, now), now))
             })
             .collect()
     }

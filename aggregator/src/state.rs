@@ -253,7 +253,9 @@ pub struct TelemetryOutcome {
 /// All live state.
 #[derive(Debug)]
 pub struct LiveState {
-    assets: BTreeMap<(SiteId, AssetId), AssetLive>,
+    /// Site -> asset -> live view: looked up by borrowed ids, no key to
+    /// build per message; iterates in (site, asset) order.
+    assets: BTreeMap<SiteId, BTreeMap<AssetId, AssetLive>>,
     agents: BTreeMap<AgentId, AgentLive>,
     rate_window: Duration,
     history_keep: Duration,
@@ -272,15 +274,13 @@ pub type DirtyMinutes = (SiteId, AssetId, Vec<(i64, crate::history::Minute)>);
 
 impl LiveState {
     pub fn new(registered: &[AssetConfig], rate_window: Duration) -> LiveState {
-        let assets = registered
-            .iter()
-            .map(|a| {
-                (
-                    (a.site.clone(), a.id.clone()),
-                    AssetLive::new(a.site.clone(), a.id.clone(), Some(a.clone())),
-                )
-            })
-            .collect();
+        let mut assets: BTreeMap<SiteId, BTreeMap<AssetId, AssetLive>> = BTreeMap::new();
+        for a in registered {
+            assets
+                .entry(a.site.clone())
+                .or_default()
+                .insert(a.id.clone(), AssetLive::new(a.site.clone(), a.id.clone(), Some(a.clone())));
+        }
         LiveState {
             assets,
             agents: BTreeMap::new(),
@@ -299,10 +299,9 @@ impl LiveState {
         asset: &AssetId,
         rows: impl IntoIterator<Item = (i64, crate::history::Minute)>,
     ) {
-        let key = (site.clone(), asset.clone());
-        match self.assets.get_mut(&key) {
+        match self.assets.get_mut(site).and_then(|m| m.get_mut(asset)) {
             Some(a) => a.history.restore(rows),
-            None => self.restored.entry(key).or_default().restore(rows),
+            None => self.restored.entry((site.clone(), asset.clone())).or_default().restore(rows),
         }
     }
 
@@ -311,6 +310,7 @@ impl LiveState {
     pub fn take_dirty_minutes(&mut self) -> Vec<DirtyMinutes> {
         self.assets
             .values_mut()
+            .flat_map(BTreeMap::values_mut)
             .filter_map(|a| {
                 let rows = a.history.take_dirty();
                 (!rows.is_empty()).then(|| (a.site.clone(), a.asset.clone(), rows))
@@ -320,7 +320,7 @@ impl LiveState {
 
     /// Mark minutes dirty again (a write that failed is retried).
     pub fn mark_dirty(&mut self, site: &SiteId, asset: &AssetId, minute_starts: &[i64]) {
-        if let Some(a) = self.assets.get_mut(&(site.clone(), asset.clone())) {
+        if let Some(a) = self.assets.get_mut(site).and_then(|m| m.get_mut(asset)) {
             a.history.mark_dirty(minute_starts.iter().copied());
         }
     }
@@ -336,6 +336,10 @@ impl LiveState {
     }
 
     fn agent_mut(&mut self, agent: &AgentId, site: &SiteId) -> &mut AgentLive {
+        // Known agents (every message but the first) without cloning the id.
+        if self.agents.contains_key(agent) {
+            return self.agents.get_mut(agent).expect("just found");
+        }
         self.agents.entry(agent.clone()).or_insert_with(|| AgentLive {
             agent: agent.clone(),
             site: site.clone(),
@@ -377,15 +381,17 @@ impl LiveState {
         }
         self.touched = true;
         let window = self.rate_window;
-        let key = (t.site.clone(), t.asset.clone());
-        let restored = &mut self.restored;
-        let asset = self.assets.entry(key).or_insert_with_key(|key| {
+        if !self.assets.get(&t.site).is_some_and(|m| m.contains_key(&t.asset)) {
             out.new_unregistered_asset = true;
             let mut a = AssetLive::new(t.site.clone(), t.asset.clone(), None);
-            a.history = restored.remove(key).unwrap_or_default();
-            a
-        });
-        asset.agent = Some(env.agent.clone());
+            a.history = self.restored.remove(&(t.site.clone(), t.asset.clone())).unwrap_or_default();
+            self.assets.entry(t.site.clone()).or_default().insert(t.asset.clone(), a);
+        }
+        let asset =
+            self.assets.get_mut(&t.site).and_then(|m| m.get_mut(&t.asset)).expect("asset inserted above");
+        if asset.agent.as_ref() != Some(&env.agent) {
+            asset.agent = Some(env.agent.clone());
+        }
         asset.touched = true;
         let before = asset.last_ts;
         for s in &env.samples {
@@ -433,7 +439,8 @@ impl LiveState {
         self.touched = true;
         if before != Some(m.status.online) {
             // Its assets' views show whether their agent is online.
-            for a in self.assets.values_mut().filter(|a| a.agent.as_ref() == Some(&m.agent)) {
+            let reported = self.assets.values_mut().flat_map(BTreeMap::values_mut);
+            for a in reported.filter(|a| a.agent.as_ref() == Some(&m.agent)) {
                 a.touched = true;
             }
         }
@@ -447,7 +454,7 @@ impl LiveState {
             return (Vec::new(), Vec::new());
         }
         let mut assets = Vec::new();
-        for a in self.assets.values_mut() {
+        for a in self.assets.values_mut().flat_map(BTreeMap::values_mut) {
             if std::mem::take(&mut a.touched) {
                 assets.push((a.site.clone(), a.asset.clone()));
             }
@@ -458,17 +465,17 @@ impl LiveState {
                 agents.push(g.agent.clone());
             }
         }
-        let assets = assets.iter().filter_map(|k| self.assets.get(k)).map(|a| self.asset_view(a)).collect();
+        let assets = assets.iter().filter_map(|(s, a)| self.asset(s, a)).map(|a| self.asset_view(a)).collect();
         let agents = agents.iter().filter_map(|g| self.agents.get(g)).map(|g| self.agent_view(g)).collect();
         (assets, agents)
     }
 
     pub fn assets(&self) -> impl Iterator<Item = &AssetLive> {
-        self.assets.values()
+        self.assets.values().flat_map(BTreeMap::values)
     }
 
     pub fn asset(&self, site: &SiteId, asset: &AssetId) -> Option<&AssetLive> {
-        self.assets.get(&(site.clone(), asset.clone()))
+        self.assets.get(site)?.get(asset)
     }
 
     pub fn agents(&self) -> impl Iterator<Item = &AgentLive> {

@@ -51,19 +51,24 @@ impl Topic {
     pub fn parse(topic: &str) -> Result<Topic, TopicError> {
         let unknown = || TopicError::Unknown(topic.chars().take(200).collect());
         let rest = topic.strip_prefix(PREFIX).and_then(|r| r.strip_prefix('/')).ok_or_else(unknown)?;
-        let levels: Vec<&str> = rest.split('/').collect();
+        // Up to five levels, one more than the longest topic (so that longer
+        // ones are refused), without collecting them: no allocation here.
+        let mut it = rest.split('/');
+        let levels: [Option<&str>; 5] = std::array::from_fn(|_| it.next());
         let bad = |source| TopicError::BadId { topic: topic.chars().take(200).collect(), source };
-        match levels.as_slice() {
-            [site, agent, asset, "telemetry"] => Ok(Topic::Telemetry {
-                site: SiteId::parse(*site).map_err(bad)?,
-                agent: AgentId::parse(*agent).map_err(bad)?,
-                asset: AssetId::parse(*asset).map_err(bad)?,
+        match levels {
+            [Some(site), Some(agent), Some(asset), Some("telemetry"), None] => Ok(Topic::Telemetry {
+                site: SiteId::parse(site).map_err(bad)?,
+                agent: AgentId::parse(agent).map_err(bad)?,
+                asset: AssetId::parse(asset).map_err(bad)?,
             }),
-            [site, agent, "status"] => Ok(Topic::Status {
-                site: SiteId::parse(*site).map_err(bad)?,
-                agent: AgentId::parse(*agent).map_err(bad)?,
+            [Some(site), Some(agent), Some("status"), None, _] => Ok(Topic::Status {
+                site: SiteId::parse(site).map_err(bad)?,
+                agent: AgentId::parse(agent).map_err(bad)?,
             }),
-            [site, "alerts"] => Ok(Topic::Alerts { site: SiteId::parse(*site).map_err(bad)? }),
+            [Some(site), Some("alerts"), None, _, _] => {
+                Ok(Topic::Alerts { site: SiteId::parse(site).map_err(bad)? })
+            }
             _ => Err(unknown()),
         }
     }

@@ -214,3 +214,68 @@ fn every_reason_has_a_distinct_label() {
     labels.dedup();
     assert_eq!(labels.len(), RejectReason::ALL.len());
 }
+
+#[test]
+fn fast_timestamps_parse_exactly_as_chrono_does() {
+    let chrono_utc = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok();
+    let mut cases: Vec<String> = [
+        "2026-11-23T08:00:05.120Z",
+        "2026-11-23T08:00:05Z",
+        "2026-11-23T08:00:05.1Z",
+        "2026-11-23T08:00:05.123456789Z",
+        "2026-11-23T08:00:05.1234567891Z",
+        "2026-11-23t08:00:05.120z",
+        "2026-11-23T08:00:05.120+01:00",
+        "2026-11-23 08:00:05.120Z",
+        "2026-11-23T08:00:60Z",
+        "2016-12-31T23:59:60.500Z",
+        "2026-02-29T08:00:05Z",
+        "2024-02-29T08:00:05Z",
+        "2026-13-01T00:00:00Z",
+        "2026-11-31T00:00:00Z",
+        "2026-11-23T24:00:00Z",
+        "2026-11-23T08:60:00Z",
+        "2026-11-23T08:00:05.Z",
+        "2026-11-23T08:00:05.12a4Z",
+        "+026-11-23T08:00:05Z",
+        "2026-11-23T08:00:05.120ZZ",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999999Z",
+    ]
+    .map(String::from)
+    .to_vec();
+    // Random mutations of a valid stamp: a digit or a separator changed,
+    // a character dropped or added.
+    let base = b"2026-11-23T08:00:05.120Z";
+    let alphabet = b"0123456789-:.TZtz+ 5";
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    for _ in 0..20_000 {
+        let mut b = base.to_vec();
+        for _ in 0..1 + next(2) {
+            match next(3) {
+                0 => {
+                    let i = next(b.len());
+                    b[i] = alphabet[next(alphabet.len())];
+                }
+                1 => {
+                    b.remove(next(b.len()));
+                }
+                _ => b.insert(next(b.len() + 1), alphabet[next(alphabet.len())]),
+            }
+        }
+        cases.push(String::from_utf8(b).unwrap());
+    }
+    let mut fast = 0;
+    for s in &cases {
+        assert_eq!(parse_rfc3339(s).ok(), chrono_utc(s), "{s:?}");
+        fast += usize::from(fast_rfc3339_utc(s.as_bytes()).is_some());
+    }
+    // The fast path takes most well-formed stamps.
+    assert!(fast > 1000, "fast path taken {fast} times");
+}
