@@ -18,8 +18,9 @@
 #            its alert event arrives on throughline/v1/{site}/alerts, beside
 #            the broker-only round trip over the same connections;
 #   memory   MEM_ASSETS registered assets (groups of 100, forecasts): RSS idle
-#            after start, then loaded after every asset has sent
-#            MEM_ENVELOPES envelopes of 10 samples (1 s apart).
+#            after start (connected, no telemetry), after one envelope (which
+#            starts the balance and alert evaluation), then loaded after every
+#            asset has sent MEM_ENVELOPES envelopes of 10 samples (1 s apart).
 #
 # Usage: bench/suite.sh
 # Needs: cargo, mosquitto, node and npm (Node-RED is installed with npm into
@@ -27,7 +28,8 @@
 # Env:   ROUNDS=3 SINGLE_MESSAGES=150000 BATCH_MESSAGES=20000 BATCH_SAMPLES=50
 #        TRIALS=200 EVALUATE_MS=100 MEM_ASSETS=10000 MEM_ENVELOPES=6
 #        SCENARIOS="single batch latency memory" (any subset, in this order)
-#        NODE_RED=0 leaves Node-RED out; NODE_RED_DIR (default
+#        NODE_RED=0 leaves Node-RED out; NODE_RED_NODELAY=1 turns Nagle off in
+#        Node-RED's sockets (bench/node-red/nodelay.js); NODE_RED_DIR (default
 #        ~/.cache/throughline-bench/node-red); SKIP_BUILD=1 reuses the
 #        release binaries in CARGO_TARGET_DIR (default ./target).
 set -euo pipefail
@@ -87,11 +89,11 @@ max_queued_messages 10000000
 max_queued_bytes 0
 max_inflight_messages 100
 set_tcp_nodelay true
-log_dest file $work/mosquitto.log
+log_dest stderr
 log_type error
 log_type warning
 EOF
-mosquitto -c "$work/mosquitto.conf" &
+mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
 started_pids+=($!)
 MQTT_PID=$!
 wait_port() { for _ in $(seq 1 200); do port_free "$1" || return 0; sleep 0.05; done; die "nothing listens on $1"; }
@@ -106,41 +108,53 @@ MEM_PLANT=(--lines "$MEM_LINES" --feeders $((MEM_ASSETS - MEM_LINES)) --group-si
 "$TOOL" config "${MEM_PLANT[@]}" --broker "mqtt://127.0.0.1:$MQTT_PORT" --out "$work/mem"
 
 # --- consumers -------------------------------------------------------------
+starts=0
 # start_<consumer> CONFIG_DIR: sets pid, url (counter page), name (counter),
 # unit (messages or samples).
 start_ceiling() {
   "$TOOL" count --broker "127.0.0.1:$MQTT_PORT" >"$work/count.out" 2>>"$work/count.log" &
   pid=$!
   started_pids+=("$pid")
-  for _ in $(seq 1 200); do grep -q '^listening' "$work/count.out" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 600); do grep -q '^listening' "$work/count.out" 2>/dev/null && break; sleep 0.05; done
   url="$(sed -n 's/^listening http=\(.*\)/\1/p' "$work/count.out")/metrics"
-  [ "$url" != /metrics ] || die "the counting subscriber did not start: $(tail -3 "$work/count.log")"
+  [ "$url" != /metrics ] || died "the counting subscriber did not start: $(tail -3 "$work/count.log")"
   name=bench_messages_total unit=messages
 }
 start_aggregator() {
-  local cfg=$1 data="$work/data.$RANDOM$RANDOM" out="$work/agg.out" http
+  starts=$((starts + 1))
+  local cfg=$1 data="$work/data.$starts" out="$work/agg.$starts.out" log="$work/agg.$starts.log" http
   "$AGG" import-forecast --config "$cfg/aggregator.toml" --data-dir "$data" "$cfg/forecast.csv" >/dev/null \
     || die "forecast import failed"
-  "$AGG" run --config "$cfg/aggregator.toml" --http-listen 127.0.0.1:0 --data-dir "$data" \
-    >"$out" 2>>"$work/agg.log" &
+  "$AGG" run --config "$cfg/aggregator.toml" --http-listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>"$log" &
   pid=$!
   started_pids+=("$pid")
-  for _ in $(seq 1 400); do grep -q '^listening' "$out" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 1200); do grep -q '^listening' "$out" 2>/dev/null && break; sleep 0.05; done
   http=$(sed -n 's/^listening http=\([^ ]*\).*/\1/p' "$out")
-  [ -n "$http" ] || die "the aggregator did not start: $(tail -3 "$work/agg.log")"
+  [ -n "$http" ] || died "the aggregator did not start (pid $pid $(kill -0 "$pid" 2>/dev/null && echo running || echo gone)): $(tail -5 "$log")"
   url="$http/metrics" name=throughline_samples_ingested_total unit=samples
 }
 start_node-red() {
-  local dir="$work/nr.$RANDOM$RANDOM" port
+  starts=$((starts + 1))
+  local dir="$work/nr.$starts" port
   port=$(free_port)
   mkdir -p "$dir"
   cp bench/node-red/flows.json bench/node-red/settings.js "$dir/"
+  local preload=()
+  [ "${NODE_RED_NODELAY:-}" = 1 ] && preload=(-r "$PWD/bench/node-red/nodelay.js")
   BENCH_NR_PORT=$port BENCH_MQTT_PORT=$MQTT_PORT \
-    node "$NODE_RED_DIR/node_modules/node-red/red.js" --userDir "$dir" --settings "$dir/settings.js" \
+    node "${preload[@]}" "$NODE_RED_DIR/node_modules/node-red/red.js" --userDir "$dir" --settings "$dir/settings.js" \
     >"$dir/out.log" 2>&1 &
   pid=$!
   started_pids+=("$pid")
   url="http://127.0.0.1:$port/bench/count" name=bench_samples_total unit=samples
+}
+# die with what the broker and the system said.
+died() {
+  say "$BENCH_NAME: $1" >&2
+  say "  consumer pid $pid: $(ps -o stat=,etime=,time= -p "$pid" 2>/dev/null || echo gone)" >&2
+  say "  broker: $(ps -o stat=,etime=,time= -p "$MQTT_PID" 2>/dev/null || echo gone); log: $(tail -5 "$work/mosquitto.log")" >&2
+  say "  load: $(cat /proc/loadavg)" >&2
+  exit 1
 }
 stop_consumer() {
   kill -TERM "$1" 2>/dev/null || true
@@ -183,20 +197,28 @@ run_latency() { # CONSUMER
   stop_consumer "$pid"
 }
 
+rss_max() { # the highest VmRSS of $pid over 2 s (10 readings): RSS settled
+  local m=0 r
+  for _ in $(seq 1 10); do sleep 0.2; r=$(kib "$pid" VmRSS); [ "$r" -gt "$m" ] && m=$r; done
+  echo "$m"
+}
 run_memory() { # CONSUMER
-  local c=$1 line idle loaded
+  local c=$1 line idle first loaded
   "start_$c" "$work/mem"
+  # Idle: serving, connected, no telemetry yet.
+  for _ in $(seq 1 1200); do curl -fsS "$url" >/dev/null 2>&1 && break; sleep 0.05; done
+  idle=$(rss_max)
+  # One warm-up envelope (the first sample sets the event time: the
+  # aggregator's balance and alert evaluation starts).
   load "${MEM_PLANT[@]}" --messages 0 >/dev/null
-  # Idle: RSS settled after start-up, the highest of 10 readings over 2 s.
-  idle=0
-  for _ in $(seq 1 10); do sleep 0.2; idle=$(( $(kib "$pid" VmRSS) > idle ? $(kib "$pid" VmRSS) : idle )); done
+  first=$(rss_max)
   line=$(load "${MEM_PLANT[@]}" --messages $((MEM_ASSETS * MEM_ENVELOPES)) --samples 10)
-  loaded=0
-  for _ in $(seq 1 10); do sleep 0.2; loaded=$(( $(kib "$pid" VmRSS) > loaded ? $(kib "$pid" VmRSS) : loaded )); done
+  loaded=$(rss_max)
   rec memory "$c" idle "$idle"
+  rec memory "$c" first "$first"
   rec memory "$c" loaded "$loaded"
   rec memory "$c" hwm "$(kib "$pid" VmHWM)"
-  say "  memory $c: idle_kib=$idle loaded_kib=$loaded hwm_kib=$(kib "$pid" VmHWM) ($line)"
+  say "  memory $c: idle_kib=$idle first_envelope_kib=$first loaded_kib=$loaded hwm_kib=$(kib "$pid" VmHWM) ($line)"
   stop_consumer "$pid"
 }
 
@@ -228,10 +250,15 @@ row() { # row LABEL SCENARIO CONSUMER METRIC SCALE FORMAT [BASE_CONSUMER]
   [ "$m" = - ] && return 0
   if [ -n "${7:-}" ] && [ -f "$work/r.$2.$7.$4" ]; then
     b=$(paste -d' ' "$work/r.$2.$3.$4" "$work/r.$2.$7.$4" | awk '{print $1 / $2}' | stats |
-      awk -v base="$7" '{printf "  %s: %.3f (%.3f-%.3f)", base, $1, $2, $3}')
+      awk -v base="$7" '{printf "  / %s: %.3f (%.3f-%.3f)", base, $1, $2, $3}')
   fi
   awk -v l="$1" -v m="$m" -v lo="$lo" -v hi="$hi" -v s="$5" -v f="$6" -v b="$b" \
     'BEGIN {printf "  %-34s " f " (" f "-" f ")%s\n", l, m*s, lo*s, hi*s, b}'
+}
+ratio() { # ratio LABEL SCENARIO A B METRIC: A/B per round, median (min-max)
+  [ -f "$work/r.$2.$3.$5" ] && [ -f "$work/r.$2.$4.$5" ] || return 0
+  paste -d' ' "$work/r.$2.$3.$5" "$work/r.$2.$4.$5" | awk '{print $1 / $2}' | stats |
+    awk -v l="$1" '{printf "  %-34s %.3f (%.3f-%.3f)\n", l, $1, $2, $3}'
 }
 say ""
 say "== results: median (min-max) of $ROUNDS rounds; ratios are per round, then median (min-max)"
@@ -252,7 +279,7 @@ for c in $consumers; do
   fi
 done
 if has batch && [ "$NODE_RED" = 1 ]; then
-  row "batch: aggregator / node-red" batch aggregator samples 1 "%.0f" node-red
+  ratio "batch samples/s, aggregator / node-red" batch aggregator node-red samples
 fi
 for c in aggregator node-red; do
   if has latency && [[ " $consumers " == *" $c "* ]]; then
@@ -265,13 +292,15 @@ done
 for c in aggregator node-red; do
   if has memory && [[ " $consumers " == *" $c "* ]]; then
     row "memory $c idle MiB ($MEM_ASSETS assets)" memory "$c" idle 0.0009765625 "%.1f"
+    row "memory $c after 1 envelope MiB" memory "$c" first 0.0009765625 "%.1f"
     row "memory $c loaded MiB" memory "$c" loaded 0.0009765625 "%.1f"
     row "memory $c peak MiB" memory "$c" hwm 0.0009765625 "%.1f"
   fi
 done
 if has memory && [ "$NODE_RED" = 1 ]; then
-  row "memory idle: aggregator / node-red" memory aggregator idle 1 "%.0f" node-red
-  row "memory loaded: aggregator / node-red" memory aggregator loaded 1 "%.0f" node-red
+  ratio "memory idle, aggregator / node-red" memory aggregator node-red idle
+  ratio "memory 1 envelope, aggregator / node-red" memory aggregator node-red first
+  ratio "memory loaded, aggregator / node-red" memory aggregator node-red loaded
 fi
 say "versions: $(mosquitto -h 2>&1 | head -1); node $(node --version 2>/dev/null || echo -);" \
   "node-red $(nr_version);" \
