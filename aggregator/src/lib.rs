@@ -61,6 +61,9 @@ pub struct Shared {
     pub planner: planner::Planner,
     pub receivers: Vec<alerts::notify::Receiver>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Woken by ingest on an alert edge (state change, feeder load crossing
+    /// its rating): the affected groups are evaluated at once.
+    pub alert_wake: tokio::sync::Notify,
     /// The InfluxDB sink, when `[influxdb]` is configured.
     pub influx: Option<sink::influx::InfluxSink>,
     pub auth: api::auth::Auth,
@@ -183,6 +186,7 @@ impl App {
             planner: planner::Planner::new(&config),
             receivers,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            alert_wake: tokio::sync::Notify::new(),
             influx,
             auth,
             mqtt: OnceLock::new(),

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub alerts_resolved: Family<KindLabel, Counter>,
     pub alerts_unresolved: Gauge,
     pub alert_evaluations: Counter,
+    pub alert_edge_evaluations: Counter,
     pub alert_events_published: Counter,
     pub alert_events_not_published: Counter,
     pub notifications_delivered: Counter,
@@ -95,6 +96,7 @@ impl Metrics {
             alerts_resolved: Family::default(),
             alerts_unresolved: Gauge::default(),
             alert_evaluations: Counter::default(),
+            alert_edge_evaluations: Counter::default(),
             alert_events_published: Counter::default(),
             alert_events_not_published: Counter::default(),
             notifications_delivered: Counter::default(),
@@ -198,6 +200,11 @@ impl Metrics {
             "throughline_alert_evaluations",
             "Alert evaluations completed",
             m.alert_evaluations.clone(),
+        );
+        r.register(
+            "throughline_alert_edge_evaluations",
+            "Alert evaluations of single groups, run at once when an asset's state changed or a feeder's load crossed its rating",
+            m.alert_edge_evaluations.clone(),
         );
         r.register(
             "throughline_alert_events_published",

@@ -2,7 +2,7 @@
 //! asset's view of a bucket from its history, computes balances, evaluates
 //! the alert rules, and runs the periodic evaluation task.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,10 +238,32 @@ impl Planner {
         book: &AlertBook,
         wall_now: DateTime<Utc>,
     ) -> Vec<Condition> {
+        self.conditions_in(state, forecasts, book, wall_now, None)
+    }
+
+    /// [`Planner::conditions`] of the gap, deviation and downtime rules of
+    /// `groups` only (all groups, and the agents, when None).
+    pub fn conditions_in(
+        &self,
+        state: &LiveState,
+        forecasts: &[ForecastRow],
+        book: &AlertBook,
+        wall_now: DateTime<Utc>,
+        groups: Option<&BTreeSet<String>>,
+    ) -> Vec<Condition> {
         let mut out = Vec::new();
+        let in_scope = |g: &str| groups.is_none_or(|s| s.contains(g));
         if let Some(now) = state.watermark() {
             let keep = chrono::Duration::hours(self.planning.history_hours as i64);
             let horizon = now + chrono::Duration::hours(LOOKAHEAD_HOURS);
+            let scoped: Vec<ForecastRow>;
+            let forecasts = match groups {
+                None => forecasts,
+                Some(_) => {
+                    scoped = forecasts.iter().filter(|f| in_scope(&f.group)).cloned().collect();
+                    &scoped
+                }
+            };
             let balances = self.balances(state, forecasts, None, Some(now - keep), Some(horizon));
             // Gap alerts look at the bucket under way and the next one of
             // each group: a stop projects zero for every later bucket too,
@@ -283,7 +305,7 @@ impl Planner {
                     out.push(c);
                 }
             }
-            for g in &self.groups {
+            for g in self.groups.iter().filter(|g| in_scope(&g.id)) {
                 let tolerance = chrono::Duration::seconds(g.offline_secs.max(120) as i64);
                 for cfg in self.assets.get(&g.id).into_iter().flatten() {
                     let Some(a) = state.asset(&cfg.site, &cfg.id) else { continue };
@@ -297,7 +319,7 @@ impl Planner {
                 }
             }
         }
-        for agent in state.agents() {
+        for agent in state.agents().filter(|_| groups.is_none()) {
             let assets: Vec<&AssetLive> =
                 state.assets().filter(|a| a.agent.as_ref() == Some(&agent.agent)).collect();
             let offline_secs = assets
@@ -318,9 +340,10 @@ impl Planner {
     }
 }
 
-/// Evaluate alerts every `planning.evaluate_every_ms` until cancelled;
-/// publish each change on `throughline/v1/{site}/alerts` and queue it for
-/// the receivers.
+/// Evaluate alerts every `planning.evaluate_every_ms` until cancelled, and
+/// at once for the groups of an asset whose state changed or whose load
+/// crossed its rating (ingest wakes `shared.alert_wake`); publish each
+/// change on `throughline/v1/{site}/alerts` and queue it for the receivers.
 pub async fn run_alerts(
     shared: Arc<Shared>,
     mqtt: Option<rumqttc::AsyncClient>,
@@ -330,22 +353,42 @@ pub async fn run_alerts(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let full = tokio::select! {
             _ = token.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => true,
+            _ = shared.alert_wake.notified() => false,
+        };
+        if full {
+            // Forecasts may also arrive through `aggregator import-forecast`.
+            shared.reload_forecasts();
         }
-        // Forecasts may also arrive through `aggregator import-forecast`.
-        shared.reload_forecasts();
         let events = {
-            let forecasts = shared.forecasts.read().expect("forecast lock").clone();
-            let state = shared.state.lock().expect("state lock poisoned");
+            let forecasts = shared.forecasts.read().expect("forecast lock");
+            let mut state = shared.state.lock().expect("state lock poisoned");
+            let groups = state.take_edge_groups();
+            if !full && groups.is_empty() {
+                continue;
+            }
+            let scope = (!full).then_some(&groups);
             let mut book = shared.book.lock().expect("book lock");
-            let conditions = shared.planner.conditions(&state, &forecasts, &book, Utc::now());
+            let conditions = shared.planner.conditions_in(&state, &forecasts, &book, Utc::now(), scope);
+            drop(forecasts);
             let judged = |a: &crate::alerts::Alert| can_judge(&state, a);
-            match book.apply_judged(&shared.store, conditions, Utc::now(), judged) {
+            let applied = match scope {
+                None => book.apply_judged(&shared.store, conditions, Utc::now(), judged),
+                Some(groups) => {
+                    let keys = shared.planner.scope_keys(groups);
+                    book.apply_scoped(&shared.store, conditions, Utc::now(), |k| keys.contains(k), judged)
+                }
+            };
+            match applied {
                 Ok(events) => {
                     shared.metrics.alerts_unresolved.set(book.unresolved().count() as i64);
-                    shared.metrics.alert_evaluations.inc();
+                    if full {
+                        shared.metrics.alert_evaluations.inc();
+                    } else {
+                        shared.metrics.alert_edge_evaluations.inc();
+                    }
                     events
                 }
                 Err(e) => {
@@ -355,6 +398,36 @@ pub async fn run_alerts(
             }
         };
         publish(&shared, mqtt.as_ref(), &events);
+    }
+}
+
+impl Planner {
+    /// Which alert keys the gap, deviation and downtime rules give for
+    /// `groups` (what a scoped evaluation may open or clear).
+    pub fn scope_keys(&self, groups: &BTreeSet<String>) -> KeyScope {
+        let mut scope = KeyScope::default();
+        for g in groups {
+            for kind in ["schedule", "dispatch", "forecast_deviation"] {
+                scope.prefixes.push(format!("{kind}:{g}:"));
+            }
+            for a in self.group_assets(g) {
+                scope.exact.insert(format!("downtime:{}:{}", a.site, a.id));
+            }
+        }
+        scope
+    }
+}
+
+/// Alert keys by prefix (gap alerts of a group, any bucket) or exactly.
+#[derive(Debug, Default)]
+pub struct KeyScope {
+    prefixes: Vec<String>,
+    exact: std::collections::HashSet<String>,
+}
+
+impl KeyScope {
+    pub fn contains(&self, key: &str) -> bool {
+        self.exact.contains(key) || self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
     }
 }
 

@@ -2,7 +2,7 @@
 //! Pure: no I/O, no clock of its own; everything runs in event time (the
 //! samples' `ts`), so a replayed backlog gives the same state as live data.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -117,6 +117,15 @@ pub struct AssetLive {
 }
 
 impl AssetLive {
+    /// What an instant alert depends on: the state, and for a registered
+    /// feeder whether its load is above its rating.
+    fn alert_edge_inputs(&self) -> (Option<AssetState>, bool) {
+        let over = self.registration.as_ref().is_some_and(|r| {
+            r.kind == AssetKind::Feeder && self.load_kw.is_some_and(|kw| kw > r.rated_capacity)
+        });
+        (self.state, over)
+    }
+
     fn new(site: SiteId, asset: AssetId, registration: Option<AssetConfig>) -> AssetLive {
         AssetLive {
             site,
@@ -248,6 +257,9 @@ pub struct TelemetryOutcome {
     pub new_unregistered_asset: bool,
     /// The agent was not known online before this message.
     pub agent_came_online: bool,
+    /// The asset's state changed, or a feeder's load crossed its rating:
+    /// an alert may open or clear now, not only at the next evaluation.
+    pub alert_edge: bool,
 }
 
 /// All live state.
@@ -266,6 +278,8 @@ pub struct LiveState {
     restored: BTreeMap<(SiteId, AssetId), History>,
     /// Some asset or agent changed since the last [`LiveState::take_touched`].
     touched: bool,
+    /// Groups with an alert edge since the last [`LiveState::take_edge_groups`].
+    edge_groups: BTreeSet<String>,
 }
 
 /// The minute slots of one asset changed since the last take, as (minute
@@ -289,6 +303,7 @@ impl LiveState {
             watermark: None,
             restored: BTreeMap::new(),
             touched: false,
+            edge_groups: BTreeSet::new(),
         }
     }
 
@@ -394,6 +409,7 @@ impl LiveState {
         }
         asset.touched = true;
         let before = asset.last_ts;
+        let edge_before = asset.alert_edge_inputs();
         for s in &env.samples {
             match asset.apply(s, window) {
                 SampleOutcome::Applied => out.samples += 1,
@@ -404,6 +420,14 @@ impl LiveState {
                 SampleOutcome::Late => {
                     out.samples += 1;
                     out.late_samples += 1;
+                }
+            }
+        }
+        if asset.alert_edge_inputs() != edge_before {
+            out.alert_edge = true;
+            if let Some(r) = &asset.registration {
+                if !self.edge_groups.contains(&r.group) {
+                    self.edge_groups.insert(r.group.clone());
                 }
             }
         }
@@ -447,6 +471,11 @@ impl LiveState {
         before
     }
 
+    /// The groups whose assets had an alert edge since the last call.
+    pub fn take_edge_groups(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.edge_groups)
+    }
+
     /// The views of the assets and agents changed since the last call (for
     /// the dashboard's live updates), clearing their flags.
     pub fn take_touched(&mut self) -> (Vec<AssetView>, Vec<AgentView>) {
@@ -465,7 +494,8 @@ impl LiveState {
                 agents.push(g.agent.clone());
             }
         }
-        let assets = assets.iter().filter_map(|(s, a)| self.asset(s, a)).map(|a| self.asset_view(a)).collect();
+        let assets =
+            assets.iter().filter_map(|(s, a)| self.asset(s, a)).map(|a| self.asset_view(a)).collect();
         let agents = agents.iter().filter_map(|g| self.agents.get(g)).map(|g| self.agent_view(g)).collect();
         (assets, agents)
     }

@@ -573,3 +573,45 @@ async fn a_gap_hovering_at_the_threshold_opens_one_alert() {
     client.disconnect().await.unwrap();
     agg.proc.stop();
 }
+
+/// An asset going down is evaluated at once for its group, not at the next
+/// periodic evaluation (here 10 minutes away).
+#[tokio::test]
+async fn a_state_change_is_evaluated_at_once_for_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-edge";
+    let config = write_aggregator_config(dir.path(), site, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("evaluate_every_ms = 200", "evaluate_every_ms = 600000")).unwrap();
+    let mqtt = free_port();
+    let mut agg = start(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+    // The first periodic evaluation runs at start; let it pass.
+    let http = agg.http.clone();
+    wait_for("the start-up evaluation", || async {
+        let m = get_text(&format!("{http}/metrics")).await;
+        metric(&m, "throughline_alert_evaluations_total").filter(|n| *n >= 1.0).ok_or(m)
+    })
+    .await;
+
+    let client = raw_client(mqtt, &unique("edge"));
+    let now = Utc::now();
+    let body = json!({"v": 1, "agent": "gw-edge", "seq": 1, "samples": [
+        {"ts": rfc(now - Duration::seconds(10)), "output": 10, "state": "down", "reason": "jam"},
+        {"ts": rfc(now), "output": 10, "state": "down"}]});
+    client
+        .publish(
+            format!("throughline/v1/{site}/gw-edge/line-1/telemetry"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            body.to_string(),
+        )
+        .await
+        .unwrap();
+    let alert = wait_alert(&agg.http, "downtime", |a| a["asset"] == "line-1").await;
+    assert_eq!(alert["status"], "open");
+    let m = get_text(&format!("{}/metrics", agg.http)).await;
+    assert_eq!(metric(&m, "throughline_alert_evaluations_total"), Some(1.0), "no periodic evaluation ran");
+    assert!(metric(&m, "throughline_alert_edge_evaluations_total").unwrap_or(0.0) >= 1.0, "{m}");
+    agg.proc.stop();
+}

@@ -113,9 +113,23 @@ impl AlertBook {
         now: DateTime<Utc>,
         judged: impl Fn(&Alert) -> bool,
     ) -> Result<Vec<AlertEvent>, StoreError> {
+        self.apply_scoped(store, conditions, now, |_| true, judged)
+    }
+
+    /// [`AlertBook::apply_judged`] for an evaluation that looked only at
+    /// the alert keys for which `in_scope(key)` holds: alerts and
+    /// suppressions outside it are left as they are.
+    pub fn apply_scoped(
+        &mut self,
+        store: &Store,
+        conditions: Vec<Condition>,
+        now: DateTime<Utc>,
+        in_scope: impl Fn(&str) -> bool,
+        judged: impl Fn(&Alert) -> bool,
+    ) -> Result<Vec<AlertEvent>, StoreError> {
         let mut events = Vec::new();
         let active: HashSet<String> = conditions.iter().map(|c| c.key.clone()).collect();
-        self.suppressed.retain(|k| active.contains(k));
+        self.suppressed.retain(|k| !in_scope(k) || active.contains(k));
         for c in conditions {
             if let Some(a) = self.unresolved.get_mut(&c.key) {
                 // Keep the numbers current; not an event.
@@ -167,7 +181,9 @@ impl AlertBook {
         let cleared: Vec<String> = self
             .unresolved
             .iter()
-            .filter(|(k, a)| !active.contains(*k) && a.kind != AlertKind::ForecastDeviation && judged(a))
+            .filter(|(k, a)| {
+                in_scope(k) && !active.contains(*k) && a.kind != AlertKind::ForecastDeviation && judged(a)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in cleared {
@@ -324,5 +340,35 @@ mod tests {
         book.resolve(&store, id, "carol", None, now).unwrap();
         let mut book = AlertBook::load(&store).unwrap();
         assert!(book.apply(&store, c(), now).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_scoped_evaluation_leaves_other_alerts_and_suppressions_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = Utc::now();
+        let mut book = AlertBook::default();
+        let both =
+            || vec![cond("schedule:g1:1", AlertKind::Schedule), cond("downtime:s:b", AlertKind::Downtime)];
+        let opened = book.apply(&store, both(), now).unwrap();
+        assert_eq!(opened.len(), 2);
+        let down_id = opened.iter().find(|e| e.alert.key == "downtime:s:b").unwrap().alert.id;
+        book.resolve(&store, down_id, "bob", None, now).unwrap();
+
+        // Group g1 alone is evaluated and its gap is gone: only its alert
+        // clears; the downtime suppression outside the scope stays.
+        let g1 = |k: &str| k.starts_with("schedule:g1:");
+        let ev = book.apply_scoped(&store, vec![], now, g1, |_| true).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0].event.as_str(), ev[0].alert.key.as_str()), ("resolved", "schedule:g1:1"));
+        assert!(
+            book.apply(&store, vec![cond("downtime:s:b", AlertKind::Downtime)], now).unwrap().is_empty(),
+            "the manual resolve still holds: a scoped evaluation did not drop it"
+        );
+
+        // A scoped evaluation opens what it finds in its scope.
+        let ev =
+            book.apply_scoped(&store, vec![cond("schedule:g1:2", AlertKind::Schedule)], now, g1, |_| true);
+        assert_eq!(ev.unwrap()[0].event, "opened");
     }
 }

@@ -76,6 +76,9 @@ pub fn handle(
                 tracing::debug!(agent = %t.envelope.agent, seq = t.envelope.seq, "duplicate dropped");
                 return;
             }
+            if out.alert_edge {
+                shared.alert_wake.notify_one();
+            }
             m.messages.inc();
             m.samples.inc_by(out.samples);
             m.seq_gaps.inc_by(out.seq_skipped);

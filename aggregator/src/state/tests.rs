@@ -232,3 +232,27 @@ fn take_touched_returns_each_change_once() {
     let names: Vec<_> = assets.iter().map(|a| (a.asset.to_string(), a.agent_online)).collect();
     assert_eq!(names, [("a".to_string(), Some(false)), ("c".to_string(), Some(false))]);
 }
+
+#[test]
+fn alert_edges_are_state_changes_and_feeder_loads_crossing_the_rating() {
+    let feeder =
+        AssetConfig { kind: AssetKind::Feeder, rated_capacity: 100.0, group: "f".into(), ..reg("fd") };
+    let mut st = LiveState::new(&[reg("a"), feeder], Duration::minutes(5));
+    let state = |secs, s: AssetState| Sample { state: Some(s), ..Sample::at(t0() + Duration::seconds(secs)) };
+    let load = |secs, kw: f64| Sample { load_kw: Some(kw), ..Sample::at(t0() + Duration::seconds(secs)) };
+
+    assert!(st.apply_telemetry(&tel("a", 1, vec![state(0, AssetState::Running)]), t0()).alert_edge);
+    assert!(!st.apply_telemetry(&tel("a", 2, vec![out(1, 5.0)]), t0()).alert_edge, "output alone");
+    assert!(!st.apply_telemetry(&tel("a", 3, vec![state(2, AssetState::Running)]), t0()).alert_edge);
+    assert!(st.apply_telemetry(&tel("a", 4, vec![state(3, AssetState::Down)]), t0()).alert_edge);
+    assert!(!st.apply_telemetry(&tel("fd", 5, vec![load(0, 90.0)]), t0()).alert_edge);
+    assert!(!st.apply_telemetry(&tel("fd", 6, vec![load(1, 100.0)]), t0()).alert_edge, "at the rating");
+    assert!(st.apply_telemetry(&tel("fd", 7, vec![load(2, 150.0)]), t0()).alert_edge, "above it");
+    assert!(!st.apply_telemetry(&tel("fd", 8, vec![load(3, 160.0)]), t0()).alert_edge);
+    assert!(st.apply_telemetry(&tel("fd", 9, vec![load(4, 50.0)]), t0()).alert_edge, "back below");
+    let groups: Vec<_> = st.take_edge_groups().into_iter().collect();
+    assert_eq!(groups, ["f", "g"]);
+    assert!(st.take_edge_groups().is_empty());
+    // A duplicate is no edge.
+    assert!(!st.apply_telemetry(&tel("fd", 9, vec![load(4, 500.0)]), t0()).alert_edge);
+}
