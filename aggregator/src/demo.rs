@@ -237,6 +237,7 @@ pub async fn run(base: Config, token: CancellationToken) -> Result<(), Error> {
     }
     println!(
         "\nThroughline demo is running: site `{SITE}`, 4 lines (family-a, family-b), 3 feeders (region-north, region-south).\n\
+         \n  Dashboard:           http://{http}/   (open it in a browser)\
          \n  Assets (live state): http://{http}/api/v1/assets\
          \n  One asset:           http://{http}/api/v1/assets/{SITE}/press-2\
          \n  Agents:              http://{http}/api/v1/agents\

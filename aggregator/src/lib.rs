@@ -67,6 +67,8 @@ pub struct Shared {
     /// The MQTT client, once connected, for publishing alert events.
     pub mqtt: OnceLock<rumqttc::AsyncClient>,
     pub quote_valid_hours: u32,
+    /// Live updates for the dashboard (server-sent events).
+    pub live: api::live::Live,
 }
 
 impl Shared {
@@ -185,6 +187,7 @@ impl App {
             auth,
             mqtt: OnceLock::new(),
             quote_valid_hours: config.planning.quote_valid_hours,
+            live: api::live::Live::new(),
         });
         shared.reload_forecasts();
         if let Ok(depth) = shared.store.outbox_depth() {
@@ -239,6 +242,7 @@ impl App {
             token.child_token(),
         ));
         tracker.spawn(rollup::run(self.shared.clone(), token.child_token()));
+        tracker.spawn(api::live::run(self.shared.clone(), token.child_token()));
         let http_client =
             reqwest::Client::builder().build().map_err(|e| Error::Broker(format!("HTTP client: {e}")))?;
         for r in self.shared.receivers.clone() {
@@ -253,8 +257,12 @@ impl App {
         }
         let app = api::router(self.shared.clone());
         let stop = token.clone();
-        let server =
-            axum::serve(self.http, app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let shared = self.shared.clone();
+        let server = axum::serve(self.http, app).with_graceful_shutdown(async move {
+            stop.cancelled().await;
+            // Open event streams end, so they do not hold up the stop.
+            shared.live.close();
+        });
         let served = tokio::select! {
             r = server => r,
             // Open connections (e.g. a slow client) may not hold up shutdown for long.

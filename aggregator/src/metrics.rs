@@ -52,6 +52,8 @@ pub struct Metrics {
     pub outbox_depth: Gauge,
     pub forecast_rows_imported: Counter,
     pub forecast_imports_refused: Counter,
+    pub sse_clients: Gauge,
+    pub sse_resyncs: Counter,
     pub influx: InfluxMetrics,
 }
 
@@ -100,6 +102,8 @@ impl Metrics {
             outbox_depth: Gauge::default(),
             forecast_rows_imported: Counter::default(),
             forecast_imports_refused: Counter::default(),
+            sse_clients: Gauge::default(),
+            sse_resyncs: Counter::default(),
             influx: InfluxMetrics::default(),
         };
         r.register(
@@ -204,6 +208,16 @@ impl Metrics {
             "throughline_alert_events_not_published",
             "Alert events not published on MQTT (client queue full or no site); still delivered from the outbox",
             m.alert_events_not_published.clone(),
+        );
+        r.register(
+            "throughline_sse_clients",
+            "Dashboard pages (event streams) connected now",
+            m.sse_clients.clone(),
+        );
+        r.register(
+            "throughline_sse_resyncs",
+            "Event stream clients that fell more than the channel's capacity behind and were sent a fresh snapshot",
+            m.sse_resyncs.clone(),
         );
         r.register(
             "throughline_notifications_delivered",

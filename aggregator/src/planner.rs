@@ -411,7 +411,12 @@ pub fn publish(shared: &Shared, mqtt: Option<&rumqttc::AsyncClient>, events: &[A
         } else {
             shared.metrics.alert_events_not_published.inc();
         }
+        if shared.live.listening() {
+            shared.live.send("alert", serde_json::to_string(e).expect("event serializes"));
+        }
     }
+    // The page's group view should agree with the alert it just got.
+    shared.live.overview_changed();
     if let Err(e) = crate::alerts::notify::enqueue(&shared.store, &shared.receivers, events) {
         tracing::error!(error = %e, "alert events could not be queued for delivery");
     }

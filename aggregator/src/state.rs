@@ -112,6 +112,8 @@ pub struct AssetLive {
     window: VecDeque<(DateTime<Utc>, f64)>,
     /// Per-minute history in event time (for balances).
     pub history: History,
+    /// Changed since the last [`LiveState::take_touched`].
+    touched: bool,
 }
 
 impl AssetLive {
@@ -134,6 +136,7 @@ impl AssetLive {
             late_samples: 0,
             window: VecDeque::new(),
             history: History::default(),
+            touched: false,
         }
     }
 
@@ -229,6 +232,8 @@ pub struct AgentLive {
     pub seq: SeqTracker,
     pub messages: u64,
     pub duplicates: u64,
+    /// Changed since the last [`LiveState::take_touched`].
+    touched: bool,
 }
 
 /// What one telemetry message did, for counters and logs.
@@ -259,6 +264,8 @@ pub struct LiveState {
     /// History read back from the store for assets not registered, handed
     /// to each when it reports again.
     restored: BTreeMap<(SiteId, AssetId), History>,
+    /// Some asset or agent changed since the last [`LiveState::take_touched`].
+    touched: bool,
 }
 
 /// The minute slots of one asset changed since the last take, as (minute
@@ -281,6 +288,7 @@ impl LiveState {
             history_keep: Duration::hours(48),
             watermark: None,
             restored: BTreeMap::new(),
+            touched: false,
         }
     }
 
@@ -342,6 +350,7 @@ impl LiveState {
             seq: SeqTracker::default(),
             messages: 0,
             duplicates: 0,
+            touched: false,
         })
     }
 
@@ -355,6 +364,8 @@ impl LiveState {
         match agent.seq.observe(env.seq) {
             SeqOutcome::Duplicate => {
                 agent.duplicates += 1;
+                agent.touched = true;
+                self.touched = true;
                 out.duplicate = true;
                 return out;
             }
@@ -363,10 +374,12 @@ impl LiveState {
             SeqOutcome::First => {}
         }
         agent.messages += 1;
+        agent.touched = true;
         if agent.online.is_none() {
             agent.online = Some(true);
             out.agent_came_online = true;
         }
+        self.touched = true;
         let window = self.rate_window;
         if !self.assets.get(&t.site).is_some_and(|m| m.contains_key(&t.asset)) {
             out.new_unregistered_asset = true;
@@ -379,6 +392,7 @@ impl LiveState {
         if asset.agent.as_ref() != Some(&env.agent) {
             asset.agent = Some(env.agent.clone());
         }
+        asset.touched = true;
         let before = asset.last_ts;
         for s in &env.samples {
             match asset.apply(s, window) {
@@ -421,7 +435,39 @@ impl LiveState {
             agent.health = m.status.health.clone();
         }
         agent.last_message = Some(now);
+        agent.touched = true;
+        self.touched = true;
+        if before != Some(m.status.online) {
+            // Its assets' views show whether their agent is online.
+            let reported = self.assets.values_mut().flat_map(BTreeMap::values_mut);
+            for a in reported.filter(|a| a.agent.as_ref() == Some(&m.agent)) {
+                a.touched = true;
+            }
+        }
         before
+    }
+
+    /// The views of the assets and agents changed since the last call (for
+    /// the dashboard's live updates), clearing their flags.
+    pub fn take_touched(&mut self) -> (Vec<AssetView>, Vec<AgentView>) {
+        if !std::mem::take(&mut self.touched) {
+            return (Vec::new(), Vec::new());
+        }
+        let mut assets = Vec::new();
+        for a in self.assets.values_mut().flat_map(BTreeMap::values_mut) {
+            if std::mem::take(&mut a.touched) {
+                assets.push((a.site.clone(), a.asset.clone()));
+            }
+        }
+        let mut agents = Vec::new();
+        for g in self.agents.values_mut() {
+            if std::mem::take(&mut g.touched) {
+                agents.push(g.agent.clone());
+            }
+        }
+        let assets = assets.iter().filter_map(|(s, a)| self.asset(s, a)).map(|a| self.asset_view(a)).collect();
+        let agents = agents.iter().filter_map(|g| self.agents.get(g)).map(|g| self.agent_view(g)).collect();
+        (assets, agents)
     }
 
     pub fn assets(&self) -> impl Iterator<Item = &AssetLive> {

@@ -3,6 +3,7 @@
 
 mod acl;
 mod agent_lifecycle;
+mod dashboard;
 mod history;
 mod influx;
 mod ingest_counters;

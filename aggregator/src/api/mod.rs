@@ -2,8 +2,10 @@
 //! `oneshot` or serve it on port 0.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod history;
+pub mod live;
 pub mod planning;
 
 use std::sync::atomic::Ordering;
@@ -23,6 +25,8 @@ use error::ApiError;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/{file}", get(dashboard::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/assets", get(assets))
@@ -30,6 +34,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/assets/{site}/{asset}/history", get(history::asset_history))
         .route("/api/v1/groups/{group}/history", get(history::group_history))
         .route("/api/v1/agents", get(agents))
+        .route("/api/v1/events", get(live::events))
+        .route("/api/v1/overview", get(live::get_overview))
         .route("/api/v1/forecasts", get(planning::list_forecasts).post(planning::import_forecasts))
         .route("/api/v1/balance", get(planning::balance))
         .route("/api/v1/alerts", get(planning::list_alerts))
@@ -38,7 +44,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/reservations/{id}/{action}", post(planning::reservation_action))
         .fallback(|| async {
             ApiError::NotFound(
-                "no such endpoint; see /api/v1/assets, /api/v1/agents, /metrics, /healthz".into(),
+                "no such endpoint; see / (the dashboard), /api/v1/assets, /api/v1/agents, /metrics, /healthz"
+                    .into(),
             )
         })
         .with_state(shared)

@@ -92,6 +92,7 @@ pub async fn import_forecasts(
     let summary = s.store.import_forecasts(&rows, source, &actor.name, Utc::now()).map_err(internal)?;
     s.metrics.forecast_rows_imported.inc_by(rows.len() as u64);
     s.reload_forecasts();
+    s.live.overview_changed();
     tracing::info!(by = %actor.name, rows = summary.rows, replaced = summary.replaced, "forecast imported");
     Ok(Json(serde_json::to_value(summary).unwrap_or_default()))
 }

@@ -198,3 +198,37 @@ fn bucket_output_across_a_counter_reset() {
         (h.output_between(t0() + Duration::minutes(20), t0() + Duration::minutes(30)) - 60.0).abs() < 1e-9
     );
 }
+
+#[test]
+fn take_touched_returns_each_change_once() {
+    let mut st = LiveState::new(&[reg("a"), reg("b"), reg("c")], Duration::minutes(5));
+    let (assets, agents) = st.take_touched();
+    assert!(assets.is_empty() && agents.is_empty(), "nothing changed yet");
+
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 1.0)]), t0());
+    st.apply_telemetry(&tel("c", 2, vec![out(1, 1.0)]), t0());
+    let (assets, agents) = st.take_touched();
+    let names: Vec<_> = assets.iter().map(|a| a.asset.to_string()).collect();
+    assert_eq!(names, ["a", "c"]);
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].messages, 2);
+    let (assets, agents) = st.take_touched();
+    assert!(assets.is_empty() && agents.is_empty(), "taken already");
+
+    // A duplicate changes no asset (only the agent's duplicate count).
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 1.0)]), t0());
+    let (assets, agents) = st.take_touched();
+    assert!(assets.is_empty());
+    assert_eq!(agents[0].duplicates, 1);
+
+    // The agent going offline changes the views of the assets it reports.
+    let will = StatusMessage {
+        site: SiteId::parse("s").unwrap(),
+        agent: AgentId::parse("gw").unwrap(),
+        status: AgentStatus { v: 1, online: false, ts: None, software: None, health: None },
+    };
+    st.apply_status(&will, t0());
+    let (assets, _) = st.take_touched();
+    let names: Vec<_> = assets.iter().map(|a| (a.asset.to_string(), a.agent_online)).collect();
+    assert_eq!(names, [("a".to_string(), Some(false)), ("c".to_string(), Some(false))]);
+}
