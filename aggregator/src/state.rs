@@ -465,7 +465,8 @@ impl LiveState {
                 agents.push(g.agent.clone());
             }
         }
-        let assets = assets.iter().filter_map(|(s, a)| self.asset(s, a)).map(|a| self.asset_view(a)).collect();
+        let assets =
+            assets.iter().filter_map(|(s, a)| self.asset(s, a)).map(|a| self.asset_view(a)).collect();
         let agents = agents.iter().filter_map(|g| self.agents.get(g)).map(|g| self.agent_view(g)).collect();
         (assets, agents)
     }
