@@ -238,22 +238,26 @@ impl Planner {
         book: &AlertBook,
         wall_now: DateTime<Utc>,
     ) -> Vec<Condition> {
-        self.conditions_in(state, forecasts, book, wall_now, None)
+        self.conditions_in(state, forecasts, book, wall_now, Scope::All)
     }
 
-    /// [`Planner::conditions`] of the gap, deviation and downtime rules of
-    /// `groups` only (all groups, and the agents, when None).
+    /// [`Planner::conditions`] of the rules in `scope` only.
     pub fn conditions_in(
         &self,
         state: &LiveState,
         forecasts: &[ForecastRow],
         book: &AlertBook,
         wall_now: DateTime<Utc>,
-        groups: Option<&BTreeSet<String>>,
+        scope: Scope,
     ) -> Vec<Condition> {
         let mut out = Vec::new();
+        let groups = match scope {
+            Scope::Groups(g) => Some(g),
+            _ => None,
+        };
         let in_scope = |g: &str| groups.is_none_or(|s| s.contains(g));
-        if let Some(now) = state.watermark() {
+        let watermark = state.watermark().filter(|_| !matches!(scope, Scope::Agents));
+        if let Some(now) = watermark {
             let keep = chrono::Duration::hours(self.planning.history_hours as i64);
             let horizon = now + chrono::Duration::hours(LOOKAHEAD_HOURS);
             let scoped: Vec<ForecastRow>;
@@ -319,7 +323,7 @@ impl Planner {
                 }
             }
         }
-        for agent in state.agents().filter(|_| groups.is_none()) {
+        for agent in state.agents().filter(|_| matches!(scope, Scope::All | Scope::Agents)) {
             let assets: Vec<&AssetLive> =
                 state.assets().filter(|a| a.agent.as_ref() == Some(&agent.agent)).collect();
             let offline_secs = assets
@@ -340,10 +344,26 @@ impl Planner {
     }
 }
 
+/// What one alert evaluation looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every rule.
+    All,
+    /// The gap, deviation and downtime rules of these groups.
+    Groups(&'a BTreeSet<String>),
+    /// The offline rule of every agent (and alerts of groups or assets no
+    /// longer configured, which then clear).
+    Agents,
+}
+
 /// Evaluate alerts every `planning.evaluate_every_ms` until cancelled, and
 /// at once for the groups of an asset whose state changed or whose load
 /// crossed its rating (ingest wakes `shared.alert_wake`); publish each
 /// change on `throughline/v1/{site}/alerts` and queue it for the receivers.
+///
+/// The periodic pass goes group by group, taking the live-state lock for
+/// one group at a time, so ingest (and an edge's evaluation) never waits
+/// for more than one group's balances.
 pub async fn run_alerts(
     shared: Arc<Shared>,
     mqtt: Option<rumqttc::AsyncClient>,
@@ -359,49 +379,90 @@ pub async fn run_alerts(
             _ = shared.alert_wake.notified() => false,
         };
         if full {
-            // Forecasts may also arrive through `aggregator import-forecast`.
-            shared.reload_forecasts();
+            let (shared, mqtt) = (shared.clone(), mqtt.clone());
+            if let Err(e) = tokio::task::spawn_blocking(move || evaluate_all(&shared, mqtt.as_ref())).await {
+                tracing::error!(error = %e, "alert evaluation failed");
+            }
+            continue;
         }
-        let events = {
-            let forecasts = shared.forecasts.read().expect("forecast lock");
-            let mut state = shared.state.lock().expect("state lock poisoned");
-            let groups = state.take_edge_groups();
-            if !full && groups.is_empty() {
-                continue;
-            }
-            let scope = (!full).then_some(&groups);
-            let mut book = shared.book.lock().expect("book lock");
-            let conditions = shared.planner.conditions_in(&state, &forecasts, &book, Utc::now(), scope);
-            drop(forecasts);
-            let judged = |a: &crate::alerts::Alert| can_judge(&state, a);
-            let applied = match scope {
-                None => book.apply_judged(&shared.store, conditions, Utc::now(), judged),
-                Some(groups) => {
-                    let keys = shared.planner.scope_keys(groups);
-                    book.apply_scoped(&shared.store, conditions, Utc::now(), |k| keys.contains(k), judged)
-                }
-            };
-            match applied {
-                Ok(events) => {
-                    shared.metrics.alerts_unresolved.set(book.unresolved().count() as i64);
-                    if full {
-                        shared.metrics.alert_evaluations.inc();
-                    } else {
-                        shared.metrics.alert_edge_evaluations.inc();
-                    }
-                    events
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "alert evaluation could not be stored");
-                    continue;
-                }
-            }
-        };
+        let groups = shared.state.lock().expect("state lock poisoned").take_edge_groups();
+        if groups.is_empty() {
+            continue;
+        }
+        let forecasts: Vec<ForecastRow> = shared
+            .forecasts
+            .read()
+            .expect("forecast lock")
+            .iter()
+            .filter(|f| groups.contains(&f.group))
+            .cloned()
+            .collect();
+        let events = evaluate(&shared, &forecasts, Scope::Groups(&groups));
+        shared.metrics.alert_edge_evaluations.inc();
         publish(&shared, mqtt.as_ref(), &events);
     }
 }
 
+/// The periodic pass: every group, one at a time, then the agents.
+fn evaluate_all(shared: &Shared, mqtt: Option<&rumqttc::AsyncClient>) {
+    // Forecasts may also arrive through `aggregator import-forecast`.
+    shared.reload_forecasts();
+    let mut by_group: HashMap<String, Vec<ForecastRow>> = HashMap::new();
+    for f in shared.forecasts.read().expect("forecast lock").iter() {
+        by_group.entry(f.group.clone()).or_default().push(f.clone());
+    }
+    for g in &shared.planner.groups {
+        let one = BTreeSet::from([g.id.clone()]);
+        let forecasts = by_group.get(&g.id).map_or(&[][..], Vec::as_slice);
+        let events = evaluate(shared, forecasts, Scope::Groups(&one));
+        publish(shared, mqtt, &events);
+    }
+    let events = evaluate(shared, &[], Scope::Agents);
+    publish(shared, mqtt, &events);
+    shared.metrics.alert_evaluations.inc();
+}
+
+/// One evaluation of `scope` against the alert book, under the live-state
+/// and book locks; the alert events it caused.
+fn evaluate(shared: &Shared, forecasts: &[ForecastRow], scope: Scope) -> Vec<AlertEvent> {
+    let state = shared.state.lock().expect("state lock poisoned");
+    let mut book = shared.book.lock().expect("book lock");
+    let conditions = shared.planner.conditions_in(&state, forecasts, &book, Utc::now(), scope);
+    let judged = |a: &crate::alerts::Alert| can_judge(&state, a);
+    let applied = match scope {
+        Scope::All => book.apply_judged(&shared.store, conditions, Utc::now(), judged),
+        Scope::Groups(groups) => {
+            let keys = shared.planner.scope_keys(groups);
+            book.apply_scoped(&shared.store, conditions, Utc::now(), |k| keys.contains(k), judged)
+        }
+        Scope::Agents => {
+            let rest = |k: &str| k.starts_with("offline:") || !shared.planner.covers(k);
+            book.apply_scoped(&shared.store, conditions, Utc::now(), rest, judged)
+        }
+    };
+    shared.metrics.alerts_unresolved.set(book.unresolved().count() as i64);
+    applied.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "alert evaluation could not be stored");
+        Vec::new()
+    })
+}
+
 impl Planner {
+    /// Whether `key` is the key of a gap, deviation or downtime alert of a
+    /// configured group or registered asset.
+    pub fn covers(&self, key: &str) -> bool {
+        let mut parts = key.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("schedule" | "dispatch" | "forecast_deviation"), Some(g), Some(_)) => {
+                self.group(g).is_some()
+            }
+            (Some("downtime"), Some(site), Some(asset)) => {
+                self.assets.values().flatten().any(|a| a.site.as_ref() == site && a.id.as_ref() == asset)
+            }
+            _ => false,
+        }
+    }
+
     /// Which alert keys the gap, deviation and downtime rules give for
     /// `groups` (what a scoped evaluation may open or clear).
     pub fn scope_keys(&self, groups: &BTreeSet<String>) -> KeyScope {
