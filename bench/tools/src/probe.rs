@@ -164,3 +164,29 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
     v[rank.clamp(1, v.len()) - 1]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), 100.0);
+        assert_eq!(percentile(&mut v, 99.0), 198.0);
+        assert_eq!(percentile(&mut v, 100.0), 200.0);
+        assert!(percentile(&mut [], 99.0).is_nan());
+    }
+
+    #[test]
+    fn only_an_opened_event_about_the_probe_counts() {
+        let ev = |event: &str, group: &str, asset: &str| {
+            serde_json::json!({"v": 1, "event": event, "alert": {"group": group, "asset": asset}}).to_string()
+        };
+        assert!(is_opened_for(ev("opened", "probe-007", "x").as_bytes(), "probe-007"));
+        assert!(is_opened_for(ev("opened", "x", "probe-007").as_bytes(), "probe-007"));
+        assert!(!is_opened_for(ev("resolved", "probe-007", "x").as_bytes(), "probe-007"));
+        assert!(!is_opened_for(ev("opened", "probe-070", "x").as_bytes(), "probe-007"));
+        assert!(!is_opened_for(b"not json", "probe-007"));
+    }
+}
