@@ -39,6 +39,9 @@ pub struct Args {
     /// alert evaluation period so that trials fall on every phase of it.
     #[arg(long, default_value_t = 100)]
     pub jitter_ms: u64,
+    /// Also print every trial (round trip and alert, ms) to stderr.
+    #[arg(long)]
+    pub raw: bool,
     /// A trial without its alert after this long counts as a timeout.
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
@@ -112,10 +115,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             Some(at) => alert.push((at - t).as_secs_f64() * 1e3),
             None => timeouts += 1,
         }
+        if a.raw {
+            eprintln!(
+                "trial {i} rtt_ms={:.3} alert_ms={:.3}",
+                rtt[rtt.len() - 1],
+                alert.last().unwrap_or(&f64::NAN)
+            );
+        }
         // Spread the trials over the phase of a periodic evaluation (a
         // trial that waited for a tick would otherwise start just after it).
-        let spread = (a.jitter_ms * 1000).max(1);
-        tokio::time::sleep(Duration::from_micros((i as u64 * 7919 + 3571) % spread)).await;
+        // Golden-ratio steps cover [0, jitter) evenly for any number of trials.
+        let phase = (i as f64 * 0.618_033_988_749_895).fract();
+        tokio::time::sleep(Duration::from_secs_f64(phase * a.jitter_ms as f64 / 1000.0)).await;
     }
     let (r50, r99) = (percentile(&mut rtt, 50.0), percentile(&mut rtt, 99.0));
     let (a50, a99) = (percentile(&mut alert, 50.0), percentile(&mut alert, 99.0));
