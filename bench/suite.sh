@@ -57,7 +57,7 @@ command -v curl >/dev/null 2>&1 || die "curl not found"
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   say "== build (release, target dir $TARGET)"
-  cargo build -q --release -p throughline-aggregator --bin aggregator -p throughline-bench
+  cargo build -q --release -p throughline-aggregator -p throughline-bench --bin aggregator --bin throughline-bench
 fi
 AGG="$TARGET/release/aggregator"
 TOOL="$TARGET/release/throughline-bench"

@@ -195,3 +195,43 @@ pub fn write_config(a: &ConfigArgs) -> anyhow::Result<()> {
     std::fs::write(a.out.join("forecast.csv"), csv)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use throughline_shared::codec::{decode, Inbound};
+    use throughline_shared::Limits;
+
+    /// The load's envelopes must pass the protocol's validation: a rejected
+    /// envelope is never counted, and the load would wait for it in vain.
+    #[test]
+    fn generated_envelopes_pass_validation_and_counters_never_go_back() {
+        let shape = Shape { site: "bench-site".into(), lines: 3, feeders: 2, group_size: 2, agents: 2 };
+        let now = Utc::now();
+        let mut states = std::collections::HashSet::new();
+        for (i, x) in shape.assets().iter().enumerate() {
+            let mut body = String::new();
+            // Samples 7 s apart over 7,000 s: every phase of a jam cycle.
+            for k in 0..1000u64 {
+                if k > 0 {
+                    body.push(',');
+                }
+                sample(&mut body, x, k * 7, now - Duration::seconds(7000 - 7 * k as i64));
+            }
+            let agent = shape.agent_name(x.agent);
+            let topic = shape.telemetry_topic(&agent, &x.id);
+            let payload = envelope(&agent, i as u64 + 1, &body);
+            let t = match decode(&topic, payload.as_bytes(), now, &Limits::default()) {
+                Ok(Inbound::Telemetry(t)) => t,
+                other => panic!("{topic}: {other:?}"),
+            };
+            assert_eq!((t.asset.to_string(), t.envelope.samples.len()), (x.id.clone(), 1000));
+            let outputs: Vec<f64> = t.envelope.samples.iter().filter_map(|s| s.output).collect();
+            assert_eq!(outputs.len(), 1000);
+            assert!(outputs.windows(2).all(|w| w[1] >= w[0]), "{}: counter went back", x.id);
+            states.extend(t.envelope.samples.iter().map(|s| format!("{:?}", s.state)));
+        }
+        // Lines run and stop for jams; feeders report no state.
+        assert_eq!(states.len(), 3, "{states:?}");
+    }
+}

@@ -39,6 +39,9 @@ pub struct Args {
     /// alert evaluation period so that trials fall on every phase of it.
     #[arg(long, default_value_t = 100)]
     pub jitter_ms: u64,
+    /// Also print every trial (round trip and alert, ms) to stderr.
+    #[arg(long)]
+    pub raw: bool,
     /// A trial without its alert after this long counts as a timeout.
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
@@ -112,10 +115,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             Some(at) => alert.push((at - t).as_secs_f64() * 1e3),
             None => timeouts += 1,
         }
+        if a.raw {
+            eprintln!(
+                "trial {i} rtt_ms={:.3} alert_ms={:.3}",
+                rtt[rtt.len() - 1],
+                alert.last().unwrap_or(&f64::NAN)
+            );
+        }
         // Spread the trials over the phase of a periodic evaluation (a
         // trial that waited for a tick would otherwise start just after it).
-        let spread = (a.jitter_ms * 1000).max(1);
-        tokio::time::sleep(Duration::from_micros((i as u64 * 7919 + 3571) % spread)).await;
+        // Golden-ratio steps cover [0, jitter) evenly for any number of trials.
+        let phase = (i as f64 * 0.618_033_988_749_895).fract();
+        tokio::time::sleep(Duration::from_secs_f64(phase * a.jitter_ms as f64 / 1000.0)).await;
     }
     let (r50, r99) = (percentile(&mut rtt, 50.0), percentile(&mut rtt, 99.0));
     let (a50, a99) = (percentile(&mut alert, 50.0), percentile(&mut alert, 99.0));
@@ -163,4 +174,30 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
     v[rank.clamp(1, v.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), 100.0);
+        assert_eq!(percentile(&mut v, 99.0), 198.0);
+        assert_eq!(percentile(&mut v, 100.0), 200.0);
+        assert!(percentile(&mut [], 99.0).is_nan());
+    }
+
+    #[test]
+    fn only_an_opened_event_about_the_probe_counts() {
+        let ev = |event: &str, group: &str, asset: &str| {
+            serde_json::json!({"v": 1, "event": event, "alert": {"group": group, "asset": asset}}).to_string()
+        };
+        assert!(is_opened_for(ev("opened", "probe-007", "x").as_bytes(), "probe-007"));
+        assert!(is_opened_for(ev("opened", "x", "probe-007").as_bytes(), "probe-007"));
+        assert!(!is_opened_for(ev("resolved", "probe-007", "x").as_bytes(), "probe-007"));
+        assert!(!is_opened_for(ev("opened", "probe-070", "x").as_bytes(), "probe-007"));
+        assert!(!is_opened_for(b"not json", "probe-007"));
+    }
 }
