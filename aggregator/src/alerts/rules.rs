@@ -24,6 +24,29 @@ fn fmt_qty(x: f64) -> String {
     }
 }
 
+/// Assets listed in a gap or deviation alert's `details` (more only when
+/// more are down); the full list is in `/api/v1/balance`.
+pub const DETAIL_ASSETS: usize = 10;
+
+/// The bucket's balance for an alert's `details`, its per-asset list cut to
+/// what a planner acts on: every asset that is down and the
+/// [`DETAIL_ASSETS`] with the most spare capacity. An alert is held in
+/// memory and stored while it is unresolved, and a group may have hundreds
+/// of assets. Up to [`DETAIL_ASSETS`] in all unless more are down.
+fn bucket_details(b: &BucketBalance) -> serde_json::Value {
+    let mut picked: Vec<&crate::balance::Contribution> = b.assets.iter().collect();
+    let down = |a: &&crate::balance::Contribution| a.state == Some(throughline_shared::AssetState::Down);
+    picked.sort_by(|x, y| down(y).cmp(&down(x)).then(y.spare_rate.total_cmp(&x.spare_rate)));
+    let keep = picked.iter().filter(|a| down(a)).count().max(DETAIL_ASSETS);
+    picked.truncate(keep);
+    let mut v = serde_json::to_value(BucketBalance { assets: Vec::new(), ..b.clone() }).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("assets".into(), serde_json::to_value(picked).unwrap_or_default());
+        o.insert("assets_total".into(), serde_json::Value::from(b.assets.len()));
+    }
+    v
+}
+
 /// `schedule` (lines) or `dispatch` (feeders) for an open or future bucket.
 pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool) -> Option<Condition> {
     if b.phase == Phase::Closed || b.effective_demand <= 0.0 && b.kind == AssetKind::Line {
@@ -46,7 +69,7 @@ pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool
         threshold,
         summary,
         action,
-        details: serde_json::to_value(b).unwrap_or_default(),
+        details: bucket_details(b),
         event_time: Some(b.now),
     };
     match b.kind {
@@ -184,7 +207,7 @@ pub fn deviation(
             fmt_qty((b.made - b.effective_demand).abs()),
             if dev > 0.0 { "above" } else { "below" }
         ),
-        details: serde_json::to_value(b).unwrap_or_default(),
+        details: bucket_details(b),
         event_time: Some(b.now),
     })
 }
@@ -319,6 +342,40 @@ mod tests {
             peak_kw: None,
         };
         balance(&g, &f, &[a], t(240))
+    }
+
+    #[test]
+    fn details_list_the_down_assets_then_the_most_spare_capacity() {
+        let g = GroupConfig::with_defaults("family-a", AssetKind::Line);
+        let f = ForecastRow {
+            group: g.id.clone(),
+            start: t(0),
+            end: t(480),
+            demand: 1_000_000.0,
+            unit: Unit::Pieces,
+            uplift_pct: 0.0,
+        };
+        let plans: Vec<AssetPlan> = (0..30)
+            .map(|i| AssetPlan {
+                site: SiteId::parse("s").unwrap(),
+                asset: AssetId::parse(format!("a{i}")).unwrap(),
+                rated: 100.0 + i as f64,
+                state: Some(if i % 10 == 3 { AssetState::Down } else { AssetState::Running }),
+                made: 0.0,
+                rate_running: Some(100.0),
+                availability: 1.0,
+                load_kw: None,
+                peak_kw: None,
+            })
+            .collect();
+        let b = balance(&g, &f, &plans, t(60));
+        let c = gap(&b, &g, Some("s"), false).expect("far short");
+        let listed: Vec<&str> =
+            c.details["assets"].as_array().unwrap().iter().map(|a| a["asset"].as_str().unwrap()).collect();
+        // a3, a13, a23 are down; then the largest spare rates (rated - 100).
+        assert_eq!(listed, ["a3", "a13", "a23", "a29", "a28", "a27", "a26", "a25", "a24", "a22"]);
+        assert_eq!(c.details["assets_total"], 30);
+        assert_eq!(c.details["gap"], serde_json::json!(b.gap), "the bucket's numbers are kept");
     }
 
     #[test]
