@@ -362,8 +362,9 @@ pub enum Scope<'a> {
 /// change on `throughline/v1/{site}/alerts` and queue it for the receivers.
 ///
 /// The periodic pass goes group by group, taking the live-state lock for
-/// one group at a time, so ingest (and an edge's evaluation) never waits
-/// for more than one group's balances.
+/// one group at a time, so ingest never waits for more than one group's
+/// balances; between groups it yields and first evaluates any group with
+/// an edge, so an edge waits for one group, not for the whole pass.
 pub async fn run_alerts(
     shared: Arc<Shared>,
     mqtt: Option<rumqttc::AsyncClient>,
@@ -372,54 +373,62 @@ pub async fn run_alerts(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen_version = None;
     loop {
         let full = tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick() => true,
             _ = shared.alert_wake.notified() => false,
         };
-        if full {
-            let (shared, mqtt) = (shared.clone(), mqtt.clone());
-            if let Err(e) = tokio::task::spawn_blocking(move || evaluate_all(&shared, mqtt.as_ref())).await {
-                tracing::error!(error = %e, "alert evaluation failed");
+        if !full {
+            evaluate_edges(&shared, mqtt.as_ref());
+            continue;
+        }
+        // Forecasts may also arrive through `aggregator import-forecast`
+        // (another process): read them again when the file changed.
+        let version = shared.store.data_version().ok();
+        if version.is_none() || version != seen_version {
+            shared.reload_forecasts();
+            seen_version = version;
+        }
+        let mut by_group: HashMap<String, Vec<ForecastRow>> = HashMap::new();
+        for f in shared.forecasts.read().expect("forecast lock").iter() {
+            by_group.entry(f.group.clone()).or_default().push(f.clone());
+        }
+        for g in &shared.planner.groups {
+            if token.is_cancelled() {
+                return;
             }
-            continue;
+            evaluate_edges(&shared, mqtt.as_ref());
+            let one = BTreeSet::from([g.id.clone()]);
+            let forecasts = by_group.get(&g.id).map_or(&[][..], Vec::as_slice);
+            let events = evaluate(&shared, forecasts, Scope::Groups(&one));
+            publish(&shared, mqtt.as_ref(), &events);
+            tokio::task::yield_now().await;
         }
-        let groups = shared.state.lock().expect("state lock poisoned").take_edge_groups();
-        if groups.is_empty() {
-            continue;
-        }
-        let forecasts: Vec<ForecastRow> = shared
-            .forecasts
-            .read()
-            .expect("forecast lock")
-            .iter()
-            .filter(|f| groups.contains(&f.group))
-            .cloned()
-            .collect();
-        let events = evaluate(&shared, &forecasts, Scope::Groups(&groups));
-        shared.metrics.alert_edge_evaluations.inc();
+        let events = evaluate(&shared, &[], Scope::Agents);
         publish(&shared, mqtt.as_ref(), &events);
+        shared.metrics.alert_evaluations.inc();
     }
 }
 
-/// The periodic pass: every group, one at a time, then the agents.
-fn evaluate_all(shared: &Shared, mqtt: Option<&rumqttc::AsyncClient>) {
-    // Forecasts may also arrive through `aggregator import-forecast`.
-    shared.reload_forecasts();
-    let mut by_group: HashMap<String, Vec<ForecastRow>> = HashMap::new();
-    for f in shared.forecasts.read().expect("forecast lock").iter() {
-        by_group.entry(f.group.clone()).or_default().push(f.clone());
+/// Evaluate the groups with an alert edge since the last call, if any.
+fn evaluate_edges(shared: &Shared, mqtt: Option<&rumqttc::AsyncClient>) {
+    let groups = shared.state.lock().expect("state lock poisoned").take_edge_groups();
+    if groups.is_empty() {
+        return;
     }
-    for g in &shared.planner.groups {
-        let one = BTreeSet::from([g.id.clone()]);
-        let forecasts = by_group.get(&g.id).map_or(&[][..], Vec::as_slice);
-        let events = evaluate(shared, forecasts, Scope::Groups(&one));
-        publish(shared, mqtt, &events);
-    }
-    let events = evaluate(shared, &[], Scope::Agents);
+    let forecasts: Vec<ForecastRow> = shared
+        .forecasts
+        .read()
+        .expect("forecast lock")
+        .iter()
+        .filter(|f| groups.contains(&f.group))
+        .cloned()
+        .collect();
+    let events = evaluate(shared, &forecasts, Scope::Groups(&groups));
+    shared.metrics.alert_edge_evaluations.inc();
     publish(shared, mqtt, &events);
-    shared.metrics.alert_evaluations.inc();
 }
 
 /// One evaluation of `scope` against the alert book, under the live-state

@@ -400,6 +400,14 @@ impl Store {
         Ok(())
     }
 
+    /// SQLite's `data_version`: changes when another connection (another
+    /// process, e.g. `aggregator import-forecast`) has committed to the
+    /// file since the last call on this connection; never for its own writes.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        conn.pragma_query_value(None, "data_version", |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
     /// Undelivered notifications per receiver.
     pub fn outbox_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.lock();
@@ -487,6 +495,21 @@ mod tests {
             unit: Unit::Pieces,
             uplift_pct: 10.0,
         }
+    }
+
+    #[test]
+    fn data_version_tells_another_process_import_from_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let running = Store::open(&path).unwrap();
+        let v0 = running.data_version().unwrap();
+        running.import_forecasts(&[row(0, 100.0)], "csv", "api", Utc::now()).unwrap();
+        assert_eq!(running.data_version().unwrap(), v0, "its own import: reloaded by the API already");
+        let cli = Store::open(&path).unwrap();
+        cli.import_forecasts(&[row(8, 200.0)], "csv", "cli", Utc::now()).unwrap();
+        let v1 = running.data_version().unwrap();
+        assert_ne!(v1, v0, "another connection committed");
+        assert_eq!(running.data_version().unwrap(), v1, "and nothing since");
     }
 
     #[test]
