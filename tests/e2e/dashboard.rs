@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use throughline_tests::*;
 
-const TOKEN: &str = "dashboard-planner-token";
-
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
@@ -31,66 +29,12 @@ fn browser_tools() -> Option<(PathBuf, PathBuf)> {
     Some((tools[0].clone(), tools[1].clone()))
 }
 
-fn write_config(dir: &std::path::Path, site: &str, extra: &str) -> PathBuf {
-    let path = dir.join("aggregator.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"data_dir = "{data}"
-[planning]
-evaluate_every_ms = 200
-
-[[groups]]
-id = "family-a"
-kind = "line"
-name = "Family A"
-shortfall_pct = 5
-downtime_minutes = 0.05
-
-[[groups]]
-id = "region-north"
-kind = "feeder"
-
-[[assets]]
-site = "{site}"
-id = "line-1"
-kind = "line"
-group = "family-a"
-rated_capacity = 36000
-
-[[assets]]
-site = "{site}"
-id = "line-2"
-kind = "line"
-group = "family-a"
-rated_capacity = 36000
-
-[[assets]]
-site = "{site}"
-id = "feeder-1"
-kind = "feeder"
-group = "region-north"
-rated_capacity = 500
-
-[[auth.tokens]]
-name = "test-planner"
-role = "planner"
-token = "{TOKEN}"
-{extra}
-"#,
-            data = dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
 #[tokio::test]
 async fn dashboard_in_headless_chromium_shows_live_state_alerts_and_forecasts() {
     let Some((node, chromium)) = browser_tools() else { return };
     let dir = tempfile::tempdir().unwrap();
     let site = "plant-dash";
-    let config = write_config(dir.path(), site, "");
+    let config = write_plant_config(dir.path(), site, "");
     let (mqtt, http) = (free_port(), free_port());
     let args = [
         "--config".to_string(),
@@ -219,8 +163,8 @@ impl EventStream {
 async fn event_stream_sends_a_snapshot_then_changes() {
     let dir = tempfile::tempdir().unwrap();
     let site = "plant-sse";
-    let extra = "[[auth.tokens]]\nname = \"wall\"\nrole = \"viewer\"\ntoken = \"wall-token\"\n\n[auth]\nread_requires_token = true\n";
-    let config = write_config(dir.path(), site, extra);
+    let extra = "[auth]\nread_requires_token = true\n";
+    let config = write_plant_config(dir.path(), site, extra);
     let mqtt = free_port();
     let mut agg = start_aggregator(&[
         "--config",
@@ -235,7 +179,7 @@ async fn event_stream_sends_a_snapshot_then_changes() {
     let url = format!("{}/api/v1/events", agg.http);
     let refused = reqwest::get(&url).await.unwrap();
     assert_eq!(refused.status(), 401, "reads need a token here");
-    let resp = reqwest::get(format!("{url}?token=wall-token")).await.unwrap();
+    let resp = reqwest::get(format!("{url}?token=viewer-token")).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut events = EventStream { resp, buf: String::new() };
@@ -304,7 +248,7 @@ async fn event_stream_sends_a_snapshot_then_changes() {
     // The same overview over plain HTTP.
     let plain = reqwest::Client::new()
         .get(format!("{}/api/v1/overview", agg.http))
-        .bearer_auth("wall-token")
+        .bearer_auth("viewer-token")
         .send()
         .await
         .unwrap();

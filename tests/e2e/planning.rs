@@ -8,69 +8,8 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use throughline_tests::*;
 
-const TOKEN: &str = "planner-secret-token";
-
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn write_aggregator_config(dir: &std::path::Path, site: &str, extra: &str) -> std::path::PathBuf {
-    let path = dir.join("aggregator.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"data_dir = "{data}"
-[planning]
-evaluate_every_ms = 200
-
-[[groups]]
-id = "family-a"
-kind = "line"
-shortfall_pct = 5
-downtime_minutes = 0.05
-
-[[groups]]
-id = "region-north"
-kind = "feeder"
-deviation_pct = 10
-
-[[assets]]
-site = "{site}"
-id = "line-1"
-kind = "line"
-group = "family-a"
-rated_capacity = 36000
-
-[[assets]]
-site = "{site}"
-id = "line-2"
-kind = "line"
-group = "family-a"
-rated_capacity = 36000
-
-[[assets]]
-site = "{site}"
-id = "feeder-1"
-kind = "feeder"
-group = "region-north"
-rated_capacity = 500
-
-[[auth.tokens]]
-name = "test-planner"
-role = "planner"
-token = "{TOKEN}"
-
-[[auth.tokens]]
-name = "wallboard"
-role = "viewer"
-token = "viewer-token"
-{extra}
-"#,
-            data = dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    path
 }
 
 fn start(dir: &std::path::Path, config: &std::path::Path, mqtt: u16) -> Aggregator {
@@ -98,7 +37,7 @@ async fn wait_alert(http: &str, kind: &str, pred: impl Fn(&Value) -> bool) -> Va
 async fn schedule_dispatch_and_deviation_alerts_from_simulated_agents() {
     let dir = tempfile::tempdir().unwrap();
     let site = "plant-plan";
-    let config = write_aggregator_config(dir.path(), site, "");
+    let config = write_plant_config(dir.path(), site, "");
     let mqtt = free_port();
     let mut agg = start(dir.path(), &config, mqtt);
     let http = agg.http.clone();
@@ -259,7 +198,7 @@ jitter_pct = 0
 async fn replayed_old_downtime_opens_no_alert_but_live_downtime_does() {
     let dir = tempfile::tempdir().unwrap();
     let site = "plant-replay";
-    let config = write_aggregator_config(dir.path(), site, "");
+    let config = write_plant_config(dir.path(), site, "");
     let mqtt = free_port();
     let mut agg = start(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
@@ -364,7 +303,7 @@ async fn webhook_down_then_up_gets_each_event_once_across_a_restart() {
     let extra = format!(
         "\n[[webhooks]]\nname = \"planners\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"hook-secret\"\n"
     );
-    let config = write_aggregator_config(dir.path(), site, &extra);
+    let config = write_plant_config(dir.path(), site, &extra);
     let mqtt = free_port();
     let mut agg = start(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
@@ -448,7 +387,7 @@ async fn webhook_down_then_up_gets_each_event_once_across_a_restart() {
 #[tokio::test]
 async fn a_bad_forecast_file_is_refused_whole_with_every_error() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_aggregator_config(dir.path(), "plant-csv", "");
+    let config = write_plant_config(dir.path(), "plant-csv", "");
     let mut agg = start(dir.path(), &config, free_port());
     let csv = "group,start,end,demand,unit,uplift_pct\n\
                family-a,2026-11-23,2026-11-24,1000,pieces,5\n\
@@ -486,7 +425,7 @@ async fn a_bad_forecast_file_is_refused_whole_with_every_error() {
 async fn a_gap_hovering_at_the_threshold_opens_one_alert() {
     let dir = tempfile::tempdir().unwrap();
     let site = "plant-hover";
-    let config = write_aggregator_config(dir.path(), site, "");
+    let config = write_plant_config(dir.path(), site, "");
     let mqtt = free_port();
     let mut agg = start(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
@@ -580,7 +519,7 @@ async fn a_gap_hovering_at_the_threshold_opens_one_alert() {
 async fn a_state_change_is_evaluated_at_once_for_its_group() {
     let dir = tempfile::tempdir().unwrap();
     let site = "plant-edge";
-    let config = write_aggregator_config(dir.path(), site, "");
+    let config = write_plant_config(dir.path(), site, "");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("evaluate_every_ms = 200", "evaluate_every_ms = 600000")).unwrap();
     let mqtt = free_port();

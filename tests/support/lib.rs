@@ -532,3 +532,70 @@ impl Drop for VictoriaMetrics {
         }
     }
 }
+
+/// The planner token of [`write_plant_config`].
+pub const TOKEN: &str = "planner-secret-token";
+
+/// The planning tests' plant: lines `line-1`, `line-2` (36,000 pieces/h,
+/// group `family-a`: 5 % shortfall, 3 s downtime) and `feeder-1` (500 kW,
+/// group `region-north`) at `site`; a planner token [`TOKEN`] named
+/// `test-planner` and a viewer token `viewer-token`; alerts evaluated every
+/// 200 ms. `extra` is appended as TOML. Returns the config's path.
+pub fn write_plant_config(dir: &Path, site: &str, extra: &str) -> PathBuf {
+    let path = dir.join("aggregator.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"data_dir = "{data}"
+[planning]
+evaluate_every_ms = 200
+
+[[groups]]
+id = "family-a"
+kind = "line"
+shortfall_pct = 5
+downtime_minutes = 0.05
+
+[[groups]]
+id = "region-north"
+kind = "feeder"
+deviation_pct = 10
+
+[[assets]]
+site = "{site}"
+id = "line-1"
+kind = "line"
+group = "family-a"
+rated_capacity = 36000
+
+[[assets]]
+site = "{site}"
+id = "line-2"
+kind = "line"
+group = "family-a"
+rated_capacity = 36000
+
+[[assets]]
+site = "{site}"
+id = "feeder-1"
+kind = "feeder"
+group = "region-north"
+rated_capacity = 500
+
+[[auth.tokens]]
+name = "test-planner"
+role = "planner"
+token = "{TOKEN}"
+
+[[auth.tokens]]
+name = "wallboard"
+role = "viewer"
+token = "viewer-token"
+{extra}
+"#,
+            data = dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    path
+}
