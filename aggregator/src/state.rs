@@ -476,6 +476,18 @@ impl LiveState {
         std::mem::take(&mut self.edge_groups)
     }
 
+    /// Forget what changed (no client to tell).
+    pub fn clear_touched(&mut self) {
+        if std::mem::take(&mut self.touched) {
+            for a in self.assets.values_mut().flat_map(BTreeMap::values_mut) {
+                a.touched = false;
+            }
+            for g in self.agents.values_mut() {
+                g.touched = false;
+            }
+        }
+    }
+
     /// The views of the assets and agents changed since the last call (for
     /// the dashboard's live updates), clearing their flags.
     pub fn take_touched(&mut self) -> (Vec<AssetView>, Vec<AgentView>) {

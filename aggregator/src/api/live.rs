@@ -270,8 +270,13 @@ pub async fn run(shared: Arc<Shared>, token: CancellationToken) {
         let forecasts = overview_due.then(|| shared.forecasts.read().expect("forecast lock").clone());
         let (assets, agents, overview) = {
             let mut state = shared.state.lock().expect("state lock poisoned");
-            // Taken even with nobody listening, so the flags do not pile up.
-            let (assets, agents) = state.take_touched();
+            let (assets, agents) = if listening {
+                state.take_touched()
+            } else {
+                // Nobody to tell: clear the flags without building views.
+                state.clear_touched();
+                (Vec::new(), Vec::new())
+            };
             let overview = forecasts.as_deref().map(|f| overview_at(&shared, &state, f));
             (assets, agents, overview)
         };

@@ -214,6 +214,10 @@ fn take_touched_returns_each_change_once() {
     assert_eq!(agents[0].messages, 2);
     let (assets, agents) = st.take_touched();
     assert!(assets.is_empty() && agents.is_empty(), "taken already");
+    st.apply_telemetry(&tel("b", 3, vec![out(2, 1.0)]), t0());
+    st.clear_touched();
+    let (assets, agents) = st.take_touched();
+    assert!(assets.is_empty() && agents.is_empty(), "cleared");
 
     // A duplicate changes no asset (only the agent's duplicate count).
     st.apply_telemetry(&tel("a", 1, vec![out(0, 1.0)]), t0());
@@ -230,7 +234,8 @@ fn take_touched_returns_each_change_once() {
     st.apply_status(&will, t0());
     let (assets, _) = st.take_touched();
     let names: Vec<_> = assets.iter().map(|a| (a.asset.to_string(), a.agent_online)).collect();
-    assert_eq!(names, [("a".to_string(), Some(false)), ("c".to_string(), Some(false))]);
+    let want = ["a", "b", "c"].map(|a| (a.to_string(), Some(false)));
+    assert_eq!(names, want);
 }
 
 #[test]
