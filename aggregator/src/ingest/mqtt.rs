@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeFilter};
 use throughline_shared::broker::BrokerUrl;
 use throughline_shared::topic::{STATUS_FILTER, TELEMETRY_FILTER};
 use throughline_shared::Limits;
@@ -83,10 +83,13 @@ pub async fn run(
                 tracing::info!(broker = %s.broker, session_present = ack.session_present, "connected to broker");
                 failures = 0;
                 backoff = Duration::from_millis(200);
-                for filter in [STATUS_FILTER, TELEMETRY_FILTER] {
-                    if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
-                        tracing::error!(filter, error = %e, "cannot subscribe");
-                    }
+                // One SUBSCRIBE for both filters: its SUBACK means both are
+                // in place, so "connected" is never reported while
+                // telemetry could still be missed.
+                let filters = [STATUS_FILTER, TELEMETRY_FILTER]
+                    .map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(filters) {
+                    tracing::error!(error = %e, "cannot subscribe");
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
