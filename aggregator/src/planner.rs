@@ -230,18 +230,8 @@ impl Planner {
         }
     }
 
-    /// Every alert condition true now.
-    pub fn conditions(
-        &self,
-        state: &LiveState,
-        forecasts: &[ForecastRow],
-        book: &AlertBook,
-        wall_now: DateTime<Utc>,
-    ) -> Vec<Condition> {
-        self.conditions_in(state, forecasts, book, wall_now, Scope::All)
-    }
-
-    /// [`Planner::conditions`] of the rules in `scope` only.
+    /// Every alert condition true now among the rules in `scope`;
+    /// `forecasts` are those of the groups in scope.
     pub fn conditions_in(
         &self,
         state: &LiveState,
@@ -255,19 +245,9 @@ impl Planner {
             Scope::Groups(g) => Some(g),
             _ => None,
         };
-        let in_scope = |g: &str| groups.is_none_or(|s| s.contains(g));
-        let watermark = state.watermark().filter(|_| !matches!(scope, Scope::Agents));
-        if let Some(now) = watermark {
+        if let (Some(now), Some(groups)) = (state.watermark(), groups) {
             let keep = chrono::Duration::hours(self.planning.history_hours as i64);
             let horizon = now + chrono::Duration::hours(LOOKAHEAD_HOURS);
-            let scoped: Vec<ForecastRow>;
-            let forecasts = match groups {
-                None => forecasts,
-                Some(_) => {
-                    scoped = forecasts.iter().filter(|f| in_scope(&f.group)).cloned().collect();
-                    &scoped
-                }
-            };
             let balances = self.balances(state, forecasts, None, Some(now - keep), Some(horizon));
             // Gap alerts look at the bucket under way and the next one of
             // each group: a stop projects zero for every later bucket too,
@@ -309,7 +289,7 @@ impl Planner {
                     out.push(c);
                 }
             }
-            for g in self.groups.iter().filter(|g| in_scope(&g.id)) {
+            for g in self.groups.iter().filter(|g| groups.contains(&g.id)) {
                 let tolerance = chrono::Duration::seconds(g.offline_secs.max(120) as i64);
                 for cfg in self.assets.get(&g.id).into_iter().flatten() {
                     let Some(a) = state.asset(&cfg.site, &cfg.id) else { continue };
@@ -323,7 +303,7 @@ impl Planner {
                 }
             }
         }
-        for agent in state.agents().filter(|_| matches!(scope, Scope::All | Scope::Agents)) {
+        for agent in state.agents().filter(|_| matches!(scope, Scope::Agents)) {
             let assets: Vec<&AssetLive> =
                 state.assets().filter(|a| a.agent.as_ref() == Some(&agent.agent)).collect();
             let offline_secs = assets
@@ -347,8 +327,6 @@ impl Planner {
 /// What one alert evaluation looks at.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
-    /// Every rule.
-    All,
     /// The gap, deviation and downtime rules of these groups.
     Groups(&'a BTreeSet<String>),
     /// The offline rule of every agent (and alerts of groups or assets no
@@ -439,7 +417,6 @@ fn evaluate(shared: &Shared, forecasts: &[ForecastRow], scope: Scope) -> Vec<Ale
     let conditions = shared.planner.conditions_in(&state, forecasts, &book, Utc::now(), scope);
     let judged = |a: &crate::alerts::Alert| can_judge(&state, a);
     let applied = match scope {
-        Scope::All => book.apply_judged(&shared.store, conditions, Utc::now(), judged),
         Scope::Groups(groups) => {
             let keys = shared.planner.scope_keys(groups);
             book.apply_scoped(&shared.store, conditions, Utc::now(), |k| keys.contains(k), judged)

@@ -166,14 +166,7 @@ async fn event_stream_sends_a_snapshot_then_changes() {
     let extra = "[auth]\nread_requires_token = true\n";
     let config = write_plant_config(dir.path(), site, extra);
     let mqtt = free_port();
-    let mut agg = start_aggregator(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--http-listen",
-        "127.0.0.1:0",
-        "--mqtt-listen",
-        &format!("127.0.0.1:{mqtt}"),
-    ]);
+    let mut agg = start_plant(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
 
     let url = format!("{}/api/v1/events", agg.http);
@@ -194,18 +187,8 @@ async fn event_stream_sends_a_snapshot_then_changes() {
 
     let client = raw_client(mqtt, &unique("sse-pub"));
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let body = format!(
-        r#"{{"v":1,"agent":"gw-sse","seq":1,"samples":[{{"ts":"{now}","output":5,"state":"down","reason":"jam"}}]}}"#
-    );
-    client
-        .publish(
-            format!("throughline/v1/{site}/gw-sse/line-1/telemetry"),
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            body,
-        )
-        .await
-        .unwrap();
+    let samples = serde_json::json!([{"ts": now, "output": 5, "state": "down", "reason": "jam"}]);
+    publish_telemetry(&client, site, "gw-sse", "line-1", 1, samples).await;
     let changed = events
         .until("line-1 down", |e, d| {
             e == "assets"

@@ -92,16 +92,7 @@ async fn publish(
         .collect();
     let n = samples.len();
     let client = raw_client(mqtt, &unique("history-pub"));
-    let body = json!({"v": 1, "agent": "gw-history", "seq": seq, "samples": samples}).to_string();
-    client
-        .publish(
-            format!("throughline/v1/{site}/gw-history/{asset}/telemetry"),
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            body,
-        )
-        .await
-        .unwrap();
+    publish_telemetry(&client, site, "gw-history", asset, seq, json!(samples)).await;
     let url = format!("{}/api/v1/assets/{site}/{asset}", agg.http);
     wait_for(&format!("{n} samples of {asset} applied"), || async {
         let a = get_json(&url).await;

@@ -12,19 +12,6 @@ fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn start(dir: &std::path::Path, config: &std::path::Path, mqtt: u16) -> Aggregator {
-    start_aggregator(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--http-listen",
-        "127.0.0.1:0",
-        "--mqtt-listen",
-        &format!("127.0.0.1:{mqtt}"),
-        "--data-dir",
-        dir.join("data").to_str().unwrap(),
-    ])
-}
-
 async fn wait_alert(http: &str, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
     wait_for(&format!("a {kind} alert"), || async {
         let list = alerts_of(http, kind).await;
@@ -39,7 +26,7 @@ async fn schedule_dispatch_and_deviation_alerts_from_simulated_agents() {
     let site = "plant-plan";
     let config = write_plant_config(dir.path(), site, "");
     let mqtt = free_port();
-    let mut agg = start(dir.path(), &config, mqtt);
+    let mut agg = start_plant(dir.path(), &config, mqtt);
     let http = agg.http.clone();
 
     // One line at exactly 36000 pieces/h (no jitter); one feeder loaded at
@@ -200,7 +187,7 @@ async fn replayed_old_downtime_opens_no_alert_but_live_downtime_does() {
     let site = "plant-replay";
     let config = write_plant_config(dir.path(), site, "");
     let mqtt = free_port();
-    let mut agg = start(dir.path(), &config, mqtt);
+    let mut agg = start_plant(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
     // Every alert change is also published on the site's alerts topic.
     let mut opts = rumqttc::MqttOptions::new("alerts-watcher", "127.0.0.1", mqtt);
@@ -305,7 +292,7 @@ async fn webhook_down_then_up_gets_each_event_once_across_a_restart() {
     );
     let config = write_plant_config(dir.path(), site, &extra);
     let mqtt = free_port();
-    let mut agg = start(dir.path(), &config, mqtt);
+    let mut agg = start_plant(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
 
     // line-2 down: a downtime alert opens while the receiver is down.
@@ -331,7 +318,7 @@ async fn webhook_down_then_up_gets_each_event_once_across_a_restart() {
 
     // Restart with the receiver still down: the queued event survives.
     agg.proc.stop();
-    let mut agg = start(dir.path(), &config, mqtt);
+    let mut agg = start_plant(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
     let reopened = alerts_of(&agg.http, "downtime").await;
     assert!(
@@ -388,7 +375,7 @@ async fn webhook_down_then_up_gets_each_event_once_across_a_restart() {
 async fn a_bad_forecast_file_is_refused_whole_with_every_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_plant_config(dir.path(), "plant-csv", "");
-    let mut agg = start(dir.path(), &config, free_port());
+    let mut agg = start_plant(dir.path(), &config, free_port());
     let csv = "group,start,end,demand,unit,uplift_pct\n\
                family-a,2026-11-23,2026-11-24,1000,pieces,5\n\
                family-a,2026-11-24,2026-11-25,-5,pieces,\n\
@@ -427,7 +414,7 @@ async fn a_gap_hovering_at_the_threshold_opens_one_alert() {
     let site = "plant-hover";
     let config = write_plant_config(dir.path(), site, "");
     let mqtt = free_port();
-    let mut agg = start(dir.path(), &config, mqtt);
+    let mut agg = start_plant(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
     let http = agg.http.clone();
 
@@ -439,16 +426,7 @@ async fn a_gap_hovering_at_the_threshold_opens_one_alert() {
         .map(|i| json!({"ts": rfc(now - Duration::seconds(120 - i)), "output": i, "state": "running"}))
         .collect();
     let client = raw_client(mqtt, "hover-test");
-    let body = json!({"v": 1, "agent": "gw-hover", "seq": 1, "samples": samples}).to_string();
-    client
-        .publish(
-            format!("throughline/v1/{site}/gw-hover/line-1/telemetry"),
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            body,
-        )
-        .await
-        .unwrap();
+    publish_telemetry(&client, site, "gw-hover", "line-1", 1, json!(samples)).await;
     wait_for("samples in", || async {
         let v = get_json(&format!("{http}/api/v1/assets/{site}/line-1")).await;
         if v["samples"] == 121 {
@@ -523,7 +501,7 @@ async fn a_state_change_is_evaluated_at_once_for_its_group() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("evaluate_every_ms = 200", "evaluate_every_ms = 600000")).unwrap();
     let mqtt = free_port();
-    let mut agg = start(dir.path(), &config, mqtt);
+    let mut agg = start_plant(dir.path(), &config, mqtt);
     agg.wait_mqtt_connected().await;
     // The first periodic evaluation runs at start; let it pass.
     let http = agg.http.clone();
@@ -535,18 +513,10 @@ async fn a_state_change_is_evaluated_at_once_for_its_group() {
 
     let client = raw_client(mqtt, &unique("edge"));
     let now = Utc::now();
-    let body = json!({"v": 1, "agent": "gw-edge", "seq": 1, "samples": [
+    let samples = json!([
         {"ts": rfc(now - Duration::seconds(10)), "output": 10, "state": "down", "reason": "jam"},
-        {"ts": rfc(now), "output": 10, "state": "down"}]});
-    client
-        .publish(
-            format!("throughline/v1/{site}/gw-edge/line-1/telemetry"),
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            body.to_string(),
-        )
-        .await
-        .unwrap();
+        {"ts": rfc(now), "output": 10, "state": "down"}]);
+    publish_telemetry(&client, site, "gw-edge", "line-1", 1, samples).await;
     let alert = wait_alert(&agg.http, "downtime", |a| a["asset"] == "line-1").await;
     assert_eq!(alert["status"], "open");
     let m = get_text(&format!("{}/metrics", agg.http)).await;

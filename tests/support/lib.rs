@@ -599,3 +599,40 @@ token = "viewer-token"
     .unwrap();
     path
 }
+
+/// Publish one telemetry envelope (`samples` a JSON array) for `asset` as
+/// `agent` with `seq`, QoS 1, through `client`.
+pub async fn publish_telemetry(
+    client: &rumqttc::AsyncClient,
+    site: &str,
+    agent: &str,
+    asset: &str,
+    seq: u64,
+    samples: serde_json::Value,
+) {
+    let body = serde_json::json!({"v": 1, "agent": agent, "seq": seq, "samples": samples}).to_string();
+    client
+        .publish(
+            format!("throughline/v1/{site}/{agent}/{asset}/telemetry"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            body,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("publish for {asset}: {e}"));
+}
+
+/// Start the aggregator on a [`write_plant_config`] config with its
+/// embedded broker on `mqtt` and its data in `dir/data`.
+pub fn start_plant(dir: &Path, config: &Path, mqtt: u16) -> Aggregator {
+    start_aggregator(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--http-listen",
+        "127.0.0.1:0",
+        "--mqtt-listen",
+        &format!("127.0.0.1:{mqtt}"),
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+    ])
+}

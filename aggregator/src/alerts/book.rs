@@ -101,24 +101,13 @@ impl AlertBook {
         conditions: Vec<Condition>,
         now: DateTime<Utc>,
     ) -> Result<Vec<AlertEvent>, StoreError> {
-        self.apply_judged(store, conditions, now, |_| true)
+        self.apply_scoped(store, conditions, now, |_| true, |_| true)
     }
 
-    /// [`AlertBook::apply`] with `judged(alert)` telling whether the
-    /// evaluation had the data to clear `alert`.
-    pub fn apply_judged(
-        &mut self,
-        store: &Store,
-        conditions: Vec<Condition>,
-        now: DateTime<Utc>,
-        judged: impl Fn(&Alert) -> bool,
-    ) -> Result<Vec<AlertEvent>, StoreError> {
-        self.apply_scoped(store, conditions, now, |_| true, judged)
-    }
-
-    /// [`AlertBook::apply_judged`] for an evaluation that looked only at
-    /// the alert keys for which `in_scope(key)` holds: alerts and
-    /// suppressions outside it are left as they are.
+    /// [`AlertBook::apply`] for an evaluation that looked only at the alert
+    /// keys for which `in_scope(key)` holds (alerts and suppressions outside
+    /// it are left as they are), with `judged(alert)` telling whether it had
+    /// the data to clear `alert`.
     pub fn apply_scoped(
         &mut self,
         store: &Store,

@@ -37,7 +37,6 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
-use crate::balance::balance;
 use crate::domain::ForecastRow;
 use crate::state::LiveState;
 use crate::Shared;
@@ -116,16 +115,19 @@ fn overview_at(shared: &Shared, state: &LiveState, forecasts: &[ForecastRow]) ->
         .map(|g| {
             let mut rows = ahead.remove(g.id.as_str()).unwrap_or_default();
             rows.sort_by_key(|f| f.start);
-            let buckets: Vec<Value> = rows
+            rows.truncate(2);
+            let buckets: Vec<Value> = shared
+                .planner
+                .group_balances(state, &g.id, rows, now)
                 .into_iter()
-                .take(2)
-                .map(|f| {
-                    let plans = shared.planner.plans(state, &g.id, f.start, f.end, now);
-                    let mut b = serde_json::to_value(balance(g, f, &plans, now)).unwrap_or_default();
-                    if let Some(o) = b.as_object_mut() {
+                .map(|mut b| {
+                    // Per-asset detail is in the asset views and /api/v1/balance.
+                    b.assets = Vec::new();
+                    let mut v = serde_json::to_value(b).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
                         o.remove("assets");
                     }
-                    b
+                    v
                 })
                 .collect();
             let assets: Vec<String> =
