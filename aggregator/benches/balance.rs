@@ -20,9 +20,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use throughline_aggregator::config::{AssetConfig, AssetKind, Config, GroupConfig};
-use throughline_aggregator::domain::{ForecastRow, Unit};
-use throughline_aggregator::planner::cache::GroupBalances;
-use throughline_aggregator::planner::Planner;
+use throughline_aggregator::model::{ForecastRow, Unit};
+use throughline_aggregator::projection::cache::GroupBalances;
+use throughline_aggregator::projection::Planner;
 use throughline_aggregator::state::LiveState;
 use throughline_shared::codec::Telemetry;
 use throughline_shared::{AgentId, AssetId, AssetState, Envelope, Sample, SiteId};
@@ -66,7 +66,7 @@ impl Plant {
                 name: None,
             })
             .collect();
-        let planner = Planner::new(&c);
+        let planner = c.planner();
         let state = LiveState::new(&c.assets, chrono::Duration::seconds(300));
         // The week starts a day before the latest sample: 24 closed or open buckets, the rest ahead.
         let first = t0() + chrono::Duration::minutes(HISTORY_MINUTES) - chrono::Duration::hours(24);
@@ -121,13 +121,13 @@ fn balance(c: &mut Criterion) {
     for n in sizes() {
         let mut p = Plant::new(n);
         let total = p.forecasts.len();
-        let full = p.planner.balances(&p.state, &p.forecasts, None, None, None);
+        let full = p.planner.balances(&p.state, &p.forecasts, None, None, None, chrono::Utc::now());
         assert_eq!(full.len(), total);
         g.bench_with_input(BenchmarkId::new("full", n), &n, |b, _| {
-            b.iter(|| black_box(p.planner.balances(&p.state, &p.forecasts, None, None, None)))
+            b.iter(|| black_box(p.planner.balances(&p.state, &p.forecasts, None, None, None, chrono::Utc::now())))
         });
         let mut cache = GroupBalances::new(&p.planner, &p.forecasts);
-        assert!(cache.update(&p.planner, &p.state, &[]).all);
+        assert!(cache.update(&p.planner, &p.state, &[], chrono::Utc::now()).all);
         let watermark = p.state.watermark().unwrap();
         let mut k = 0;
         g.bench_with_input(BenchmarkId::new("incremental", n), &n, |b, _| {
@@ -137,13 +137,13 @@ fn balance(c: &mut Criterion) {
                 k += 1;
                 p.sample(a, watermark);
                 let changed = [(p.site.clone(), p.ids[a].clone())];
-                let r = cache.update(&p.planner, &p.state, &changed);
+                let r = cache.update(&p.planner, &p.state, &changed, chrono::Utc::now());
                 assert_eq!((r.groups, r.all), (1, false));
                 black_box(cache.group(&format!("g{:04}", a % (n / ASSETS_PER_GROUP))).len())
             })
         });
         g.bench_with_input(BenchmarkId::new("group_query", n), &n, |b, _| {
-            b.iter(|| black_box(p.planner.balances(&p.state, &p.forecasts, Some("g0007"), None, None)))
+            b.iter(|| black_box(p.planner.balances(&p.state, &p.forecasts, Some("g0007"), None, None, chrono::Utc::now())))
         });
     }
     g.finish();

@@ -1,6 +1,6 @@
 //! Ingest hot path, in process: `ingest::handle` on realistic envelopes
 //! (decode, validate, dedup, live state, per-minute history, counters) on a
-//! `Shared` built by `App::build` from a config with 200 registered assets
+//! `Services` built by `App::build` from a config with 200 registered assets
 //! in 20 groups. No broker: this is the aggregator's own cost per message.
 //!
 //! ```sh
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, Criterion, Throughput};
 use throughline_aggregator::config::{AssetConfig, AssetKind, Config, GroupConfig};
-use throughline_aggregator::ingest::{handle, RejectLog};
-use throughline_aggregator::{App, Shared};
+use throughline_aggregator::tasks::ingest::{handle, RejectLog};
+use throughline_aggregator::{App, Services};
 use throughline_shared::{AssetId, Limits, SiteId};
 
 const ASSETS: usize = 200;
@@ -31,7 +31,7 @@ const GROUPS: usize = 20;
 const AGENTS: usize = 20;
 
 struct Plant {
-    shared: Arc<Shared>,
+    shared: Arc<Services>,
     _app: App,
     _dir: tempfile::TempDir,
     _rt: tokio::runtime::Runtime,

@@ -187,8 +187,8 @@ pub fn agents(broker_url: &str, state_root: &Path) -> Vec<AgentConfig> {
 
 /// Forecast buckets of 10 minutes for the next hour: about what the plant
 /// makes when everything runs, so a stop shows up as a schedule alert.
-pub fn forecasts(now: chrono::DateTime<chrono::Utc>) -> Vec<crate::domain::ForecastRow> {
-    use crate::domain::{ForecastRow, Unit};
+pub fn forecasts(now: chrono::DateTime<chrono::Utc>) -> Vec<crate::model::ForecastRow> {
+    use crate::model::{ForecastRow, Unit};
     let start = chrono::DateTime::from_timestamp(now.timestamp() - now.timestamp() % 60, 0).unwrap_or(now);
     let mut rows = Vec::new();
     for i in 0..6 {
@@ -220,9 +220,8 @@ pub async fn run(base: Config, token: CancellationToken) -> Result<(), Error> {
     let shared = app.shared();
     shared
         .store
-        .import_forecasts(&forecasts(chrono::Utc::now()), "demo", "demo", chrono::Utc::now())
-        .map_err(|e| Error::Store(e.to_string()))?;
-    shared.reload_forecasts();
+        .import_forecasts(&forecasts(chrono::Utc::now()), "demo", "demo", chrono::Utc::now())?;
+    shared.forecasts.reload();
     let http = app.http_addr();
     let broker = app.broker_url().clone();
     let tracker = TaskTracker::new();

@@ -10,6 +10,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("embedded broker: {0}")]
     Broker(String),
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

@@ -14,28 +14,22 @@
 //! - [`demo`]: `aggregator demo`, a small simulated plant in one process.
 //! - [`App`]: build from config, then `run(token)` until cancelled.
 
-pub mod alerts;
 pub mod api;
-pub mod balance;
 pub mod broker;
 pub mod config;
-pub mod ctp;
 pub mod demo;
-pub mod domain;
 pub mod error;
-pub mod forecast;
-pub mod history;
-pub mod ingest;
 pub mod metrics;
-pub mod planner;
-pub mod rollup;
+pub mod service;
 pub mod sink;
-pub mod state;
 pub mod store;
+pub mod tasks;
+
+/// The planning core, under the names the rest of the aggregator uses.
+pub use throughline_core::{alert, balance, ctp, fanout, forecast, history, model, projection, rollup, state};
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use throughline_shared::broker::BrokerUrl;
@@ -45,53 +39,14 @@ use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 pub use error::Error;
-
-/// State shared by ingest, alerting and the HTTP API.
-#[derive(Debug)]
-pub struct Shared {
-    pub state: Mutex<state::LiveState>,
-    pub metrics: metrics::Metrics,
-    pub mqtt_connected: AtomicBool,
-    pub store: Arc<store::Store>,
-    /// Writer of the embedded history (per-minute rollups in the store).
-    pub rollups: rollup::Rollups,
-    /// Forecast buckets in force (cache of the store).
-    pub forecasts: RwLock<Vec<domain::ForecastRow>>,
-    pub book: Mutex<alerts::book::AlertBook>,
-    pub planner: planner::Planner,
-    pub receivers: Vec<alerts::notify::Receiver>,
-    pub outbox_wake: Arc<tokio::sync::Notify>,
-    /// Woken by ingest on an alert edge (state change, feeder load crossing
-    /// its rating): the affected groups are evaluated at once.
-    pub alert_wake: tokio::sync::Notify,
-    /// The InfluxDB sink, when `[influxdb]` is configured.
-    pub influx: Option<sink::influx::InfluxSink>,
-    pub auth: api::auth::Auth,
-    /// The MQTT client, once connected, for publishing alert events.
-    pub mqtt: OnceLock<rumqttc::AsyncClient>,
-    pub quote_valid_hours: u32,
-    /// Live updates for the dashboard (server-sent events).
-    pub live: api::live::Live,
-}
-
-impl Shared {
-    /// Re-read the forecasts in force from the store.
-    pub fn reload_forecasts(&self) {
-        match self.store.forecasts(None, None, None, false) {
-            Ok(rows) => {
-                *self.forecasts.write().expect("forecast lock") = rows.into_iter().map(|f| f.row).collect()
-            }
-            Err(e) => tracing::error!(error = %e, "forecasts could not be read"),
-        }
-    }
-}
+pub use service::Services;
 
 /// A built aggregator: listeners bound, broker running, not yet ingesting.
 #[derive(Debug)]
 pub struct App {
-    shared: Arc<Shared>,
+    shared: Arc<Services>,
     http: tokio::net::TcpListener,
-    ingest: ingest::mqtt::IngestSettings,
+    ingest: tasks::ingest::mqtt::IngestSettings,
     embedded: bool,
     evaluate_every: Duration,
 }
@@ -138,7 +93,7 @@ impl App {
             max_samples: Limits::default().max_samples,
             max_future: chrono::Duration::seconds(config.ingest.max_future_secs),
         };
-        let ingest = ingest::mqtt::IngestSettings {
+        let ingest = tasks::ingest::mqtt::IngestSettings {
             broker: broker_url,
             client_id: config.mqtt.client_id.clone(),
             username: config.mqtt.username.clone(),
@@ -147,13 +102,11 @@ impl App {
             persistent_session: config.mqtt.persistent_session,
             limits,
         };
-        let store = Arc::new(
-            store::Store::open(&config.data_dir.join(STORE_FILE)).map_err(|e| Error::Store(e.to_string()))?,
-        );
-        let book = alerts::book::AlertBook::load(&store).map_err(|e| Error::Store(e.to_string()))?;
-        let receivers = alerts::notify::receivers(&config)
+        let store = Arc::new(store::Store::open(&config.data_dir.join(STORE_FILE))?);
+        let alerts = service::alerts::Alerts::load(store.clone())?;
+        let receivers = service::delivery::receivers(&config)
             .map_err(|message| Error::Config { path: origin.into(), message })?;
-        let auth = api::auth::Auth::from_config(&config.auth)
+        let auth = service::auth::Auth::from_config(&config.auth)
             .map_err(|message| Error::Config { path: origin.into(), message })?;
         let metrics = metrics::Metrics::new();
         let influx = match &config.influxdb {
@@ -166,37 +119,29 @@ impl App {
             }
             None => None,
         };
+        let keep = chrono::Duration::hours(config.planning.history_hours as i64);
         let mut live = state::LiveState::new(
             &config.assets,
             chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
         );
-        live.set_history_keep(chrono::Duration::hours(config.planning.history_hours as i64));
-        let restored =
-            rollup::restore(&store, &mut live, chrono::Duration::hours(config.planning.history_hours as i64))
-                .map_err(|e| Error::Store(e.to_string()))?;
+        let restored = service::history::restore(&store, &mut live, keep)?;
         tracing::info!(minutes = restored, "per-minute history read back from the store");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(live),
-            metrics,
-            mqtt_connected: AtomicBool::new(false),
+        let shared = Arc::new(Services {
+            live: service::live::Live::new(live, config.planner(), keep),
+            alerts,
+            forecasts: service::forecasts::Forecasts::new(store.clone()),
+            feed: service::feed::Feed::new(),
+            rollups: service::history::Rollups::new(&config.history),
             store,
-            rollups: rollup::Rollups::new(&config.history),
-            forecasts: RwLock::new(Vec::new()),
-            book: Mutex::new(book),
-            planner: planner::Planner::new(&config),
-            receivers,
-            outbox_wake: Arc::new(tokio::sync::Notify::new()),
-            alert_wake: tokio::sync::Notify::new(),
+            metrics,
             influx,
             auth,
-            mqtt: OnceLock::new(),
+            link: service::Link::default(),
+            receivers,
             quote_valid_hours: config.planning.quote_valid_hours,
-            live: api::live::Live::new(),
         });
-        shared.reload_forecasts();
-        if let Ok(depth) = shared.store.outbox_depth() {
-            shared.metrics.outbox_depth.set(depth.iter().map(|(_, n)| n).sum());
-        }
+        shared.forecasts.reload();
+        shared.count_outbox();
         let evaluate_every = Duration::from_millis(config.planning.evaluate_every_ms.max(100));
         Ok(App { shared, http, ingest, embedded, evaluate_every })
     }
@@ -216,8 +161,8 @@ impl App {
         self.embedded
     }
 
-    /// Shared state, for in-process callers (the demo, tests).
-    pub fn shared(&self) -> Arc<Shared> {
+    /// The services, for in-process callers (the demo, tests).
+    pub fn shared(&self) -> Arc<Services> {
         self.shared.clone()
     }
 
@@ -230,34 +175,16 @@ impl App {
             let stop = CancellationToken::new();
             (tokio::spawn(sink.run(stop.clone())), stop)
         });
-        let (client, eventloop) = ingest::mqtt::client(&self.ingest);
-        let _ = self.shared.mqtt.set(client.clone());
-        tracker.spawn(ingest::mqtt::run(
-            client.clone(),
-            eventloop,
-            self.ingest,
-            self.shared.clone(),
-            token.child_token(),
-        ));
-        tracker.spawn(planner::run_alerts(
-            self.shared.clone(),
-            Some(client),
-            self.evaluate_every,
-            token.child_token(),
-        ));
-        tracker.spawn(rollup::run(self.shared.clone(), token.child_token()));
-        tracker.spawn(api::live::run(self.shared.clone(), token.child_token()));
+        let (client, eventloop) = tasks::ingest::mqtt::client(&self.ingest);
+        self.shared.link.set_client(client.clone());
+        tracker.spawn(tasks::ingest::mqtt::run(client, eventloop, self.ingest, self.shared.clone(), token.child_token()));
+        tracker.spawn(tasks::alerts::run(self.shared.clone(), self.evaluate_every, token.child_token()));
+        tracker.spawn(tasks::rollup::run(self.shared.clone(), token.child_token()));
+        tracker.spawn(tasks::live_tick::run(self.shared.clone(), token.child_token()));
         let http_client =
             reqwest::Client::builder().build().map_err(|e| Error::Broker(format!("HTTP client: {e}")))?;
         for r in self.shared.receivers.clone() {
-            tracker.spawn(alerts::notify::run(
-                r,
-                self.shared.store.clone(),
-                self.shared.outbox_wake.clone(),
-                http_client.clone(),
-                self.shared.clone(),
-                token.child_token(),
-            ));
+            tracker.spawn(tasks::notify::run(r, http_client.clone(), self.shared.clone(), token.child_token()));
         }
         let app = api::router(self.shared.clone());
         let stop = token.clone();
@@ -265,7 +192,7 @@ impl App {
         let server = axum::serve(self.http, app).with_graceful_shutdown(async move {
             stop.cancelled().await;
             // Open event streams end, so they do not hold up the stop.
-            shared.live.close();
+            shared.feed.close();
         });
         let served = tokio::select! {
             r = server => r,
@@ -279,7 +206,7 @@ impl App {
         }
         // Ingest has stopped: write the history it left behind.
         let shared = self.shared.clone();
-        match tokio::task::spawn_blocking(move || rollup::flush(&shared)).await {
+        match tokio::task::spawn_blocking(move || service::history::flush(&shared)).await {
             Ok(Ok(n)) => tracing::debug!(rows = n, "history flushed at shutdown"),
             Ok(Err(e)) => tracing::error!(error = %e, "history could not be flushed at shutdown"),
             Err(e) => tracing::error!(error = %e, "history flush at shutdown failed"),

@@ -108,7 +108,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::ImportForecast { file, by }) = &cli.command {
         config.validate(&origin)?;
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let kinds = throughline_aggregator::planner::Planner::new(&config).group_kinds();
+        let kinds = config.planner().group_kinds();
         let json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
         let parsed = if json {
             throughline_aggregator::forecast::parse_json(&text, &kinds)

@@ -1,147 +1,38 @@
-//! Bearer-token access. Tokens come from the config with a role; a request's
-//! token is compared with every configured one in constant time (over
-//! SHA-256 digests, so lengths do not leak either). Tokens are never logged.
+//! Who may call an endpoint, as axum extractors: a handler that takes a
+//! [`Reader`] may be read (with a token if `auth.read_requires_token`), one
+//! that takes a [`Planner`] needs a planner's token or above. The check
+//! itself is the service's ([`crate::service::auth::Auth`]).
 
-use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 
 use super::error::ApiError;
-use crate::config::{read_secret, AuthConfig, Role};
+use crate::config::Role;
+use crate::service::auth::Actor;
+use crate::service::Services;
 
-#[derive(Clone)]
-struct Entry {
-    digest: [u8; 32],
-    name: String,
-    role: Role,
-}
+/// A request allowed to read; the caller, if it sent a token.
+#[derive(Debug, Clone)]
+pub struct Reader(pub Option<Actor>);
 
-/// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub name: String,
-    pub role: Role,
-}
+/// A request allowed to plan: import forecasts, act on alerts, quote.
+#[derive(Debug, Clone)]
+pub struct Planner(pub Actor);
 
-/// The configured tokens.
-#[derive(Clone, Default)]
-pub struct Auth {
-    entries: Vec<Entry>,
-    read_requires_token: bool,
-}
+impl FromRequestParts<Arc<Services>> for Reader {
+    type Rejection = ApiError;
 
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("tokens", &self.entries.iter().map(|e| (&e.name, e.role)).collect::<Vec<_>>())
-            .field("read_requires_token", &self.read_requires_token)
-            .finish()
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Services>) -> Result<Reader, ApiError> {
+        Ok(Reader(s.auth.read(&parts.headers)?))
     }
 }
 
-fn digest(token: &[u8]) -> [u8; 32] {
-    Sha256::digest(token).into()
-}
+impl FromRequestParts<Arc<Services>> for Planner {
+    type Rejection = ApiError;
 
-impl Auth {
-    pub fn from_config(c: &AuthConfig) -> Result<Auth, String> {
-        let mut entries = Vec::new();
-        for (i, t) in c.tokens.iter().enumerate() {
-            let token =
-                read_secret("token", t.token.as_deref(), t.token_file.as_deref(), t.token_env.as_deref())
-                    .map_err(|e| format!("auth.tokens[{i}].{e}"))?;
-            entries.push(Entry { digest: digest(token.as_bytes()), name: t.name.clone(), role: t.role });
-        }
-        Ok(Auth { entries, read_requires_token: c.read_requires_token })
-    }
-
-    fn actor(&self, headers: &HeaderMap) -> Result<Option<Actor>, ApiError> {
-        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        let d = digest(token.trim().as_bytes());
-        let mut found: Option<&Entry> = None;
-        for e in &self.entries {
-            if bool::from(e.digest.ct_eq(&d)) {
-                found = Some(e);
-            }
-        }
-        match found {
-            Some(e) => Ok(Some(Actor { name: e.name.clone(), role: e.role })),
-            None => Err(ApiError::Unauthorized("unknown token".into())),
-        }
-    }
-
-    /// Check a read.
-    pub fn read(&self, headers: &HeaderMap) -> Result<Option<Actor>, ApiError> {
-        let actor = self.actor(headers)?;
-        if self.read_requires_token && actor.is_none() {
-            return Err(ApiError::Unauthorized("reading needs a token (auth.read_requires_token)".into()));
-        }
-        Ok(actor)
-    }
-
-    /// Check a write that needs at least `role`.
-    pub fn write(&self, headers: &HeaderMap, role: Role) -> Result<Actor, ApiError> {
-        match self.actor(headers)? {
-            None if self.entries.is_empty() => Err(ApiError::Unauthorized(
-                "writes need a bearer token and none is configured: add [[auth.tokens]] to the config".into(),
-            )),
-            None => Err(ApiError::Unauthorized("this needs `Authorization: Bearer <token>`".into())),
-            Some(a) if a.role < role => Err(ApiError::Forbidden(format!(
-                "token `{}` has role {:?}; this needs {:?} or above",
-                a.name, a.role, role
-            ))),
-            Some(a) => Ok(a),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::TokenConfig;
-
-    fn auth(read: bool) -> Auth {
-        let t = |name: &str, role, token: &str| TokenConfig {
-            name: name.into(),
-            role,
-            token: Some(token.into()),
-            token_file: None,
-            token_env: None,
-        };
-        Auth::from_config(&AuthConfig {
-            read_requires_token: read,
-            tokens: vec![t("wall", Role::Viewer, "v-token"), t("alice", Role::Planner, "p-token")],
-        })
-        .unwrap()
-    }
-
-    fn h(token: Option<&str>) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        if let Some(t) = token {
-            m.insert(axum::http::header::AUTHORIZATION, format!("Bearer {t}").parse().unwrap());
-        }
-        m
-    }
-
-    #[test]
-    fn roles_and_tokens() {
-        let a = auth(false);
-        assert_eq!(a.read(&h(None)).unwrap(), None);
-        assert!(matches!(a.read(&h(Some("nope"))), Err(ApiError::Unauthorized(_))));
-        assert_eq!(a.write(&h(Some("p-token")), Role::Planner).unwrap().name, "alice");
-        assert!(matches!(a.write(&h(Some("v-token")), Role::Planner), Err(ApiError::Forbidden(_))));
-        assert!(matches!(a.write(&h(None), Role::Planner), Err(ApiError::Unauthorized(_))));
-        assert!(matches!(a.write(&h(Some("p-token")), Role::Admin), Err(ApiError::Forbidden(_))));
-        let closed = auth(true);
-        assert!(closed.read(&h(None)).is_err());
-        assert!(closed.read(&h(Some("v-token"))).is_ok());
-        assert!(!format!("{a:?}").contains("token\""));
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Services>) -> Result<Planner, ApiError> {
+        Ok(Planner(s.auth.write(&parts.headers, Role::Planner)?))
     }
 }

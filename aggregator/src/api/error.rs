@@ -1,9 +1,16 @@
 //! HTTP errors, mapped to JSON in one place: `{"error": "..."}` with a
-//! message that says what to fix.
+//! message that says what to fix. The services' errors convert with `?`; an
+//! internal error keeps its source for the log, and the client is told only
+//! to look there.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+
+use crate::service::alerts::AlertsError;
+use crate::service::auth::AuthError;
+use crate::service::planning::{ImportRefused, PromiseError};
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -14,7 +21,73 @@ pub enum ApiError {
     Conflict(String),
     /// Input refused with a list of located problems.
     Unprocessable(String, serde_json::Value),
-    Internal(String),
+    /// A failure of ours; the source goes to the log only.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> ApiError {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::Unauthorized(m) => ApiError::Unauthorized(m),
+            AuthError::Forbidden(m) => ApiError::Forbidden(m),
+        }
+    }
+}
+
+impl From<AlertsError> for ApiError {
+    fn from(e: AlertsError) -> ApiError {
+        match e {
+            AlertsError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            AlertsError::AlreadyResolved(_) => ApiError::Conflict(e.to_string()),
+            AlertsError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ImportRefused> for ApiError {
+    fn from(e: ImportRefused) -> ApiError {
+        match e {
+            ImportRefused::Invalid(ref errors) => {
+                ApiError::Unprocessable(e.to_string(), serde_json::to_value(errors).unwrap_or_default())
+            }
+            ImportRefused::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PromiseError> for ApiError {
+    fn from(e: PromiseError) -> ApiError {
+        match e {
+            PromiseError::NoGroup(_) => ApiError::NotFound(e.to_string()),
+            PromiseError::Quantity => ApiError::BadRequest(e.to_string()),
+            PromiseError::Infeasible(m) => ApiError::Conflict(m),
+            PromiseError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The source chain of an error, for the log.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 impl IntoResponse for ApiError {
@@ -26,9 +99,9 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None),
             ApiError::Unprocessable(m, errors) => (StatusCode::UNPROCESSABLE_ENTITY, m, Some(errors)),
-            ApiError::Internal(detail) => {
+            ApiError::Internal(source) => {
                 // Details stay in the server log.
-                tracing::error!(error = %detail, "request failed");
+                tracing::error!(error = %chain(source.as_ref()), "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error; see the aggregator log".to_string(),
@@ -41,5 +114,26 @@ impl IntoResponse for ApiError {
             body["errors"] = e;
         }
         (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_source_for_the_log_only() {
+        let e = ApiError::from(StoreError {
+            path: "/data/throughline.db".into(),
+            source: rusqlite::Error::InvalidQuery,
+        });
+        let ApiError::Internal(ref source) = e else { panic!("{e:?}") };
+        let logged = chain(source.as_ref());
+        assert!(logged.contains("/data/throughline.db") && logged.contains("Query is not read-only"), "{logged}");
+        assert_eq!(e.into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let e: ApiError = AlertsError::AlreadyResolved(4).into();
+        assert!(matches!(&e, ApiError::Conflict(m) if m == "alert 4 is already resolved"), "{e:?}");
+        let e: ApiError = AuthError::Forbidden("no".into()).into();
+        assert_eq!(e.into_response().status(), StatusCode::FORBIDDEN);
     }
 }

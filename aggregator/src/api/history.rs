@@ -7,18 +7,19 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use throughline_shared::{AssetId, SiteId};
 
+use super::auth::Reader;
 use super::error::ApiError;
 use crate::balance::Phase;
 use crate::forecast::parse_time;
 use crate::rollup::{self, tidy, Layout, DEFAULT_POINTS, MAX_POINTS};
-use crate::Shared;
+use crate::service::{history, Services};
+use crate::store::StoreError;
 
 /// Range when the request names none: the last 24 hours.
 const DEFAULT_HOURS: i64 = 24;
@@ -34,10 +35,6 @@ pub struct HistoryQuery {
 pub struct GroupHistoryQuery {
     from: Option<String>,
     to: Option<String>,
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
 }
 
 /// `from` and `to` (RFC 3339 or a date); defaults: the last 24 hours up to
@@ -62,8 +59,8 @@ fn range(from: &Option<String>, to: &Option<String>) -> Result<(DateTime<Utc>, D
 
 /// Write what is dirty before a read; a failed flush is logged and the
 /// read goes on with what is stored.
-fn flush_before_read(s: &Shared) {
-    if let Err(e) = rollup::flush(s) {
+fn flush_before_read(s: &Services) {
+    if let Err(e) = history::flush(s) {
         tracing::error!(error = %e, "history flush before a read failed; answering from what is stored");
     }
 }
@@ -74,12 +71,11 @@ fn at(secs: i64) -> DateTime<Utc> {
 
 /// `GET /api/v1/assets/{site}/{asset}/history?from=&to=&points=`.
 pub async fn asset_history(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    State(s): State<Arc<Services>>,
+    _: Reader,
     Path((site, asset)): Path<(String, String)>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    s.auth.read(&headers)?;
     let site = SiteId::parse(site).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let asset = AssetId::parse(asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let (from, to) = range(&q.from, &q.to)?;
@@ -95,10 +91,8 @@ pub async fn asset_history(
     };
     let layout = Layout::new(from, to, points).map_err(ApiError::BadRequest)?;
     // Some(unit) when live state knows the asset (unit None: unregistered).
-    let live = {
-        let st = s.state.lock().expect("state lock poisoned");
-        st.asset(&site, &asset).map(|a| a.registration.as_ref().map(|r| r.kind.output_unit()))
-    };
+    let live =
+        s.live.read(|st| st.asset(&site, &asset).map(|a| a.registration.as_ref().map(|r| r.kind.output_unit())));
     let shared = s.clone();
     let (site2, asset2) = (site.clone(), asset.clone());
     let read = tokio::task::spawn_blocking(move || {
@@ -109,9 +103,9 @@ pub async fn asset_history(
         } else {
             Vec::new()
         };
-        Ok::<_, crate::store::StoreError>((known, totals))
+        Ok::<_, StoreError>((known, totals))
     });
-    let (known, totals) = read.await.map_err(internal)?.map_err(internal)?;
+    let (known, totals) = read.await??;
     if !known {
         return Err(ApiError::NotFound(format!(
             "no asset `{asset}` at site `{site}` has been registered or heard from"
@@ -132,17 +126,16 @@ pub async fn asset_history(
 /// `GET /api/v1/groups/{group}/history?from=&to=`: per forecast bucket in
 /// force overlapping the range, demand against the group's actual output.
 pub async fn group_history(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    State(s): State<Arc<Services>>,
+    _: Reader,
     Path(group): Path<String>,
     Query(q): Query<GroupHistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    s.auth.read(&headers)?;
-    let g = s.planner.group(&group).cloned().ok_or_else(|| {
+    let g = s.live.planner().group(&group).cloned().ok_or_else(|| {
         ApiError::NotFound(format!("no capacity group `{group}`; see GET /api/v1/balance for the groups"))
     })?;
     let (from, to) = range(&q.from, &q.to)?;
-    let assets = s.planner.group_assets(&g.id).to_vec();
+    let assets = s.live.planner().group_assets(&g.id).to_vec();
     let shared = s.clone();
     let gid = g.id.clone();
     let read = tokio::task::spawn_blocking(move || {
@@ -154,17 +147,14 @@ pub async fn group_history(
             let per_asset = assets
                 .iter()
                 .map(|a| Ok((a.clone(), shared.store.rollup_totals(&a.site, &a.id, start, end)?)))
-                .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
+                .collect::<Result<Vec<_>, StoreError>>()?;
             actuals.push(per_asset);
         }
-        Ok::<_, crate::store::StoreError>((forecasts, actuals))
+        Ok::<_, StoreError>((forecasts, actuals))
     });
-    let (forecasts, actuals) = read.await.map_err(internal)?.map_err(internal)?;
+    let (forecasts, actuals) = read.await??;
     let rows: Vec<_> = forecasts.iter().map(|f| f.row.clone()).collect();
-    let (event_time, balances) = {
-        let st = s.state.lock().expect("state lock poisoned");
-        (st.watermark(), s.planner.balances(&st, &rows, Some(&g.id), Some(from), Some(to)))
-    };
+    let (event_time, balances) = s.live.balances(&rows, Some(&g.id), Some(from), Some(to));
     let buckets: Vec<Value> = forecasts
         .iter()
         .zip(actuals)

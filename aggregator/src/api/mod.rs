@@ -1,5 +1,8 @@
-//! HTTP API: `fn router(shared) -> Router`, so tests can call it with
-//! `oneshot` or serve it on port 0.
+//! HTTP API: `fn router(services) -> Router`, so tests can call it with
+//! `oneshot` or serve it on port 0. Handlers are thin: they parse the
+//! request, call a service (`crate::service`) and shape the answer; who may
+//! call them is said by their extractors ([`auth::Reader`],
+//! [`auth::Planner`]); every error converts to [`error::ApiError`] with `?`.
 
 pub mod auth;
 pub mod dashboard;
@@ -8,22 +11,21 @@ pub mod history;
 pub mod live;
 pub mod planning;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::header;
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use throughline_shared::{AssetId, SiteId};
 
-use crate::Shared;
+use crate::service::Services;
+use auth::Reader;
 use error::ApiError;
 
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<Services>) -> Router {
     Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/{file}", get(dashboard::asset))
@@ -51,46 +53,41 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn healthz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+async fn healthz(State(s): State<Arc<Services>>) -> impl IntoResponse {
     Json(json!({
         "status": "ok",
-        "mqtt_connected": s.mqtt_connected.load(Ordering::Relaxed),
+        "mqtt_connected": s.link.is_connected(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }
 
-async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+async fn metrics(State(s): State<Arc<Services>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         s.metrics.render(),
     )
 }
 
-async fn assets(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    s.auth.read(&headers)?;
-    let st = s.state.lock().expect("state lock poisoned");
-    let list: Vec<_> = st.assets().map(|a| st.asset_view(a)).collect();
-    Ok(Json(json!({ "assets": list })))
+async fn assets(State(s): State<Arc<Services>>, _: Reader) -> impl IntoResponse {
+    let list: Vec<_> = s.live.read(|st| st.assets().map(|a| st.asset_view(a)).collect());
+    Json(json!({ "assets": list }))
 }
 
 async fn asset(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    State(s): State<Arc<Services>>,
+    _: Reader,
     Path((site, asset)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.auth.read(&headers)?;
     let site = SiteId::parse(site).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let asset = AssetId::parse(asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let st = s.state.lock().expect("state lock poisoned");
-    let a = st.asset(&site, &asset).ok_or_else(|| {
+    let view = s.live.read(|st| st.asset(&site, &asset).map(|a| st.asset_view(a)));
+    let view = view.ok_or_else(|| {
         ApiError::NotFound(format!("no asset `{asset}` at site `{site}` has been registered or heard from"))
     })?;
-    Ok(Json(st.asset_view(a)))
+    Ok(Json(view))
 }
 
-async fn agents(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    s.auth.read(&headers)?;
-    let st = s.state.lock().expect("state lock poisoned");
-    let list: Vec<_> = st.agents().map(|g| st.agent_view(g)).collect();
-    Ok(Json(json!({ "agents": list })))
+async fn agents(State(s): State<Arc<Services>>, _: Reader) -> impl IntoResponse {
+    let list: Vec<_> = s.live.read(|st| st.agents().map(|g| st.agent_view(g)).collect());
+    Json(json!({ "agents": list }))
 }

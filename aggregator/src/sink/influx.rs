@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use influxdb2::api::write::TimestampPrecision;
 use influxdb2::RequestError;
 use prometheus_client::metrics::counter::Counter;
@@ -34,9 +34,10 @@ use throughline_shared::AssetState;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AssetKind, InfluxConfig};
+use crate::config::InfluxConfig;
 use crate::metrics::InfluxMetrics;
-use crate::state::LiveState;
+use crate::model::AssetKind;
+use crate::state::{LiveEvent, LiveState, TelemetryOutcome};
 
 /// One point per accepted sample.
 pub const MEASUREMENT: &str = "throughline_asset";
@@ -236,26 +237,13 @@ pub fn escape_tag(s: &str, out: &mut String) {
 
 /// What the sink needs to know about an asset before a message is applied
 /// to live state (to tell state changes and late samples).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Before {
-    state: Option<AssetState>,
-    last_ts: Option<DateTime<Utc>>,
-}
-
-impl Before {
-    pub fn capture(live: &LiveState, t: &Telemetry) -> Before {
-        live.asset(&t.site, &t.asset)
-            .map(|a| Before { state: a.state, last_ts: a.last_ts })
-            .unwrap_or_default()
-    }
-}
-
 /// The points for a message that live state has just accepted (not a
 /// duplicate): one per sample with a field, late samples included (they are
-/// real data with their own timestamps), plus one per state change. Called
-/// with the state lock held, so the asset's registration and rate are those
-/// this message produced.
-pub fn points(t: &Telemetry, before: Before, live: &LiveState) -> Points {
+/// real data with their own timestamps), plus one per state change, as
+/// live state reported them in `out.events`. Called with the state lock
+/// held, so the asset's registration and rate are those this message
+/// produced.
+pub fn points(t: &Telemetry, out: &TelemetryOutcome, live: &LiveState) -> Points {
     let asset = live.asset(&t.site, &t.asset);
     let registration = asset.and_then(|a| a.registration.as_ref());
     let mut series = String::with_capacity(96);
@@ -283,31 +271,30 @@ pub fn points(t: &Telemetry, before: Before, live: &LiveState) -> Points {
         }
     }
     let samples = &t.envelope.samples;
+    let late = |i: usize| out.events.contains(&LiveEvent::Late { index: i });
     // The live rate belongs to the newest sample, if this message brought it.
-    let rate = match (samples.last(), asset) {
-        (Some(s), Some(a)) if a.last_ts == Some(s.ts) && before.last_ts.is_none_or(|l| s.ts >= l) => {
-            a.rate_per_hour().map(|r| (r * 1000.0).round() / 1000.0)
-        }
+    let rate = match (samples.len().checked_sub(1), asset) {
+        (Some(last), Some(a)) if !late(last) => a.rate_per_hour().map(|r| (r * 1000.0).round() / 1000.0),
         _ => None,
     };
     // One point per sample; a state change (rare) grows it.
-    let mut out = Vec::with_capacity(samples.len());
-    let (mut state, mut last) = (before.state, before.last_ts);
+    let mut lines = Vec::with_capacity(samples.len());
+    let mut changes = out.events.iter().filter_map(|e| match e {
+        LiveEvent::StateChanged { index, state } => Some((*index, *state)),
+        _ => None,
+    });
+    let mut next_change = changes.next();
     for (i, s) in samples.iter().enumerate() {
         let ts_ms = s.ts.timestamp_millis();
-        let late = last.is_some_and(|l| s.ts < l);
-        if !late {
-            last = Some(s.ts);
-            if let Some(st) = s.state.filter(|st| state != Some(*st)) {
-                state = Some(st);
-                out.push(Point {
-                    ts_ms,
-                    what: What::StateChange {
-                        state: st,
-                        reason: s.reason.as_deref().filter(|r| !r.is_empty()).map(Into::into),
-                    },
-                });
-            }
+        if let Some((_, st)) = next_change.filter(|(index, _)| *index == i) {
+            next_change = changes.next();
+            lines.push(Point {
+                ts_ms,
+                what: What::StateChange {
+                    state: st,
+                    reason: s.reason.as_deref().filter(|r| !r.is_empty()).map(Into::into),
+                },
+            });
         }
         let p = Point {
             ts_ms,
@@ -319,10 +306,10 @@ pub fn points(t: &Telemetry, before: Before, live: &LiveState) -> Points {
             },
         };
         if p.has_fields() {
-            out.push(p);
+            lines.push(p);
         }
     }
-    Points { series: series.into(), lines: out, start: 0 }
+    Points { series: series.into(), lines, start: 0 }
 }
 
 /// The bounded buffer: messages' points waiting, oldest first, counted in

@@ -1,6 +1,6 @@
 //! The `rollups` table: one row per (site, asset, minute) with what the
 //! asset did in that minute (output, seconds in each state, load, samples).
-//! Written in batches by the flusher (`crate::rollup`), one transaction per
+//! Written in batches by the flusher (`crate::service::history`), one transaction per
 //! flush; a row is replaced whole when its minute changes again (late data).
 
 use rusqlite::{params, OptionalExtension};
@@ -8,7 +8,7 @@ use throughline_shared::{AssetId, SiteId};
 
 use super::{Store, StoreError};
 use crate::history::Minute;
-use crate::rollup::Totals;
+use crate::rollup::{MinuteRows, Totals};
 
 /// Created by [`Store::open`] with the rest of the schema.
 pub(super) const SCHEMA: &str = r#"
@@ -63,7 +63,7 @@ fn totals_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Totals> {
 impl Store {
     /// Insert or replace the given minutes, all in one transaction; returns
     /// the number of rows written.
-    pub fn write_rollups(&self, rows: &[crate::state::DirtyMinutes]) -> Result<usize, StoreError> {
+    pub fn write_rollups(&self, rows: &[MinuteRows]) -> Result<usize, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut n = 0;

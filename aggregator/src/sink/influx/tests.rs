@@ -1,8 +1,8 @@
 use super::*;
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone};
 use throughline_shared::{AgentId, AssetId, Envelope, Sample, SiteId};
 
-use crate::config::AssetConfig;
+use crate::model::AssetConfig;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap()
@@ -37,10 +37,9 @@ fn tel(asset: &str, seq: u64, samples: Vec<Sample>) -> Telemetry {
 
 /// Apply a message as ingest does and return its lines.
 fn apply(live: &mut LiveState, t: &Telemetry) -> String {
-    let before = Before::capture(live, t);
     let out = live.apply_telemetry(t, t0());
     assert!(!out.duplicate);
-    lines(&points(t, before, live))
+    lines(&points(t, &out, live))
 }
 
 fn lines(points: &Points) -> String {

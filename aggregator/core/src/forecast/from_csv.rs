@@ -1,0 +1,99 @@
+//! The CSV reader of forecast files: a header, then one row per line.
+
+use std::collections::HashMap;
+
+use super::{check_group, check_unit, demand_message, demand_ok, finish, parse_time, to_line, uplift_message, uplift_ok, Candidate, ImportError, COLUMNS};
+use crate::model::{AssetKind, ForecastRow};
+
+/// Parse a CSV forecast. `groups` maps each configured group id to its kind
+/// (lines plan in pieces, feeders in kWh).
+///
+/// The header must be `group,start,end,demand,unit,uplift_pct` (names trimmed,
+/// any case); `uplift_pct` may be left out of the header, and an empty
+/// `uplift_pct` field means 0. Fields are trimmed; empty lines (and lines of
+/// nothing but blanks and commas) are skipped. A wrong header is reported
+/// once, on its line, and nothing else is parsed.
+///
+/// All or nothing: `Ok` with every row in file order, or `Err` with every
+/// error found (not just the first), in line order.
+pub fn parse_csv(
+    text: &str,
+    groups: &HashMap<String, AssetKind>,
+) -> Result<Vec<ForecastRow>, Vec<ImportError>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut errors = Vec::new();
+    let mut header: Option<usize> = None; // number of columns once the header is read
+    let mut rows: Vec<(usize, ForecastRow)> = Vec::new();
+
+    for result in reader.records() {
+        let record = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(1, |p| to_line(p.line()));
+                errors.push(ImportError::new(line, "", format!("unreadable CSV: {e}")));
+                continue;
+            }
+        };
+        let line = record.position().map_or(1, |p| to_line(p.line()));
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let Some(width) = header else {
+            match check_header(&record) {
+                Ok(n) => header = Some(n),
+                Err(message) => return Err(vec![ImportError::new(line, "", message)]),
+            }
+            continue;
+        };
+        if record.len() != width {
+            errors.push(ImportError::new(
+                line,
+                "",
+                format!("expected {width} fields ({}), found {}", COLUMNS[..width].join(","), record.len()),
+            ));
+            continue;
+        }
+        let field = |i: usize| record.get(i).unwrap_or("").trim();
+        let candidate = Candidate {
+            line,
+            group: check_group(field(0), groups),
+            start: parse_time(field(1)),
+            end: parse_time(field(2)),
+            demand: csv_number(field(3), demand_ok).ok_or_else(|| demand_message(&format!("{:?}", field(3)))),
+            unit: check_unit(field(4)),
+            uplift: if width < COLUMNS.len() || field(5).is_empty() {
+                Ok(0.0)
+            } else {
+                csv_number(field(5), uplift_ok).ok_or_else(|| uplift_message(&format!("{:?}", field(5))))
+            },
+        };
+        if let Some(row) = candidate.finish(&mut errors) {
+            rows.push((line, row));
+        }
+    }
+    if header.is_none() {
+        return Err(vec![ImportError::new(1, "", "no forecast rows: the file is empty")]);
+    }
+    finish(rows, errors, 1)
+}
+
+/// Check a CSV header; returns the number of columns (5 or 6).
+fn check_header(record: &csv::StringRecord) -> Result<usize, String> {
+    let names: Vec<String> = record.iter().map(|f| f.trim().to_ascii_lowercase()).collect();
+    let n = names.len();
+    if (n == COLUMNS.len() || n == COLUMNS.len() - 1) && names.iter().zip(COLUMNS).all(|(a, b)| a == b) {
+        return Ok(n);
+    }
+    let found = record.iter().map(str::trim).collect::<Vec<_>>().join(",");
+    let hint = if n == 1 && found.contains(';') { " (fields must be separated by commas)" } else { "" };
+    Err(format!(
+        "expected header `{}` (uplift_pct may be left out), found `{found}`{hint}",
+        COLUMNS.join(",")
+    ))
+}
+
+/// A CSV number that passes `ok`.
+fn csv_number(raw: &str, ok: fn(f64) -> bool) -> Option<f64> {
+    raw.parse::<f64>().ok().filter(|v| ok(*v))
+}

@@ -1,0 +1,109 @@
+//! The plant as configured: kinds of asset, registered assets and capacity
+//! groups with their alert thresholds.
+
+use serde::{Deserialize, Serialize};
+use throughline_shared::{AssetId, SiteId};
+
+/// Kind of asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetKind {
+    /// Production line: output in pieces, rated capacity in pieces/hour.
+    Line,
+    /// Distribution feeder: output in kWh, rated capacity in kW.
+    Feeder,
+}
+
+impl AssetKind {
+    /// Unit of the output counter.
+    pub fn output_unit(self) -> &'static str {
+        match self {
+            AssetKind::Line => "pieces",
+            AssetKind::Feeder => "kWh",
+        }
+    }
+    /// Unit of the rated capacity and of the output rate.
+    pub fn rate_unit(self) -> &'static str {
+        match self {
+            AssetKind::Line => "pieces/h",
+            AssetKind::Feeder => "kW",
+        }
+    }
+}
+
+/// A registered asset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetConfig {
+    pub site: SiteId,
+    pub id: AssetId,
+    pub kind: AssetKind,
+    /// Capacity group: the assets that serve one demand stream (a product
+    /// family for lines, a region for feeders).
+    pub group: String,
+    /// Rated capacity: pieces/hour for a line, kW for a feeder.
+    pub rated_capacity: f64,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// A capacity group: the assets serving one demand stream, and when to alert.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub id: String,
+    /// Kind of its assets: `line` (plans in pieces) or `feeder` (kWh).
+    pub kind: AssetKind,
+    /// Display name.
+    pub name: Option<String>,
+    /// `schedule`/`dispatch` alert when the projected gap exceeds this share
+    /// of demand, percent.
+    #[serde(default = "default_shortfall")]
+    pub shortfall_pct: f64,
+    /// `forecast_deviation` alert when a closed bucket's actual differs from
+    /// its forecast by more than this, percent of the forecast.
+    #[serde(default = "default_deviation")]
+    pub deviation_pct: f64,
+    /// `downtime` alert when an asset has been down longer than this.
+    #[serde(default = "default_downtime")]
+    pub downtime_minutes: f64,
+    /// `offline` alert when an agent has been silent this long.
+    #[serde(default = "default_offline")]
+    pub offline_secs: u64,
+    /// An open gap alert resolves only when the gap falls this many
+    /// percentage points below the threshold (no flapping at the edge).
+    #[serde(default = "default_hysteresis")]
+    pub hysteresis_pct: f64,
+}
+
+fn default_shortfall() -> f64 {
+    5.0
+}
+fn default_deviation() -> f64 {
+    10.0
+}
+fn default_downtime() -> f64 {
+    15.0
+}
+fn default_offline() -> u64 {
+    120
+}
+fn default_hysteresis() -> f64 {
+    2.0
+}
+
+impl GroupConfig {
+    /// A group with the default thresholds.
+    pub fn with_defaults(id: &str, kind: AssetKind) -> GroupConfig {
+        GroupConfig {
+            id: id.to_string(),
+            kind,
+            name: None,
+            shortfall_pct: default_shortfall(),
+            deviation_pct: default_deviation(),
+            downtime_minutes: default_downtime(),
+            offline_secs: default_offline(),
+            hysteresis_pct: default_hysteresis(),
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Projection: the plant's groups and their registered assets, and from
+//! live state each asset's view of a bucket (made so far, rate while
+//! running, availability, load), the balances of every bucket, and the
+//! alert conditions true now. Pure: event time comes from live state, the
+//! wall clock from the caller.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use throughline_shared::{AgentId, AssetId, SiteId};
+
+use crate::alert::book::AlertBook;
+use crate::alert::{rules, Alert, AlertKey, AlertKind, Condition};
+use crate::balance::{balance, AssetPlan, BucketBalance, Phase};
+use crate::model::{AssetConfig, AssetKind, ForecastRow, GroupConfig, Unit};
+use crate::state::{AssetLive, LiveState};
+
+pub mod cache;
+
+/// An asset whose last sample is older than this (event time) projects
+/// nothing: no data, no promise.
+const STALE_SECS: i64 = 600;
+/// Gap alerts look at buckets starting up to this far ahead.
+const LOOKAHEAD_HOURS: i64 = 24;
+
+/// The windows live capacity is projected over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// An asset's rate while running is measured over this window.
+    pub rate: Duration,
+    /// Its availability (running / (running + down)) over this one.
+    pub availability: Duration,
+    /// How far back closed buckets are judged (the history kept in memory).
+    pub history: Duration,
+}
+
+/// Groups, their registered assets and the projection windows.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    pub groups: Vec<GroupConfig>,
+    /// Group id -> index in `groups` (a plant has hundreds of groups).
+    group_index: HashMap<String, usize>,
+    assets: HashMap<String, Vec<AssetConfig>>,
+    windows: Windows,
+}
+
+/// What an asset's projection takes from live state at event time `now`,
+/// the same for every bucket: computed once per group evaluation, not once
+/// per (asset, bucket).
+#[derive(Debug, Clone, Copy)]
+struct LiveInputs<'a> {
+    live: Option<&'a AssetLive>,
+    state: Option<throughline_shared::AssetState>,
+    rate_running: Option<f64>,
+    availability: f64,
+    load_kw: Option<f64>,
+}
+
+impl Planner {
+    /// `groups` must name every group an asset serves.
+    pub fn new(assets: &[AssetConfig], groups: Vec<GroupConfig>, windows: Windows) -> Planner {
+        let mut by_group: HashMap<String, Vec<AssetConfig>> = HashMap::new();
+        for a in assets {
+            by_group.entry(a.group.clone()).or_default().push(a.clone());
+        }
+        let group_index = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
+        Planner { groups, group_index, assets: by_group, windows }
+    }
+
+    pub fn group(&self, id: &str) -> Option<&GroupConfig> {
+        self.group_index.get(id).map(|&i| &self.groups[i])
+    }
+
+    /// The registered assets of a group.
+    pub fn group_assets(&self, group: &str) -> &[AssetConfig] {
+        self.assets.get(group).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Group id -> kind, for forecast validation.
+    pub fn group_kinds(&self) -> HashMap<String, AssetKind> {
+        self.groups.iter().map(|g| (g.id.clone(), g.kind)).collect()
+    }
+
+    /// The site a group's alerts are published under (its first asset's).
+    pub fn group_site(&self, group: &str) -> Option<SiteId> {
+        self.assets.get(group).and_then(|a| a.first()).map(|a| a.site.clone())
+    }
+
+    /// Each asset of `group` as the balance engine sees bucket `[start, end)`
+    /// at event time `now`.
+    pub fn plans(
+        &self,
+        state: &LiveState,
+        group: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<AssetPlan> {
+        let inputs = self.live_inputs(state, group, now);
+        self.plans_with(group, &inputs, start, end, now)
+    }
+
+    /// The bucket-independent part of each asset's plan of `group` at `now`.
+    fn live_inputs<'a>(&self, state: &'a LiveState, group: &str, now: DateTime<Utc>) -> Vec<LiveInputs<'a>> {
+        let rate_window = self.windows.rate;
+        let avail_window = self.windows.availability;
+        self.group_assets(group)
+            .iter()
+            .map(|cfg| {
+                let live = state.asset(&cfg.site, &cfg.id);
+                let fresh =
+                    live.and_then(|a| a.last_ts).is_some_and(|t| (now - t).num_seconds() <= STALE_SECS);
+                match live {
+                    Some(a) => {
+                        let h = &a.history;
+                        let running_s = h.running_between(now - rate_window, now);
+                        let rate_running = (running_s >= 60.0)
+                            .then(|| h.output_between(now - rate_window, now) / (running_s / 3600.0));
+                        let run = h.running_between(now - avail_window, now);
+                        let down = h.down_between(now - avail_window, now);
+                        let availability = if run + down > 0.0 { run / (run + down) } else { 1.0 };
+                        LiveInputs {
+                            live,
+                            state: if fresh { a.state } else { None },
+                            rate_running,
+                            availability,
+                            load_kw: if fresh { a.load_kw } else { None },
+                        }
+                    }
+                    None => LiveInputs {
+                        live: None,
+                        state: None,
+                        rate_running: None,
+                        availability: 1.0,
+                        load_kw: None,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Plans of bucket `[start, end)` from the group's [`LiveInputs`] (in
+    /// the order of [`Planner::group_assets`]).
+    fn plans_with(
+        &self,
+        group: &str,
+        inputs: &[LiveInputs<'_>],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<AssetPlan> {
+        let until = now.min(end);
+        self.group_assets(group)
+            .iter()
+            .zip(inputs)
+            .map(|(cfg, i)| AssetPlan {
+                site: cfg.site.clone(),
+                asset: cfg.id.clone(),
+                rated: cfg.rated_capacity,
+                state: i.state,
+                made: match i.live {
+                    Some(a) if until > start => a.history.output_between(start, until),
+                    _ => 0.0,
+                },
+                rate_running: i.rate_running,
+                availability: i.availability,
+                load_kw: i.load_kw,
+                peak_kw: match i.live {
+                    Some(a) if until > start => a.history.peak_load_between(start, until),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// Balances of `forecasts` (all of group `group`) at event time `now`:
+    /// one group's share of [`Planner::balances`], and the unit an
+    /// incremental update recomputes ([`cache::GroupBalances`]).
+    pub fn group_balances<'f>(
+        &self,
+        state: &LiveState,
+        group: &str,
+        forecasts: impl IntoIterator<Item = &'f ForecastRow>,
+        now: DateTime<Utc>,
+    ) -> Vec<BucketBalance> {
+        let Some(g) = self.group(group) else { return Vec::new() };
+        let inputs = self.live_inputs(state, group, now);
+        forecasts
+            .into_iter()
+            .map(|f| balance(g, f, &self.plans_with(group, &inputs, f.start, f.end, now), now))
+            .collect()
+    }
+
+    /// Balances of the forecast buckets of `group` (all groups if None)
+    /// overlapping `[from, to)`, at the latest event time (`wall_now`
+    /// before any sample arrived).
+    pub fn balances(
+        &self,
+        state: &LiveState,
+        forecasts: &[ForecastRow],
+        group: Option<&str>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        wall_now: DateTime<Utc>,
+    ) -> Vec<BucketBalance> {
+        let now = state.watermark().unwrap_or(wall_now);
+        // Each group's live inputs once, whatever the number of its buckets.
+        let mut inputs: HashMap<&str, Vec<LiveInputs<'_>>> = HashMap::new();
+        forecasts
+            .iter()
+            .filter(|f| group.is_none_or(|g| f.group == g))
+            .filter(|f| from.is_none_or(|t| f.end > t) && to.is_none_or(|t| f.start < t))
+            .filter_map(|f| {
+                let g = self.group(&f.group)?;
+                let inputs =
+                    inputs.entry(f.group.as_str()).or_insert_with(|| self.live_inputs(state, &f.group, now));
+                Some(balance(g, f, &self.plans_with(&f.group, inputs, f.start, f.end, now), now))
+            })
+            .collect()
+    }
+
+    /// The group's projected rate from now on (units/h): what running assets
+    /// make, scaled by availability, at the latest event time (`wall_now`
+    /// before any sample arrived).
+    pub fn group_rate(&self, state: &LiveState, group: &str, wall_now: DateTime<Utc>) -> f64 {
+        let now = state.watermark().unwrap_or(wall_now);
+        let Some(g) = self.group(group) else { return 0.0 };
+        let probe = ForecastRow {
+            group: group.into(),
+            start: now,
+            end: now + Duration::hours(1),
+            demand: 0.0,
+            unit: Unit::of(g.kind),
+            uplift_pct: 0.0,
+        };
+        let b = balance(g, &probe, &self.plans(state, group, probe.start, probe.end, now), now);
+        match g.kind {
+            AssetKind::Line => b.group_rate,
+            // A feeder group's "rate" for promises is its spare capacity.
+            AssetKind::Feeder => b.spare_rate,
+        }
+    }
+
+    /// Every alert condition true now among the rules in `scope`;
+    /// `forecasts` are those of the groups in scope.
+    pub fn conditions_in(
+        &self,
+        state: &LiveState,
+        forecasts: &[ForecastRow],
+        book: &AlertBook,
+        wall_now: DateTime<Utc>,
+        scope: Scope,
+    ) -> Vec<Condition> {
+        let mut out = Vec::new();
+        let groups = match scope {
+            Scope::Groups(g) => Some(g),
+            _ => None,
+        };
+        if let (Some(now), Some(groups)) = (state.watermark(), groups) {
+            let keep = self.windows.history;
+            let horizon = now + Duration::hours(LOOKAHEAD_HOURS);
+            let balances = self.balances(state, forecasts, None, Some(now - keep), Some(horizon), wall_now);
+            // Gap alerts look at the bucket under way and the next one of
+            // each group: a stop projects zero for every later bucket too,
+            // and one alert per stop is enough to act on.
+            let mut next_future: HashMap<&str, DateTime<Utc>> = HashMap::new();
+            for b in balances.iter().filter(|b| b.phase == Phase::Future) {
+                let e = next_future.entry(b.group.as_str()).or_insert(b.start);
+                *e = (*e).min(b.start);
+            }
+            let next_future: HashMap<String, DateTime<Utc>> =
+                next_future.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            for b in &balances {
+                let b = b.clone();
+                let Some(g) = self.group(&b.group) else { continue };
+                let watched = match b.phase {
+                    Phase::Open => true,
+                    Phase::Future => next_future.get(&b.group) == Some(&b.start),
+                    Phase::Closed => false,
+                };
+                let site = self.group_site(&g.id).map(|s| s.to_string());
+                let kind = match g.kind {
+                    AssetKind::Line => AlertKind::Schedule,
+                    AssetKind::Feeder => AlertKind::Dispatch,
+                };
+                let key = AlertKey::Bucket { kind, group: b.group.clone(), start: b.start.timestamp() };
+                if watched || book.is_open(&key) {
+                    if let Some(c) = rules::gap(&b, g, site.as_deref(), book.is_open(&key)) {
+                        out.push(c);
+                    }
+                }
+                let observed_from = self
+                    .assets
+                    .get(&g.id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| state.asset(&a.site, &a.id).and_then(|l| l.first_ts))
+                    .max();
+                if let Some(c) = rules::deviation(&b, g, site.as_deref(), observed_from) {
+                    out.push(c);
+                }
+            }
+            for g in self.groups.iter().filter(|g| groups.contains(&g.id)) {
+                let tolerance = Duration::seconds(g.offline_secs.max(120) as i64);
+                for cfg in self.assets.get(&g.id).into_iter().flatten() {
+                    let Some(a) = state.asset(&cfg.site, &cfg.id) else { continue };
+                    let current =
+                        a.last_ts.is_some_and(|t| now - t <= tolerance && wall_now - t <= tolerance);
+                    let key = AlertKey::Downtime { site: a.site.to_string(), asset: a.asset.to_string() };
+                    let loss = Some(a.rate_per_hour().filter(|r| *r > 0.0).unwrap_or(cfg.rated_capacity));
+                    if let Some(c) = rules::downtime(a, g, loss, now, current, book.is_open(&key)) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        for agent in state.agents().filter(|_| matches!(scope, Scope::Agents)) {
+            let assets: Vec<&AssetLive> =
+                state.assets().filter(|a| a.agent.as_ref() == Some(&agent.agent)).collect();
+            let offline_secs = assets
+                .iter()
+                .filter_map(|a| a.registration.as_ref())
+                .filter_map(|r| self.group(&r.group))
+                .map(|g| g.offline_secs)
+                .min()
+                .unwrap_or(120);
+            let names: Vec<String> = assets.iter().map(|a| a.asset.to_string()).collect();
+            if let Some(c) =
+                rules::offline(agent, Duration::seconds(offline_secs as i64), wall_now, &names)
+            {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// What one alert evaluation looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// The gap, deviation and downtime rules of these groups.
+    Groups(&'a BTreeSet<String>),
+    /// The offline rule of every agent (and alerts of groups or assets no
+    /// longer configured, which then clear).
+    Agents,
+}
+
+impl Planner {
+    /// Whether `key` is the key of a gap, deviation or downtime alert of a
+    /// configured group or registered asset.
+    pub fn covers(&self, key: &AlertKey) -> bool {
+        match key {
+            AlertKey::Bucket { group, .. } => self.group(group).is_some(),
+            AlertKey::Downtime { site, asset } => {
+                self.assets.values().flatten().any(|a| a.site.as_ref() == site && a.id.as_ref() == asset)
+            }
+            AlertKey::Offline { .. } => false,
+        }
+    }
+
+    /// Which alert keys the gap, deviation and downtime rules give for
+    /// `groups` (what a scoped evaluation may open or clear).
+    pub fn scope_keys(&self, groups: &BTreeSet<String>) -> KeyScope {
+        let mut scope = KeyScope { groups: groups.clone(), assets: HashSet::new() };
+        for g in groups {
+            for a in self.group_assets(g) {
+                scope.assets.insert((a.site.to_string(), a.id.to_string()));
+            }
+        }
+        scope
+    }
+}
+
+/// The alert keys of some groups: their gap and deviation alerts (any
+/// bucket) and the downtime alerts of their assets.
+#[derive(Debug, Default)]
+pub struct KeyScope {
+    groups: BTreeSet<String>,
+    /// (site, asset)
+    assets: HashSet<(String, String)>,
+}
+
+impl KeyScope {
+    pub fn contains(&self, key: &AlertKey) -> bool {
+        match key {
+            AlertKey::Bucket { group, .. } => self.groups.contains(group),
+            AlertKey::Downtime { site, asset } => self.assets.contains(&(site.clone(), asset.clone())),
+            AlertKey::Offline { .. } => false,
+        }
+    }
+}
+
+/// Whether live state holds what is needed to say an alert's condition is
+/// gone (after a restart it may not, yet).
+pub fn can_judge(state: &LiveState, a: &Alert) -> bool {
+    match a.kind {
+        AlertKind::Downtime => a
+            .site
+            .as_deref()
+            .zip(a.asset.as_deref())
+            .and_then(|(s, x)| {
+                Some(
+                    state
+                        .asset(&SiteId::parse(s).ok()?, &AssetId::parse(x).ok()?)?
+                        .last_ts,
+                )
+            })
+            .flatten()
+            .is_some(),
+        AlertKind::Offline => a
+            .agent
+            .as_deref()
+            .and_then(|g| AgentId::parse(g).ok())
+            .is_some_and(|g| state.agent(&g).is_some()),
+        AlertKind::Schedule | AlertKind::Dispatch => state.watermark().is_some(),
+        AlertKind::ForecastDeviation => false,
+    }
+}
+
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! The projection against live state built from real messages: what each
+//! asset contributes to a bucket, the conditions an evaluation finds, and
+//! which alert keys a scope covers.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use throughline_shared::codec::Telemetry;
+use throughline_shared::{AgentId, AssetId, AssetState, Envelope, Sample, SiteId};
+
+use super::*;
+use crate::alert::book::AlertBook;
+use crate::alert::AlertDetails;
+
+fn t(min: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap() + Duration::minutes(min)
+}
+
+fn asset(id: &str, kind: AssetKind, group: &str, rated: f64) -> AssetConfig {
+    AssetConfig {
+        site: SiteId::parse("s").unwrap(),
+        id: AssetId::parse(id).unwrap(),
+        kind,
+        group: group.into(),
+        rated_capacity: rated,
+        name: None,
+    }
+}
+
+fn planner() -> (Planner, Vec<AssetConfig>) {
+    let assets = vec![
+        asset("l1", AssetKind::Line, "fam", 120.0),
+        asset("l2", AssetKind::Line, "fam", 120.0),
+        asset("f1", AssetKind::Feeder, "north", 100.0),
+    ];
+    let groups = vec![GroupConfig::with_defaults("fam", AssetKind::Line), GroupConfig::with_defaults("north", AssetKind::Feeder)];
+    let windows = Windows { rate: Duration::minutes(15), availability: Duration::hours(8), history: Duration::hours(48) };
+    (Planner::new(&assets, groups, windows), assets)
+}
+
+/// One sample a minute from `from` to `to` (inclusive), `per_min` more
+/// output each minute, in `state`.
+fn run(st: &mut LiveState, id: &str, seq: &mut u64, from: i64, to: i64, per_min: f64, state: AssetState, load: Option<f64>) {
+    let samples = (from..=to)
+        .map(|m| Sample { output: Some(m as f64 * per_min), state: Some(state), load_kw: load, reason: (state == AssetState::Down).then(|| "jam".to_string()), ..Sample::at(t(m)) })
+        .collect();
+    *seq += 1;
+    let tel = Telemetry {
+        site: SiteId::parse("s").unwrap(),
+        asset: AssetId::parse(id).unwrap(),
+        envelope: Envelope { v: 1, agent: AgentId::parse("gw").unwrap(), seq: *seq, samples },
+    };
+    st.apply_telemetry(&tel, t(to));
+}
+
+fn bucket(group: &str, unit: Unit, from: i64, to: i64, demand: f64) -> ForecastRow {
+    ForecastRow { group: group.into(), start: t(from), end: t(to), demand, unit, uplift_pct: 0.0 }
+}
+
+#[test]
+fn plans_take_made_rate_and_availability_from_history() {
+    let (p, assets) = planner();
+    let mut st = LiveState::new(&assets, Duration::seconds(300));
+    let mut seq = 0;
+    // l1 runs at 2/min (120/h) for an hour; l2 runs 30 min, then is down.
+    run(&mut st, "l1", &mut seq, 0, 60, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 0, 30, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 31, 60, 0.0, AssetState::Down, None);
+    let plans = p.plans(&st, "fam", t(0), t(120), t(60));
+    assert_eq!(plans.len(), 2);
+    let (l1, l2) = (&plans[0], &plans[1]);
+    assert!((l1.made - 120.0).abs() < 1e-6, "{l1:?}");
+    assert!((l1.rate_running.unwrap() - 120.0).abs() < 1e-6, "{l1:?}");
+    assert!((l1.availability - 1.0).abs() < 1e-9);
+    assert_eq!(l2.state, Some(AssetState::Down));
+    assert!((l2.availability - 0.5).abs() < 0.02, "half the hour down: {l2:?}");
+    // Ten minutes without a sample is stale: no state, no promise.
+    let later = p.plans(&st, "fam", t(0), t(120), t(71));
+    assert_eq!((later[0].state, later[0].load_kw), (None, None));
+    // The group's rate: l1 at 120/h; l2 is down and adds nothing.
+    assert!((p.group_rate(&st, "fam", t(0)) - 120.0).abs() < 1e-6);
+}
+
+#[test]
+fn a_down_line_gives_downtime_and_schedule_conditions_with_typed_keys() {
+    let (p, assets) = planner();
+    let mut st = LiveState::new(&assets, Duration::seconds(300));
+    let mut seq = 0;
+    run(&mut st, "l1", &mut seq, 0, 60, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 0, 30, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 31, 60, 0.0, AssetState::Down, None);
+    run(&mut st, "f1", &mut seq, 0, 60, 1.0, AssetState::Running, Some(150.0));
+    // Demand: everything both lines could make in two hours.
+    let forecasts = vec![bucket("fam", Unit::Pieces, 0, 120, 480.0), bucket("north", Unit::KWh, 0, 120, 100.0)];
+    let book = AlertBook::default();
+    let groups = BTreeSet::from(["fam".to_string(), "north".to_string()]);
+    let conds = p.conditions_in(&st, &forecasts, &book, t(60), Scope::Groups(&groups));
+    let keys: BTreeSet<String> = conds.iter().map(|c| c.key.to_string()).collect();
+    let start = t(0).timestamp();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            format!("schedule:fam:{start}"),
+            format!("dispatch:north:{start}"),
+            "downtime:s:l2".to_string(),
+        ]),
+        "{conds:#?}"
+    );
+    let down = conds.iter().find(|c| c.kind == AlertKind::Downtime).unwrap();
+    assert!(matches!(down.details, AlertDetails::Downtime { minutes, .. } if (minutes - 29.0).abs() < 1.1), "{:?}", down.details);
+    // The agents' scope is the offline rule only: the agent is current.
+    assert!(p.conditions_in(&st, &forecasts, &book, t(60), Scope::Agents).is_empty());
+    // Silent for longer than the group's offline_secs: offline.
+    let offline = p.conditions_in(&st, &forecasts, &book, t(60) + Duration::minutes(30), Scope::Agents);
+    assert_eq!(offline.iter().map(|c| c.key.to_string()).collect::<Vec<_>>(), ["offline:gw"]);
+}
+
+#[test]
+fn scopes_and_coverage_follow_the_configured_plant() {
+    let (p, _) = planner();
+    let key = |s: &str| s.parse::<AlertKey>().unwrap();
+    let fam = p.scope_keys(&BTreeSet::from(["fam".to_string()]));
+    assert!(fam.contains(&key("schedule:fam:1")) && fam.contains(&key("forecast_deviation:fam:7")));
+    assert!(fam.contains(&key("downtime:s:l1")) && fam.contains(&key("downtime:s:l2")));
+    assert!(!fam.contains(&key("downtime:s:f1")) && !fam.contains(&key("dispatch:north:1")));
+    assert!(!fam.contains(&key("offline:gw")));
+    assert!(!fam.contains(&key("schedule:family:1")), "a group whose name starts the same is another group");
+    assert!(p.covers(&key("dispatch:north:1")) && p.covers(&key("downtime:s:f1")));
+    assert!(!p.covers(&key("schedule:gone:1")) && !p.covers(&key("downtime:s:gone")) && !p.covers(&key("offline:gw")));
+}
+
+#[test]
+fn an_alert_is_judged_only_with_the_data_to_clear_it() {
+    let (p, assets) = planner();
+    let _ = p;
+    let mut st = LiveState::new(&assets, Duration::seconds(300));
+    let alert = |key: &str, kind, asset: Option<&str>, agent: Option<&str>| Alert {
+        id: 1,
+        key: key.parse().unwrap(),
+        kind,
+        status: crate::model::AlertStatus::Open,
+        site: Some("s".into()),
+        group: None,
+        asset: asset.map(Into::into),
+        agent: agent.map(Into::into),
+        bucket_start: None,
+        bucket_end: None,
+        value: 0.0,
+        threshold: 0.0,
+        summary: String::new(),
+        action: String::new(),
+        details: AlertDetails::None,
+        opened_at: t(0),
+        event_time: None,
+        updated_at: t(0),
+        acknowledged: None,
+        resolved: None,
+    };
+    let down = alert("downtime:s:l1", AlertKind::Downtime, Some("l1"), None);
+    let gap = alert("schedule:fam:0", AlertKind::Schedule, None, None);
+    let gone = alert("offline:gw", AlertKind::Offline, None, Some("gw"));
+    // After a restart nothing has been heard: nothing can be cleared.
+    assert!(!can_judge(&st, &down) && !can_judge(&st, &gap) && !can_judge(&st, &gone));
+    let mut seq = 0;
+    run(&mut st, "l1", &mut seq, 0, 1, 1.0, AssetState::Running, None);
+    assert!(can_judge(&st, &down) && can_judge(&st, &gap) && can_judge(&st, &gone));
+    let dev = alert("forecast_deviation:fam:0", AlertKind::ForecastDeviation, None, None);
+    assert!(!can_judge(&st, &dev), "a closed bucket's deviation waits for a planner");
+}

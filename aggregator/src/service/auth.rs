@@ -1,0 +1,158 @@
+//! Bearer-token access. Tokens come from the config with a role; a request's
+//! token is compared with every configured one in constant time (over
+//! SHA-256 digests, so lengths do not leak either). Tokens are never logged.
+//! The HTTP API asks through its extractors (`crate::api::auth`).
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{read_secret, AuthConfig, Role};
+
+/// Why a request may not do what it asks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No usable token where one is needed (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A token whose role is too low (403).
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+#[derive(Clone)]
+struct Entry {
+    digest: [u8; 32],
+    name: String,
+    role: Role,
+}
+
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
+
+/// The configured tokens.
+#[derive(Clone, Default)]
+pub struct Auth {
+    entries: Vec<Entry>,
+    read_requires_token: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("tokens", &self.entries.iter().map(|e| (&e.name, e.role)).collect::<Vec<_>>())
+            .field("read_requires_token", &self.read_requires_token)
+            .finish()
+    }
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl Auth {
+    pub fn from_config(c: &AuthConfig) -> Result<Auth, String> {
+        let mut entries = Vec::new();
+        for (i, t) in c.tokens.iter().enumerate() {
+            let token =
+                read_secret("token", t.token.as_deref(), t.token_file.as_deref(), t.token_env.as_deref())
+                    .map_err(|e| format!("auth.tokens[{i}].{e}"))?;
+            entries.push(Entry { digest: digest(token.as_bytes()), name: t.name.clone(), role: t.role });
+        }
+        Ok(Auth { entries, read_requires_token: c.read_requires_token })
+    }
+
+    fn actor(&self, headers: &HeaderMap) -> Result<Option<Actor>, AuthError> {
+        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| {
+                AuthError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let d = digest(token.trim().as_bytes());
+        let mut found: Option<&Entry> = None;
+        for e in &self.entries {
+            if bool::from(e.digest.ct_eq(&d)) {
+                found = Some(e);
+            }
+        }
+        match found {
+            Some(e) => Ok(Some(Actor { name: e.name.clone(), role: e.role })),
+            None => Err(AuthError::Unauthorized("unknown token".into())),
+        }
+    }
+
+    /// Check a read.
+    pub fn read(&self, headers: &HeaderMap) -> Result<Option<Actor>, AuthError> {
+        let actor = self.actor(headers)?;
+        if self.read_requires_token && actor.is_none() {
+            return Err(AuthError::Unauthorized("reading needs a token (auth.read_requires_token)".into()));
+        }
+        Ok(actor)
+    }
+
+    /// Check a write that needs at least `role`.
+    pub fn write(&self, headers: &HeaderMap, role: Role) -> Result<Actor, AuthError> {
+        match self.actor(headers)? {
+            None if self.entries.is_empty() => Err(AuthError::Unauthorized(
+                "writes need a bearer token and none is configured: add [[auth.tokens]] to the config".into(),
+            )),
+            None => Err(AuthError::Unauthorized("this needs `Authorization: Bearer <token>`".into())),
+            Some(a) if a.role < role => Err(AuthError::Forbidden(format!(
+                "token `{}` has role {:?}; this needs {:?} or above",
+                a.name, a.role, role
+            ))),
+            Some(a) => Ok(a),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TokenConfig;
+
+    fn auth(read: bool) -> Auth {
+        let t = |name: &str, role, token: &str| TokenConfig {
+            name: name.into(),
+            role,
+            token: Some(token.into()),
+            token_file: None,
+            token_env: None,
+        };
+        Auth::from_config(&AuthConfig {
+            read_requires_token: read,
+            tokens: vec![t("wall", Role::Viewer, "v-token"), t("alice", Role::Planner, "p-token")],
+        })
+        .unwrap()
+    }
+
+    fn h(token: Option<&str>) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        if let Some(t) = token {
+            m.insert(axum::http::header::AUTHORIZATION, format!("Bearer {t}").parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn roles_and_tokens() {
+        let a = auth(false);
+        assert_eq!(a.read(&h(None)).unwrap(), None);
+        assert!(matches!(a.read(&h(Some("nope"))), Err(AuthError::Unauthorized(_))));
+        assert_eq!(a.write(&h(Some("p-token")), Role::Planner).unwrap().name, "alice");
+        assert!(matches!(a.write(&h(Some("v-token")), Role::Planner), Err(AuthError::Forbidden(_))));
+        assert!(matches!(a.write(&h(None), Role::Planner), Err(AuthError::Unauthorized(_))));
+        assert!(matches!(a.write(&h(Some("p-token")), Role::Admin), Err(AuthError::Forbidden(_))));
+        let closed = auth(true);
+        assert!(closed.read(&h(None)).is_err());
+        assert!(closed.read(&h(Some("v-token"))).is_ok());
+        assert!(!format!("{a:?}").contains("token\""));
+    }
+}

@@ -1,0 +1,101 @@
+//! Embedded history: per-asset, per-minute rollups in the SQLite store, the
+//! zero set-up time series behind the dashboard.
+//!
+//! Ingest keeps one-minute slots per asset in memory ([`crate::history`],
+//! event time). Every `history.flush_secs` the flusher (`crate::tasks::rollup`)
+//! copies the minutes changed since the last flush out of live state (under
+//! its lock, a copy of a few rows) and writes them outside the lock in one
+//! transaction ([`crate::store::rollups`]); a minute changed again by late
+//! data is written again, whole. Rows older than `history.retention_days`
+//! are deleted at start and then once an hour. At start the newest
+//! `planning.history_hours` of each asset are read back into memory, so
+//! balances and the history go on where they stopped.
+//!
+//! Reads (`/api/v1/assets/{site}/{asset}/history`, group history) flush
+//! first and then read SQLite only, so an answer holds everything ingested
+//! before the request. Downsampling happens in SQL: [`crate::rollup::Layout`]
+//! splits the range into at most `points` buckets of whole minutes.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use throughline_shared::{AssetId, SiteId};
+
+use super::Services;
+use crate::config::HistoryConfig;
+use crate::state::LiveState;
+use crate::store::{Store, StoreError};
+
+/// Serialises flushes, so an older copy of a minute is never written after
+/// a newer one.
+#[derive(Debug)]
+pub struct Rollups {
+    flush: Mutex<()>,
+    retention: chrono::Duration,
+    /// How often the flusher writes.
+    pub every: Duration,
+}
+
+impl Rollups {
+    pub fn new(config: &HistoryConfig) -> Rollups {
+        Rollups {
+            flush: Mutex::new(()),
+            retention: chrono::Duration::days(i64::from(config.retention_days)),
+            every: Duration::from_secs(config.flush_secs.max(1)),
+        }
+    }
+}
+
+/// Write every minute changed since the last flush, in one transaction;
+/// returns the rows written. Blocking: call it off the async runtime. On
+/// failure the minutes stay pending for the next flush.
+pub fn flush(s: &Services) -> Result<usize, StoreError> {
+    let _one_at_a_time = s.rollups.flush.lock().expect("flush lock poisoned");
+    let rows = s.live.take_pending_minutes();
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let started = Instant::now();
+    match s.store.write_rollups(&rows) {
+        Ok(n) => {
+            let m = &s.metrics;
+            m.history_flush_seconds.observe(started.elapsed().as_secs_f64());
+            m.history_flushes.inc();
+            m.history_rows_written.inc_by(n as u64);
+            Ok(n)
+        }
+        Err(e) => {
+            s.metrics.history_flush_failures.inc();
+            s.live.put_back_minutes(&rows);
+            Err(e)
+        }
+    }
+}
+
+/// Delete rollups older than the retention (by `now`, the server clock);
+/// returns how many went.
+pub fn prune(s: &Services, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let n = s.store.prune_rollups((now - s.rollups.retention).timestamp())?;
+    s.metrics.history_rows_pruned.inc_by(n as u64);
+    Ok(n)
+}
+
+/// Read the newest `keep` of each asset's stored history back into live
+/// state (at start). Returns the minutes restored.
+pub fn restore(store: &Store, live: &mut LiveState, keep: chrono::Duration) -> Result<usize, StoreError> {
+    let mut restored = 0;
+    for (site, asset, newest) in store.rollup_assets()? {
+        let (Ok(site_id), Ok(asset_id)) = (SiteId::parse(site.as_str()), AssetId::parse(asset.as_str()))
+        else {
+            continue;
+        };
+        let rows = store.rollup_minutes(&site, &asset, newest - keep.num_seconds())?;
+        restored += rows.len();
+        live.restore_history(&site_id, &asset_id, rows);
+    }
+    Ok(restored)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The live-state handle: live state and the bookkeeping of those who act
+//! on its changes (dashboard, alert edges, rollup writer), behind one lock.
+//! Every method takes the lock for its own work only; notifications (the
+//! alert task's wake-up, the time-series sink's points) are sent after it
+//! is released.
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use throughline_shared::codec::{StatusMessage, Telemetry};
+use tokio::sync::Notify;
+
+use crate::balance::BucketBalance;
+use crate::fanout::{EdgeGroups, Touched};
+use crate::model::ForecastRow;
+use crate::projection::Planner;
+use crate::rollup::{MinuteRows, PendingMinutes};
+use crate::sink::influx::{self, InfluxSink};
+use crate::state::{AgentView, AssetView, LiveState, TelemetryOutcome};
+
+struct Inner {
+    state: LiveState,
+    touched: Touched,
+    edges: EdgeGroups,
+    pending: PendingMinutes,
+}
+
+/// Live state of every asset and agent (see the module docs).
+pub struct Live {
+    inner: Mutex<Inner>,
+    planner: Planner,
+    /// Woken after a message with an alert edge (a state change, a feeder
+    /// load crossing its rating): the affected groups are evaluated at once.
+    edge: Notify,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").field("groups", &self.planner.groups.len()).finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// `state` as restored at start; `keep` is the history kept in memory
+    /// per asset.
+    pub fn new(state: LiveState, planner: Planner, keep: Duration) -> Live {
+        Live {
+            inner: Mutex::new(Inner {
+                state,
+                touched: Touched::default(),
+                edges: EdgeGroups::default(),
+                pending: PendingMinutes::new(keep),
+            }),
+            planner,
+            edge: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("live-state lock poisoned")
+    }
+
+    /// The plant's groups and assets.
+    pub fn planner(&self) -> &Planner {
+        &self.planner
+    }
+
+    /// Apply one telemetry message (received at `now`, wall clock): every
+    /// consumer gets what it changed; `sink` its points.
+    pub fn apply_telemetry(&self, t: &Telemetry, now: DateTime<Utc>, sink: Option<&InfluxSink>) -> TelemetryOutcome {
+        let (out, points, edge) = {
+            let mut g = self.lock();
+            let inner = &mut *g;
+            let out = inner.state.apply_telemetry(t, now);
+            inner.touched.note_telemetry(t, &out);
+            if out.duplicate {
+                return out;
+            }
+            let edge = inner.edges.note(&inner.state, t, &out);
+            inner.pending.note(&mut inner.state, &t.site, &t.asset, &out);
+            let points = sink.map(|_| influx::points(t, &out, &inner.state));
+            (out, points, edge)
+        };
+        if let (Some(sink), Some(points)) = (sink, points) {
+            sink.push(points);
+        }
+        if edge {
+            self.edge.notify_one();
+        }
+        out
+    }
+
+    /// Apply an agent's status; returns its online flag before.
+    pub fn apply_status(&self, m: &StatusMessage, now: DateTime<Utc>) -> Option<bool> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let before = inner.state.apply_status(m, now);
+        inner.touched.note_status(&inner.state, m, before);
+        before
+    }
+
+    /// Read live state under the lock. Keep `f` short: ingest waits for it.
+    pub fn read<R>(&self, f: impl FnOnce(&LiveState) -> R) -> R {
+        f(&self.lock().state)
+    }
+
+    /// Wait for a message with an alert edge.
+    pub async fn edge(&self) {
+        self.edge.notified().await
+    }
+
+    /// The groups with an alert edge since the last call.
+    pub fn take_edge_groups(&self) -> BTreeSet<String> {
+        self.lock().edges.take()
+    }
+
+    /// The asset and agent views changed since the last call, and `then`
+    /// computed on the same state; without a client to tell (`build`
+    /// false), the changes are forgotten without building views.
+    pub fn take_touched<R>(
+        &self,
+        build: bool,
+        then: impl FnOnce(&LiveState) -> R,
+    ) -> ((Vec<AssetView>, Vec<AgentView>), R) {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let views = if build {
+            inner.touched.take(&inner.state)
+        } else {
+            inner.touched.clear();
+            (Vec::new(), Vec::new())
+        };
+        (views, then(&inner.state))
+    }
+
+    /// The history minutes changed since the last call (a copy).
+    pub fn take_pending_minutes(&self) -> Vec<MinuteRows> {
+        let g = &mut *self.lock();
+        g.pending.take(&g.state)
+    }
+
+    /// Put back minutes whose write failed.
+    pub fn put_back_minutes(&self, rows: &[MinuteRows]) {
+        self.lock().pending.put_back(rows)
+    }
+
+    /// Balances of `forecasts` of `group` (all if None) overlapping
+    /// `[from, to)`, with the event time they were computed at.
+    pub fn balances(
+        &self,
+        forecasts: &[ForecastRow],
+        group: Option<&str>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> (Option<DateTime<Utc>>, Vec<BucketBalance>) {
+        self.read(|st| (st.watermark(), self.planner.balances(st, forecasts, group, from, to, Utc::now())))
+    }
+
+    /// A group's projected rate from now on (units/h).
+    pub fn group_rate(&self, group: &str) -> f64 {
+        self.read(|st| self.planner.group_rate(st, group, Utc::now()))
+    }
+}
