@@ -124,7 +124,9 @@ fn balance(c: &mut Criterion) {
         let full = p.planner.balances(&p.state, &p.forecasts, None, None, None, chrono::Utc::now());
         assert_eq!(full.len(), total);
         g.bench_with_input(BenchmarkId::new("full", n), &n, |b, _| {
-            b.iter(|| black_box(p.planner.balances(&p.state, &p.forecasts, None, None, None, chrono::Utc::now())))
+            b.iter(|| {
+                black_box(p.planner.balances(&p.state, &p.forecasts, None, None, None, chrono::Utc::now()))
+            })
         });
         let mut cache = GroupBalances::new(&p.planner, &p.forecasts);
         assert!(cache.update(&p.planner, &p.state, &[], chrono::Utc::now()).all);
@@ -143,7 +145,16 @@ fn balance(c: &mut Criterion) {
             })
         });
         g.bench_with_input(BenchmarkId::new("group_query", n), &n, |b, _| {
-            b.iter(|| black_box(p.planner.balances(&p.state, &p.forecasts, Some("g0007"), None, None, chrono::Utc::now())))
+            b.iter(|| {
+                black_box(p.planner.balances(
+                    &p.state,
+                    &p.forecasts,
+                    Some("g0007"),
+                    None,
+                    None,
+                    chrono::Utc::now(),
+                ))
+            })
         });
     }
     g.finish();

@@ -218,9 +218,7 @@ pub async fn run(base: Config, token: CancellationToken) -> Result<(), Error> {
     let data_dir: PathBuf = base.data_dir.clone();
     let app = App::build(config(base), "demo").await?;
     let shared = app.shared();
-    shared
-        .store
-        .import_forecasts(&forecasts(chrono::Utc::now()), "demo", "demo", chrono::Utc::now())?;
+    shared.store.import_forecasts(&forecasts(chrono::Utc::now()), "demo", "demo", chrono::Utc::now())?;
     shared.forecasts.reload();
     let http = app.http_addr();
     let broker = app.broker_url().clone();

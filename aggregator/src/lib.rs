@@ -26,7 +26,9 @@ pub mod store;
 pub mod tasks;
 
 /// The planning core, under the names the rest of the aggregator uses.
-pub use throughline_core::{alert, balance, ctp, fanout, forecast, history, model, projection, rollup, state};
+pub use throughline_core::{
+    alert, balance, ctp, fanout, forecast, history, model, projection, rollup, state,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,14 +179,25 @@ impl App {
         });
         let (client, eventloop) = tasks::ingest::mqtt::client(&self.ingest);
         self.shared.link.set_client(client.clone());
-        tracker.spawn(tasks::ingest::mqtt::run(client, eventloop, self.ingest, self.shared.clone(), token.child_token()));
+        tracker.spawn(tasks::ingest::mqtt::run(
+            client,
+            eventloop,
+            self.ingest,
+            self.shared.clone(),
+            token.child_token(),
+        ));
         tracker.spawn(tasks::alerts::run(self.shared.clone(), self.evaluate_every, token.child_token()));
         tracker.spawn(tasks::rollup::run(self.shared.clone(), token.child_token()));
         tracker.spawn(tasks::live_tick::run(self.shared.clone(), token.child_token()));
         let http_client =
             reqwest::Client::builder().build().map_err(|e| Error::Broker(format!("HTTP client: {e}")))?;
         for r in self.shared.receivers.clone() {
-            tracker.spawn(tasks::notify::run(r, http_client.clone(), self.shared.clone(), token.child_token()));
+            tracker.spawn(tasks::notify::run(
+                r,
+                http_client.clone(),
+                self.shared.clone(),
+                token.child_token(),
+            ));
         }
         let app = api::router(self.shared.clone());
         let stop = token.clone();

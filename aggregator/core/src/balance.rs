@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_shared::{AssetId, AssetState, SiteId};
 
-use crate::model::{AssetKind, GroupConfig};
 use crate::model::{hours_between, ForecastRow, Unit};
+use crate::model::{AssetKind, GroupConfig};
 
 /// One asset of the group as the engine sees it for one bucket.
 #[derive(Debug, Clone, PartialEq)]

@@ -243,7 +243,10 @@ impl PendingMinutes {
     /// Put back rows whose write failed: they are retried at the next take.
     pub fn put_back(&mut self, rows: &[MinuteRows]) {
         for (site, asset, minutes) in rows {
-            self.minutes.entry((site.clone(), asset.clone())).or_default().extend(minutes.iter().map(|(m, _)| *m));
+            self.minutes
+                .entry((site.clone(), asset.clone()))
+                .or_default()
+                .extend(minutes.iter().map(|(m, _)| *m));
         }
     }
 

@@ -9,8 +9,8 @@ use serde::Serialize;
 use throughline_shared::codec::{StatusMessage, Telemetry};
 use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
 
-use crate::model::{AssetConfig, AssetKind};
 use crate::history::{History, MinuteSpan};
+use crate::model::{AssetConfig, AssetKind};
 
 /// Most gap ranges remembered per agent; beyond it the oldest are forgotten
 /// (a message from a forgotten gap then counts as a duplicate).
@@ -223,7 +223,10 @@ impl AssetLive {
 enum SampleOutcome {
     /// In order; `reset`: the output counter went down; `changed`: the
     /// state changed.
-    Applied { reset: bool, changed: bool },
+    Applied {
+        reset: bool,
+        changed: bool,
+    },
     Late,
 }
 
@@ -320,13 +323,7 @@ impl LiveState {
                 .or_default()
                 .insert(a.id.clone(), AssetLive::new(a.site.clone(), a.id.clone(), Some(a.clone())));
         }
-        LiveState {
-            assets,
-            agents: BTreeMap::new(),
-            rate_window,
-            watermark: None,
-            restored: BTreeMap::new(),
-        }
+        LiveState { assets, agents: BTreeMap::new(), rate_window, watermark: None, restored: BTreeMap::new() }
     }
 
     /// Put back per-minute history read from the store (after a restart).
@@ -344,7 +341,13 @@ impl LiveState {
 
     /// Drop the history of `site/asset` before `before`, except the minutes
     /// (epoch seconds of their start) for which `pending` holds.
-    pub fn prune_history(&mut self, site: &SiteId, asset: &AssetId, before: DateTime<Utc>, pending: impl Fn(i64) -> bool) {
+    pub fn prune_history(
+        &mut self,
+        site: &SiteId,
+        asset: &AssetId,
+        before: DateTime<Utc>,
+        pending: impl Fn(i64) -> bool,
+    ) {
         if let Some(a) = self.assets.get_mut(site).and_then(|m| m.get_mut(asset)) {
             a.history.prune(before, pending);
         }

@@ -129,7 +129,10 @@ mod tests {
         });
         let ApiError::Internal(ref source) = e else { panic!("{e:?}") };
         let logged = chain(source.as_ref());
-        assert!(logged.contains("/data/throughline.db") && logged.contains("Query is not read-only"), "{logged}");
+        assert!(
+            logged.contains("/data/throughline.db") && logged.contains("Query is not read-only"),
+            "{logged}"
+        );
         assert_eq!(e.into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
         let e: ApiError = AlertsError::AlreadyResolved(4).into();
         assert!(matches!(&e, ApiError::Conflict(m) if m == "alert 4 is already resolved"), "{e:?}");

@@ -91,8 +91,9 @@ pub async fn asset_history(
     };
     let layout = Layout::new(from, to, points).map_err(ApiError::BadRequest)?;
     // Some(unit) when live state knows the asset (unit None: unregistered).
-    let live =
-        s.live.read(|st| st.asset(&site, &asset).map(|a| a.registration.as_ref().map(|r| r.kind.output_unit())));
+    let live = s
+        .live
+        .read(|st| st.asset(&site, &asset).map(|a| a.registration.as_ref().map(|r| r.kind.output_unit())));
     let shared = s.clone();
     let (site2, asset2) = (site.clone(), asset.clone());
     let read = tokio::task::spawn_blocking(move || {

@@ -45,7 +45,8 @@ pub async fn list_forecasts(
             return Err(ApiError::BadRequest(format!("`versions` is `current` or `all`, not `{other}`")))
         }
     };
-    let rows = s.store.forecasts(q.group.as_deref(), time_param("from", &q.from)?, time_param("to", &q.to)?, all)?;
+    let rows =
+        s.store.forecasts(q.group.as_deref(), time_param("from", &q.from)?, time_param("to", &q.to)?, all)?;
     Ok(Json(json!({ "forecasts": rows })))
 }
 
@@ -180,7 +181,11 @@ pub struct PromiseBody {
 /// `POST /api/v1/promise`: can the group deliver `quantity` by `due`? An
 /// inquiry is a read; a quote reserves capacity and needs a planner, so
 /// this handler asks for the role its body names.
-pub async fn promise(State(s): State<Arc<Services>>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn promise(
+    State(s): State<Arc<Services>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let req: PromiseBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "body must be JSON {{\"group\", \"quantity\", \"due\", \"mode\": \"inquiry\"|\"quote\", \"reference\"}}: {e}"
@@ -199,7 +204,8 @@ pub async fn promise(State(s): State<Arc<Services>>, headers: HeaderMap, body: B
         return Err(ApiError::BadRequest("`quantity` must be a number > 0".into()));
     }
     let due = parse_time(&req.due).map_err(|e| ApiError::BadRequest(format!("`due`: {e}")))?;
-    let request = PromiseRequest { group: req.group, quantity: req.quantity, due, quote, reference: req.reference };
+    let request =
+        PromiseRequest { group: req.group, quantity: req.quantity, due, quote, reference: req.reference };
     let answer = s.promise(&request, actor.as_ref())?;
     Ok(Json(serde_json::to_value(answer).unwrap_or_default()))
 }

@@ -40,7 +40,10 @@ impl Alerts {
     pub fn load(store: Arc<Store>) -> Result<Alerts, StoreError> {
         let (unresolved, unreadable) = store.unresolved_alerts()?;
         if unreadable > 0 {
-            tracing::warn!(alerts = unreadable, "unresolved alerts in the store could not be read; left as they are");
+            tracing::warn!(
+                alerts = unreadable,
+                "unresolved alerts in the store could not be read; left as they are"
+            );
         }
         let raised = store.alert_keys(AlertKind::ForecastDeviation)?;
         let book = AlertBook::restore(unresolved, raised, store.next_alert_id()?);
@@ -62,7 +65,9 @@ impl Alerts {
                 crate::model::AlertChange::Opened => {
                     tracing::info!(id = a.id, kind = a.kind.as_str(), key = %a.key, summary = %a.summary, "alert opened")
                 }
-                _ => tracing::info!(id = a.id, kind = a.kind.as_str(), key = %a.key, "alert resolved (condition cleared)"),
+                _ => {
+                    tracing::info!(id = a.id, kind = a.kind.as_str(), key = %a.key, "alert resolved (condition cleared)")
+                }
             }
         }
         Ok(changes.events)
@@ -71,7 +76,12 @@ impl Alerts {
     /// One evaluation of `scope` (under the live-state lock, then the
     /// book's): the conditions true now against the book; the alert events
     /// it caused, stored. `forecasts` are those of the groups in scope.
-    pub fn evaluate(&self, live: &Live, forecasts: &[crate::model::ForecastRow], scope: Scope) -> (Vec<AlertEvent>, usize) {
+    pub fn evaluate(
+        &self,
+        live: &Live,
+        forecasts: &[crate::model::ForecastRow],
+        scope: Scope,
+    ) -> (Vec<AlertEvent>, usize) {
         let planner = live.planner();
         let (changes, unresolved) = live.read(|state| {
             let mut book = self.lock();

@@ -95,11 +95,7 @@ pub fn body_for(kind: &ReceiverKind, event: &AlertEvent) -> String {
 }
 
 /// Queue `events` for every receiver.
-pub fn enqueue(
-    store: &Store,
-    receivers: &[Receiver],
-    events: &[AlertEvent],
-) -> Result<(), StoreError> {
+pub fn enqueue(store: &Store, receivers: &[Receiver], events: &[AlertEvent]) -> Result<(), StoreError> {
     let now = Utc::now();
     for e in events {
         for r in receivers {

@@ -167,4 +167,3 @@ pub fn snapshot(shared: &Services) -> Value {
         "overview": overview,
     })
 }
-

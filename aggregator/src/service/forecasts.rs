@@ -46,7 +46,8 @@ impl Forecasts {
     pub fn reload(&self) {
         match self.store.forecasts(None, None, None, false) {
             Ok(rows) => {
-                *self.rows.write().expect("forecast lock") = Arc::new(rows.into_iter().map(|f| f.row).collect())
+                *self.rows.write().expect("forecast lock") =
+                    Arc::new(rows.into_iter().map(|f| f.row).collect())
             }
             Err(e) => tracing::error!(error = %e, "forecasts could not be read"),
         }

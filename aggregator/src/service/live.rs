@@ -68,7 +68,12 @@ impl Live {
 
     /// Apply one telemetry message (received at `now`, wall clock): every
     /// consumer gets what it changed; `sink` its points.
-    pub fn apply_telemetry(&self, t: &Telemetry, now: DateTime<Utc>, sink: Option<&InfluxSink>) -> TelemetryOutcome {
+    pub fn apply_telemetry(
+        &self,
+        t: &Telemetry,
+        now: DateTime<Utc>,
+        sink: Option<&InfluxSink>,
+    ) -> TelemetryOutcome {
         let (out, points, edge) = {
             let mut g = self.lock();
             let inner = &mut *g;

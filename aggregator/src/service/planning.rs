@@ -114,7 +114,8 @@ impl Services {
     /// forecast demand still open and the capacity quotes hold? A quote
     /// (`actor` given) that can be met reserves what it uses.
     pub fn promise(&self, req: &PromiseRequest, actor: Option<&Actor>) -> Result<Promise, PromiseError> {
-        let group = self.live.planner().group(&req.group).ok_or_else(|| PromiseError::NoGroup(req.group.clone()))?;
+        let group =
+            self.live.planner().group(&req.group).ok_or_else(|| PromiseError::NoGroup(req.group.clone()))?;
         if !(req.quantity.is_finite() && req.quantity > 0.0) {
             return Err(PromiseError::Quantity);
         }
@@ -145,8 +146,14 @@ impl Services {
         let reservations = self.store.active_reservations(&group.id, Utc::now())?;
         demand.extend(reservations.iter().flat_map(|r| r.consumes.iter().cloned()));
         let horizon = now + chrono::Duration::days(366);
-        let answer =
-            capable_to_promise(&CtpInput { now, rate_per_hour: rate, demand, quantity: req.quantity, due: req.due, horizon });
+        let answer = capable_to_promise(&CtpInput {
+            now,
+            rate_per_hour: rate,
+            demand,
+            quantity: req.quantity,
+            due: req.due,
+            horizon,
+        });
         let mut out = Promise {
             group: group.id.clone(),
             unit: Unit::of(group.kind),

@@ -84,8 +84,10 @@ impl Store {
     /// The keys of every alert of `kind` ever stored.
     pub fn alert_keys(&self, kind: AlertKind) -> Result<Vec<AlertKey>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT key FROM alerts WHERE kind = ?1").map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![kind.as_str()], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let mut stmt =
+            conn.prepare_cached("SELECT key FROM alerts WHERE kind = ?1").map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map(params![kind.as_str()], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
         let keys = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
         Ok(keys.iter().filter_map(|k| k.parse().ok()).collect())
     }
@@ -119,7 +121,12 @@ mod tests {
             threshold: 5.0,
             summary: "short".into(),
             action: "act".into(),
-            details: AlertDetails::Downtime { since: Utc::now(), reason: None, minutes: 20.0, rate_loss_per_hour: None },
+            details: AlertDetails::Downtime {
+                since: Utc::now(),
+                reason: None,
+                minutes: 20.0,
+                rate_loss_per_hour: None,
+            },
             event_time: None,
         }
     }
@@ -132,7 +139,13 @@ mod tests {
         let id = {
             let store = Store::open(&path).unwrap();
             let mut book = AlertBook::default();
-            let ch = book.apply(vec![cond("downtime:s:a", AlertKind::Downtime), cond("forecast_deviation:g:1", AlertKind::ForecastDeviation)], now);
+            let ch = book.apply(
+                vec![
+                    cond("downtime:s:a", AlertKind::Downtime),
+                    cond("forecast_deviation:g:1", AlertKind::ForecastDeviation),
+                ],
+                now,
+            );
             for a in ch.to_store() {
                 store.save_alert(a).unwrap();
             }

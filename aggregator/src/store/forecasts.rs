@@ -219,5 +219,4 @@ mod tests {
             s.forecasts(None, Some(t0 + Duration::hours(10)), Some(t0 + Duration::hours(11)), false).unwrap();
         assert_eq!(some.len(), 1);
     }
-
 }

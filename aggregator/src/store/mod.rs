@@ -59,7 +59,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        for schema in [forecasts::SCHEMA, alerts::SCHEMA, outbox::SCHEMA, reservations::SCHEMA, rollups::SCHEMA] {
+        for schema in
+            [forecasts::SCHEMA, alerts::SCHEMA, outbox::SCHEMA, reservations::SCHEMA, rollups::SCHEMA]
+        {
             conn.execute_batch(schema).map_err(err)?;
         }
         Ok(Store { conn: Mutex::new(conn), path: p })

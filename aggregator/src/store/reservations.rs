@@ -62,8 +62,9 @@ impl Store {
                 "SELECT body FROM reservations WHERE group_id = ?1 AND status = ?3 AND expires_ms > ?2",
             )
             .map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map(params![group, ms(now), ReservationStatus::Held.as_str()], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![group, ms(now), ReservationStatus::Held.as_str()], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
         let bodies = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
         Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
     }

@@ -24,7 +24,8 @@ pub async fn run(shared: Arc<Services>, token: CancellationToken) {
         }
         let listening = shared.feed.listening();
         let overview_due = listening
-            && (shared.feed.take_overview_due() || last_overview.is_none_or(|t| t.elapsed() >= OVERVIEW_EVERY));
+            && (shared.feed.take_overview_due()
+                || last_overview.is_none_or(|t| t.elapsed() >= OVERVIEW_EVERY));
         let forecasts = overview_due.then(|| shared.forecasts.all());
         // Nobody to tell: the changes are forgotten without building views.
         let ((assets, agents), overview) = shared

@@ -85,4 +85,3 @@ pub async fn run(receiver: Receiver, http: reqwest::Client, shared: Arc<Services
         }
     }
 }
-

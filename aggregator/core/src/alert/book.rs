@@ -168,20 +168,33 @@ impl AlertBook {
 
     /// A planner acknowledges unresolved alert `id`; None if no unresolved
     /// alert has that id.
-    pub fn acknowledge(&mut self, id: i64, by: &str, note: Option<String>, now: DateTime<Utc>) -> Option<AlertEvent> {
+    pub fn acknowledge(
+        &mut self,
+        id: i64,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Option<AlertEvent> {
         self.mark(id, AlertStatus::Acknowledged, Mark { by: by.into(), at: now, note })
     }
 
     /// A planner resolves unresolved alert `id`; if its condition still
     /// holds, the key is suppressed until the condition clears. None if no
     /// unresolved alert has that id.
-    pub fn resolve(&mut self, id: i64, by: &str, note: Option<String>, now: DateTime<Utc>) -> Option<AlertEvent> {
+    pub fn resolve(
+        &mut self,
+        id: i64,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Option<AlertEvent> {
         self.mark(id, AlertStatus::Resolved, Mark { by: by.into(), at: now, note })
     }
 
     fn mark(&mut self, id: i64, status: AlertStatus, mark: Mark) -> Option<AlertEvent> {
         let key = self.unresolved.values().find(|a| a.id == id)?.key.clone();
-        let event = if status == AlertStatus::Resolved { AlertChange::Resolved } else { AlertChange::Acknowledged };
+        let event =
+            if status == AlertStatus::Resolved { AlertChange::Resolved } else { AlertChange::Acknowledged };
         let alert = if status == AlertStatus::Resolved {
             let mut a = self.unresolved.remove(&key)?;
             self.suppressed.insert(key);
@@ -334,7 +347,10 @@ mod tests {
         let g1 = |k: &AlertKey| k.group() == Some("g1");
         let ev = book.apply_scoped(vec![], now, g1, |_| true).events;
         assert_eq!(ev.len(), 1);
-        assert_eq!((ev[0].event, ev[0].alert.key.to_string().as_str()), (AlertChange::Resolved, "schedule:g1:1"));
+        assert_eq!(
+            (ev[0].event, ev[0].alert.key.to_string().as_str()),
+            (AlertChange::Resolved, "schedule:g1:1")
+        );
         assert!(
             book.apply(vec![cond("downtime:s:b", AlertKind::Downtime)], now).events.is_empty(),
             "the manual resolve still holds: a scoped evaluation did not drop it"

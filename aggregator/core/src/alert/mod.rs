@@ -24,18 +24,9 @@ pub enum AlertDetails {
         assets_total: usize,
     },
     /// Downtime alerts.
-    Downtime {
-        since: DateTime<Utc>,
-        reason: Option<String>,
-        minutes: f64,
-        rate_loss_per_hour: Option<f64>,
-    },
+    Downtime { since: DateTime<Utc>, reason: Option<String>, minutes: f64, rate_loss_per_hour: Option<f64> },
     /// Offline alerts.
-    Offline {
-        last_message: Option<DateTime<Utc>>,
-        online: Option<bool>,
-        assets: Vec<String>,
-    },
+    Offline { last_message: Option<DateTime<Utc>>, online: Option<bool>, assets: Vec<String> },
     /// No numbers (`null`).
     None,
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{AlertDetails, AlertKey, AlertKind, Condition};
 use crate::balance::{BucketBalance, Phase};
-use crate::model::{AssetKind, GroupConfig};
 use crate::model::hours_between;
+use crate::model::{AssetKind, GroupConfig};
 use crate::state::{AgentLive, AssetLive};
 
 fn hhmm(t: DateTime<Utc>) -> String {
@@ -181,7 +181,11 @@ pub fn deviation(
     }
     let unit = b.unit.as_str();
     Some(Condition {
-        key: AlertKey::Bucket { kind: AlertKind::ForecastDeviation, group: b.group.clone(), start: b.start.timestamp() },
+        key: AlertKey::Bucket {
+            kind: AlertKind::ForecastDeviation,
+            group: b.group.clone(),
+            start: b.start.timestamp(),
+        },
         kind: AlertKind::ForecastDeviation,
         site: site.map(str::to_string),
         group: Some(b.group.clone()),
@@ -408,7 +412,11 @@ mod tests {
         // the one alert; only falling below 3 % resolves it.
         for pct in [4.9, 5.1, 4.95, 5.05, 4.0, 6.0, 3.1, 5.2, 4.99, 2.9, 4.9, 4.97] {
             let b = bucket_with_gap(pct);
-            let key = AlertKey::Bucket { kind: AlertKind::Schedule, group: "family-a".into(), start: b.start.timestamp() };
+            let key = AlertKey::Bucket {
+                kind: AlertKind::Schedule,
+                group: "family-a".into(),
+                start: b.start.timestamp(),
+            };
             let conds: Vec<_> = gap(&b, &g, Some("s"), book.is_open(&key)).into_iter().collect();
             for e in book.apply(conds, Utc::now()).events {
                 match e.event {

@@ -112,12 +112,17 @@ fn alert_edges_are_state_changes_and_feeder_loads_crossing_the_rating() {
 /// it needs and nothing derived twice.
 #[test]
 fn one_message_fans_out_to_every_consumer() {
-    let feeder = AssetConfig { kind: AssetKind::Feeder, rated_capacity: 100.0, group: "f".into(), ..reg("fd") };
+    let feeder =
+        AssetConfig { kind: AssetKind::Feeder, rated_capacity: 100.0, group: "f".into(), ..reg("fd") };
     let mut st = LiveState::new(&[feeder], Duration::minutes(5));
     let (mut touched, mut edges, mut pending) =
         (Touched::default(), EdgeGroups::default(), PendingMinutes::new(Duration::hours(48)));
     let s = |secs: i64| Sample::at(t0() + Duration::seconds(secs));
-    let first = tel("fd", 1, vec![Sample { output: Some(100.0), load_kw: Some(50.0), state: Some(AssetState::Running), ..s(0) }]);
+    let first = tel(
+        "fd",
+        1,
+        vec![Sample { output: Some(100.0), load_kw: Some(50.0), state: Some(AssetState::Running), ..s(0) }],
+    );
     let o = st.apply_telemetry(&first, t0());
     touched.note_telemetry(&first, &o);
     edges.note(&st, &first, &o);

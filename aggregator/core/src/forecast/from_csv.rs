@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use super::{check_group, check_unit, demand_message, demand_ok, finish, parse_time, to_line, uplift_message, uplift_ok, Candidate, ImportError, COLUMNS};
+use super::{
+    check_group, check_unit, demand_message, demand_ok, finish, parse_time, to_line, uplift_message,
+    uplift_ok, Candidate, ImportError, COLUMNS,
+};
 use crate::model::{AssetKind, ForecastRow};
 
 /// Parse a CSV forecast. `groups` maps each configured group id to its kind

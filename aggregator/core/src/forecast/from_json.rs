@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{check_group, check_unit, demand_message, demand_ok, finish, parse_time, uplift_message, uplift_ok, Candidate, ImportError, COLUMNS, SHAPE};
+use super::{
+    check_group, check_unit, demand_message, demand_ok, finish, parse_time, uplift_message, uplift_ok,
+    Candidate, ImportError, COLUMNS, SHAPE,
+};
 use crate::model::{AssetKind, ForecastRow};
 
 /// Parse a JSON forecast: either an array of objects with the fields

@@ -72,7 +72,9 @@ impl AlertStatus {
     }
 
     pub fn parse(s: &str) -> Option<AlertStatus> {
-        [AlertStatus::Open, AlertStatus::Acknowledged, AlertStatus::Resolved].into_iter().find(|k| k.as_str() == s)
+        [AlertStatus::Open, AlertStatus::Acknowledged, AlertStatus::Resolved]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -157,12 +159,18 @@ impl FromStr for AlertKey {
         match kind {
             AlertKind::Offline => Ok(AlertKey::Offline { agent: nonempty(rest, "empty agent")? }),
             AlertKind::Downtime => {
-                let (site, asset) = rest.split_once(':').ok_or_else(|| err("expected downtime:<site>:<asset>"))?;
-                Ok(AlertKey::Downtime { site: nonempty(site, "empty site")?, asset: nonempty(asset, "empty asset")? })
+                let (site, asset) =
+                    rest.split_once(':').ok_or_else(|| err("expected downtime:<site>:<asset>"))?;
+                Ok(AlertKey::Downtime {
+                    site: nonempty(site, "empty site")?,
+                    asset: nonempty(asset, "empty asset")?,
+                })
             }
             _ => {
-                let (group, start) = rest.rsplit_once(':').ok_or_else(|| err("expected <kind>:<group>:<start>"))?;
-                let start = start.parse().map_err(|_| err("bucket start is not a whole number of seconds"))?;
+                let (group, start) =
+                    rest.rsplit_once(':').ok_or_else(|| err("expected <kind>:<group>:<start>"))?;
+                let start =
+                    start.parse().map_err(|_| err("bucket start is not a whole number of seconds"))?;
                 Ok(AlertKey::Bucket { kind, group: nonempty(group, "empty group")?, start })
             }
         }
@@ -189,9 +197,22 @@ mod tests {
     #[test]
     fn keys_print_as_before_and_read_back() {
         let cases = [
-            (AlertKey::Bucket { kind: AlertKind::Schedule, group: "family-a".into(), start: 1_700_000_000 }, "schedule:family-a:1700000000"),
-            (AlertKey::Bucket { kind: AlertKind::ForecastDeviation, group: "north".into(), start: -60 }, "forecast_deviation:north:-60"),
-            (AlertKey::Downtime { site: "plant-1".into(), asset: "press-2".into() }, "downtime:plant-1:press-2"),
+            (
+                AlertKey::Bucket {
+                    kind: AlertKind::Schedule,
+                    group: "family-a".into(),
+                    start: 1_700_000_000,
+                },
+                "schedule:family-a:1700000000",
+            ),
+            (
+                AlertKey::Bucket { kind: AlertKind::ForecastDeviation, group: "north".into(), start: -60 },
+                "forecast_deviation:north:-60",
+            ),
+            (
+                AlertKey::Downtime { site: "plant-1".into(), asset: "press-2".into() },
+                "downtime:plant-1:press-2",
+            ),
             (AlertKey::Offline { agent: "gw-1".into() }, "offline:gw-1"),
         ];
         for (key, text) in cases {
@@ -205,7 +226,16 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused_with_a_reason() {
-        for bad in ["", "schedule", "nonsense:g:1", "schedule:g:soon", "schedule::1", "downtime:site", "offline:", "dispatch:g"] {
+        for bad in [
+            "",
+            "schedule",
+            "nonsense:g:1",
+            "schedule:g:soon",
+            "schedule::1",
+            "downtime:site",
+            "offline:",
+            "dispatch:g",
+        ] {
             let e = bad.parse::<AlertKey>().unwrap_err();
             assert_eq!(e.key, bad);
             assert!(!e.reason.is_empty());

@@ -118,7 +118,11 @@ mod tests {
     }
 
     pub(crate) fn windows() -> Windows {
-        Windows { rate: Duration::minutes(15), availability: Duration::hours(8), history: Duration::hours(48) }
+        Windows {
+            rate: Duration::minutes(15),
+            availability: Duration::hours(8),
+            history: Duration::hours(48),
+        }
     }
 
     fn config(assets: usize, groups: usize) -> Plant {

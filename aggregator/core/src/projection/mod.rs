@@ -325,9 +325,7 @@ impl Planner {
                 .min()
                 .unwrap_or(120);
             let names: Vec<String> = assets.iter().map(|a| a.asset.to_string()).collect();
-            if let Some(c) =
-                rules::offline(agent, Duration::seconds(offline_secs as i64), wall_now, &names)
-            {
+            if let Some(c) = rules::offline(agent, Duration::seconds(offline_secs as i64), wall_now, &names) {
                 out.push(c);
             }
         }
@@ -398,25 +396,16 @@ pub fn can_judge(state: &LiveState, a: &Alert) -> bool {
             .site
             .as_deref()
             .zip(a.asset.as_deref())
-            .and_then(|(s, x)| {
-                Some(
-                    state
-                        .asset(&SiteId::parse(s).ok()?, &AssetId::parse(x).ok()?)?
-                        .last_ts,
-                )
-            })
+            .and_then(|(s, x)| Some(state.asset(&SiteId::parse(s).ok()?, &AssetId::parse(x).ok()?)?.last_ts))
             .flatten()
             .is_some(),
-        AlertKind::Offline => a
-            .agent
-            .as_deref()
-            .and_then(|g| AgentId::parse(g).ok())
-            .is_some_and(|g| state.agent(&g).is_some()),
+        AlertKind::Offline => {
+            a.agent.as_deref().and_then(|g| AgentId::parse(g).ok()).is_some_and(|g| state.agent(&g).is_some())
+        }
         AlertKind::Schedule | AlertKind::Dispatch => state.watermark().is_some(),
         AlertKind::ForecastDeviation => false,
     }
 }
-
 
 #[cfg(test)]
 mod tests;

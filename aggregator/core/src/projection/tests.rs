@@ -33,16 +33,38 @@ fn planner() -> (Planner, Vec<AssetConfig>) {
         asset("l2", AssetKind::Line, "fam", 120.0),
         asset("f1", AssetKind::Feeder, "north", 100.0),
     ];
-    let groups = vec![GroupConfig::with_defaults("fam", AssetKind::Line), GroupConfig::with_defaults("north", AssetKind::Feeder)];
-    let windows = Windows { rate: Duration::minutes(15), availability: Duration::hours(8), history: Duration::hours(48) };
+    let groups = vec![
+        GroupConfig::with_defaults("fam", AssetKind::Line),
+        GroupConfig::with_defaults("north", AssetKind::Feeder),
+    ];
+    let windows = Windows {
+        rate: Duration::minutes(15),
+        availability: Duration::hours(8),
+        history: Duration::hours(48),
+    };
     (Planner::new(&assets, groups, windows), assets)
 }
 
 /// One sample a minute from `from` to `to` (inclusive), `per_min` more
 /// output each minute, in `state`.
-fn run(st: &mut LiveState, id: &str, seq: &mut u64, from: i64, to: i64, per_min: f64, state: AssetState, load: Option<f64>) {
+fn run(
+    st: &mut LiveState,
+    id: &str,
+    seq: &mut u64,
+    from: i64,
+    to: i64,
+    per_min: f64,
+    state: AssetState,
+    load: Option<f64>,
+) {
     let samples = (from..=to)
-        .map(|m| Sample { output: Some(m as f64 * per_min), state: Some(state), load_kw: load, reason: (state == AssetState::Down).then(|| "jam".to_string()), ..Sample::at(t(m)) })
+        .map(|m| Sample {
+            output: Some(m as f64 * per_min),
+            state: Some(state),
+            load_kw: load,
+            reason: (state == AssetState::Down).then(|| "jam".to_string()),
+            ..Sample::at(t(m))
+        })
         .collect();
     *seq += 1;
     let tel = Telemetry {
@@ -91,7 +113,8 @@ fn a_down_line_gives_downtime_and_schedule_conditions_with_typed_keys() {
     run(&mut st, "l2", &mut seq, 31, 60, 0.0, AssetState::Down, None);
     run(&mut st, "f1", &mut seq, 0, 60, 1.0, AssetState::Running, Some(150.0));
     // Demand: everything both lines could make in two hours.
-    let forecasts = vec![bucket("fam", Unit::Pieces, 0, 120, 480.0), bucket("north", Unit::KWh, 0, 120, 100.0)];
+    let forecasts =
+        vec![bucket("fam", Unit::Pieces, 0, 120, 480.0), bucket("north", Unit::KWh, 0, 120, 100.0)];
     let book = AlertBook::default();
     let groups = BTreeSet::from(["fam".to_string(), "north".to_string()]);
     let conds = p.conditions_in(&st, &forecasts, &book, t(60), Scope::Groups(&groups));
@@ -107,7 +130,11 @@ fn a_down_line_gives_downtime_and_schedule_conditions_with_typed_keys() {
         "{conds:#?}"
     );
     let down = conds.iter().find(|c| c.kind == AlertKind::Downtime).unwrap();
-    assert!(matches!(down.details, AlertDetails::Downtime { minutes, .. } if (minutes - 29.0).abs() < 1.1), "{:?}", down.details);
+    assert!(
+        matches!(down.details, AlertDetails::Downtime { minutes, .. } if (minutes - 29.0).abs() < 1.1),
+        "{:?}",
+        down.details
+    );
     // The agents' scope is the offline rule only: the agent is current.
     assert!(p.conditions_in(&st, &forecasts, &book, t(60), Scope::Agents).is_empty());
     // Silent for longer than the group's offline_secs: offline.
@@ -126,7 +153,11 @@ fn scopes_and_coverage_follow_the_configured_plant() {
     assert!(!fam.contains(&key("offline:gw")));
     assert!(!fam.contains(&key("schedule:family:1")), "a group whose name starts the same is another group");
     assert!(p.covers(&key("dispatch:north:1")) && p.covers(&key("downtime:s:f1")));
-    assert!(!p.covers(&key("schedule:gone:1")) && !p.covers(&key("downtime:s:gone")) && !p.covers(&key("offline:gw")));
+    assert!(
+        !p.covers(&key("schedule:gone:1"))
+            && !p.covers(&key("downtime:s:gone"))
+            && !p.covers(&key("offline:gw"))
+    );
 }
 
 #[test]

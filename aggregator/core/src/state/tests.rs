@@ -198,4 +198,3 @@ fn bucket_output_across_a_counter_reset() {
         (h.output_between(t0() + Duration::minutes(20), t0() + Duration::minutes(30)) - 60.0).abs() < 1e-9
     );
 }
-

@@ -16,7 +16,10 @@ struct Plant {
 
 impl Plant {
     fn new(registered: &[AssetConfig]) -> Plant {
-        Plant { state: LiveState::new(registered, Duration::minutes(5)), pending: PendingMinutes::new(Duration::hours(48)) }
+        Plant {
+            state: LiveState::new(registered, Duration::minutes(5)),
+            pending: PendingMinutes::new(Duration::hours(48)),
+        }
     }
     fn take_dirty_minutes(&mut self) -> Vec<MinuteRows> {
         self.pending.take(&self.state)
