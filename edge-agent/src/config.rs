@@ -396,7 +396,7 @@ impl AgentConfig {
                 "ca_file: required with mqtts:// (the CA that signed the broker's certificate)".into()
             );
         };
-        crate::publish::tls::client_config(crate::publish::tls::TlsFiles {
+        crate::link::tls::client_config(crate::link::tls::TlsFiles {
             ca_file,
             cert_file: self.mqtt.cert_file.as_deref(),
             key_file: self.mqtt.key_file.as_deref(),
