@@ -23,12 +23,13 @@
 //! ```
 //!
 //! # Dependencies between modules
-//! Each module imports only modules below it, never this file's items:
-//! `link` -> `spool`, `source` (its `Health`); `config` -> `source`,
-//! `spool`, `link::tls`; `seq` -> `error` -> `spool`; `publish` names
-//! nothing else (it re-exports `link::{mqtt, tls}` under their old paths);
-//! `spool` imports no other module. Check with
-//! `grep -rn "use crate::\|crate::" edge-agent/src`.
+//! Imports go one way, and no module imports this file's items:
+//! `config` -> `source`, `spool`, `link::tls`, `error`; `link` -> `spool`,
+//! `source` (its `Health`); `seq` -> `error` -> `spool`; `source` (whose
+//! submodules use its `Sink` and `Health`), `spool` and `publish` import no
+//! other module (`publish` only re-exports `link::{mqtt, tls}` under their
+//! old paths). `source` takes its settings as [`source::Sources`], which
+//! `AgentConfig` converts into. Check with `grep -rn "crate::" edge-agent/src`.
 
 pub mod config;
 pub mod error;

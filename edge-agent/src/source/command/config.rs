@@ -139,22 +139,6 @@ impl CommandConfig {
 mod tests {
     use super::*;
 
-    #[test]
-    fn agent_config_reports_command_problems_under_the_asset() {
-        let text = "agent = \"gw\"\nsite = \"s\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\
-                    [[assets]]\nid = \"a\"\n[assets.source]\ntype = \"command\"\nprogram = \"/bin/true\"\n\
-                    [[assets]]\nid = \"b\"\n[assets.source]\ntype = \"command\"\nprogram = \"\"\n\
-                    mode = \"long-running\"\ninterval_ms = 10\n";
-        let path = std::path::Path::new("a.toml");
-        let e = crate::config::AgentConfig::from_toml(text, path).unwrap_err().to_string();
-        assert!(e.contains("assets[1].source.program: must not be empty"), "{e}");
-        assert!(e.contains("assets[1].source.interval_ms: only used with mode = \"periodic\""), "{e}");
-        assert!(!e.contains("assets[0]"), "{e}");
-        let typo = text.replace("program = \"/bin/true\"", "program = \"/bin/true\"\nintervall_ms = 5");
-        let e = crate::config::AgentConfig::from_toml(&typo, path).unwrap_err().to_string();
-        assert!(e.contains("intervall_ms"), "{e}");
-    }
-
     fn config(extra: &str) -> CommandConfig {
         toml::from_str(&format!("program = \"/usr/bin/reader\"\n{extra}")).unwrap()
     }
