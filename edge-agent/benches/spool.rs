@@ -36,7 +36,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use throughline_edge_agent::publish::mqtt::MAX_IN_FLIGHT;
+use throughline_edge_agent::link::mqtt::MAX_IN_FLIGHT;
 use throughline_edge_agent::spool::{Appended, FsyncPolicy, Spool, SpoolConfig};
 
 use backlog::{Record, Shape};

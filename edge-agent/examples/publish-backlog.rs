@@ -1,6 +1,6 @@
 //! Publish the same backlog as `fill-spool` straight to a broker, without a
 //! spool: the broker's ceiling for the agent's replay, with the agent's own
-//! MQTT options (`publish::mqtt::client`) and window (QoS 1, at most
+//! MQTT options (`link::mqtt::client`) and window (QoS 1, at most
 //! `MAX_IN_FLIGHT` = 64 unacknowledged).
 //!
 //! ```sh
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use rumqttc::{Event, Packet, QoS};
-use throughline_edge_agent::publish::mqtt::{client, LinkSettings, MAX_IN_FLIGHT};
+use throughline_edge_agent::link::mqtt::{client, LinkSettings, MAX_IN_FLIGHT};
 use throughline_shared::broker::BrokerUrl;
 
 /// Publish a simulated backlog at QoS 1 and time it.

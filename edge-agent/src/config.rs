@@ -5,11 +5,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use throughline_shared::broker::{BrokerUrl, Credentials};
-use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
+use throughline_shared::{AgentId, SiteId};
+
+// The source settings live beside their sources (`source` imports nothing
+// from here); their `config::` paths stay.
+pub use crate::source::simulator::{Episode, SimProfile, SimulatorConfig};
+pub use crate::source::{AssetConfig, SourceConfig};
 
 use crate::error::Error;
-use crate::source::command::CommandConfig;
-use crate::source::modbus::{ModbusAsset, ModbusDevice};
+use crate::source::modbus::ModbusDevice;
+use crate::source::Sources;
 
 /// The whole agent configuration (`edge-agent --config FILE`).
 #[derive(Debug, Clone, Deserialize)]
@@ -184,121 +189,10 @@ impl Default for PublishConfig {
     }
 }
 
-/// One asset served by this agent.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssetConfig {
-    /// Asset id, unique within the site.
-    pub id: AssetId,
-    /// Publish a reading at most this often (ms) while nothing changes;
-    /// state and reason changes go out at once. Default: every reading for
-    /// the simulator, 1000 ms for Modbus and command sources.
-    pub sample_interval_ms: Option<u64>,
-    /// Publish early when the load moved by more than this many kW since
-    /// the last published reading. Default: load changes alone wait for
-    /// the interval.
-    pub load_deadband_kw: Option<f64>,
-    /// Where its readings come from.
-    pub source: SourceConfig,
-}
-
-impl AssetConfig {
-    /// The effective `sample_interval_ms`.
-    pub fn sample_interval_ms(&self) -> u64 {
-        self.sample_interval_ms.unwrap_or(match self.source {
-            SourceConfig::Simulator(_) => 0,
-            _ => 1000,
-        })
+impl<'a> From<&'a AgentConfig> for Sources<'a> {
+    fn from(c: &'a AgentConfig) -> Sources<'a> {
+        Sources { assets: &c.assets, devices: &c.devices }
     }
-}
-
-/// A source of readings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum SourceConfig {
-    /// Deterministic simulator for demos and tests.
-    Simulator(SimulatorConfig),
-    /// Registers of a Modbus TCP device (see `[[devices]]`).
-    ModbusTcp(ModbusAsset),
-    /// A program printing samples as JSON lines.
-    Command(CommandConfig),
-}
-
-/// What the simulator imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SimProfile {
-    /// A production line: output in pieces at `rate_per_hour`.
-    Line,
-    /// A feeder: load following a daily-like curve, output in kWh.
-    Feeder,
-}
-
-/// Simulator settings. The same seed and settings give the same sequence of
-/// readings, tick by tick.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimulatorConfig {
-    pub profile: SimProfile,
-    /// Seed of the random jitter.
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-    /// Time between readings, in milliseconds.
-    #[serde(default = "default_interval")]
-    pub interval_ms: u64,
-    /// Line: pieces per hour at full speed.
-    #[serde(default)]
-    pub rate_per_hour: f64,
-    /// Line: electrical load while running (optional; idle draws 10 %).
-    pub running_load_kw: Option<f64>,
-    /// Feeder: load at the bottom of the curve, kW.
-    #[serde(default)]
-    pub base_kw: f64,
-    /// Feeder: load at the top of the curve, kW.
-    #[serde(default)]
-    pub peak_kw: f64,
-    /// Feeder: length of one load cycle in seconds (86400 for a real day;
-    /// shorter for demos).
-    #[serde(default = "default_period")]
-    pub period_s: u64,
-    /// Random variation of rate and load, in percent (+/-).
-    #[serde(default = "default_jitter")]
-    pub jitter_pct: f64,
-    /// Output counter at start.
-    #[serde(default)]
-    pub start_output: f64,
-    /// Scripted episodes, in seconds since the agent started.
-    #[serde(default)]
-    pub episodes: Vec<Episode>,
-}
-
-fn default_seed() -> u64 {
-    1
-}
-fn default_interval() -> u64 {
-    1000
-}
-fn default_period() -> u64 {
-    86_400
-}
-fn default_jitter() -> f64 {
-    2.0
-}
-
-/// A scripted episode: a stop with a state and reason, or a slowdown.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Episode {
-    /// Start, in seconds after the agent started.
-    pub start_s: u64,
-    /// Length in seconds.
-    pub duration_s: u64,
-    /// State during the episode (`down`, `setup`, `maintenance`, `idle`).
-    pub state: Option<AssetState>,
-    /// Reason code reported during the episode (e.g. `jam`).
-    pub reason: Option<String>,
-    /// Running, but this many percent slower.
-    pub slowdown_pct: Option<f64>,
 }
 
 impl AgentConfig {
@@ -366,7 +260,7 @@ impl AgentConfig {
                 }
             }
             match &a.source {
-                SourceConfig::Simulator(s) => p.extend(simulator_problems(s, &key)),
+                SourceConfig::Simulator(s) => p.extend(s.problems(&key)),
                 SourceConfig::Command(c) => p.extend(c.problems(&key)),
                 SourceConfig::ModbusTcp(m) => {
                     if !self.devices.iter().any(|d| d.id == m.device) {
@@ -396,7 +290,7 @@ impl AgentConfig {
                 "ca_file: required with mqtts:// (the CA that signed the broker's certificate)".into()
             );
         };
-        crate::publish::tls::client_config(crate::publish::tls::TlsFiles {
+        crate::link::tls::client_config(crate::link::tls::TlsFiles {
             ca_file,
             cert_file: self.mqtt.cert_file.as_deref(),
             key_file: self.mqtt.key_file.as_deref(),
@@ -411,47 +305,6 @@ impl AgentConfig {
             .password("mqtt")
             .map_err(|message| Error::Config { path: path.to_path_buf(), message })
     }
-}
-
-/// Problems of one simulator source, under `key`.
-fn simulator_problems(s: &SimulatorConfig, key: &str) -> Vec<String> {
-    let mut p = Vec::new();
-    if s.interval_ms < 10 {
-        p.push(format!("{key}.interval_ms: must be at least 10"));
-    }
-    match s.profile {
-        SimProfile::Line if s.rate_per_hour.is_nan() || s.rate_per_hour <= 0.0 => {
-            p.push(format!("{key}.rate_per_hour: must be > 0 for a line"))
-        }
-        SimProfile::Feeder if !(s.peak_kw >= s.base_kw && s.base_kw >= 0.0 && s.peak_kw > 0.0) => {
-            p.push(format!("{key}: feeder needs 0 <= base_kw <= peak_kw and peak_kw > 0"))
-        }
-        SimProfile::Feeder if s.period_s == 0 => p.push(format!("{key}.period_s: must be > 0")),
-        _ => {}
-    }
-    if !(0.0..=50.0).contains(&s.jitter_pct) {
-        p.push(format!("{key}.jitter_pct: must be 0..=50"));
-    }
-    for (j, e) in s.episodes.iter().enumerate() {
-        let ek = format!("{key}.episodes[{j}]");
-        match (e.state, e.slowdown_pct) {
-            (None, None) => p.push(format!("{ek}: set `state` or `slowdown_pct`")),
-            (Some(_), Some(_)) => p.push(format!("{ek}: set only one of `state` and `slowdown_pct`")),
-            (Some(AssetState::Running), _) => {
-                p.push(format!("{ek}.state: an episode is a stop, not `running`"))
-            }
-            (None, Some(pct)) if !(0.0..=100.0).contains(&pct) => {
-                p.push(format!("{ek}.slowdown_pct: must be 0..=100"))
-            }
-            _ => {}
-        }
-        if let Some(r) = &e.reason {
-            if r.chars().count() > throughline_shared::message::MAX_REASON_LEN {
-                p.push(format!("{ek}.reason: longer than 64 characters"));
-            }
-        }
-    }
-    p
 }
 
 #[cfg(test)]
@@ -514,5 +367,21 @@ reason = "jam"
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.password(Path::new("a.toml")).unwrap().as_deref(), Some("hunter2"));
+    }
+
+    #[test]
+    fn agent_config_reports_command_problems_under_the_asset() {
+        let text = "agent = \"gw\"\nsite = \"s\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\
+                    [[assets]]\nid = \"a\"\n[assets.source]\ntype = \"command\"\nprogram = \"/bin/true\"\n\
+                    [[assets]]\nid = \"b\"\n[assets.source]\ntype = \"command\"\nprogram = \"\"\n\
+                    mode = \"long-running\"\ninterval_ms = 10\n";
+        let path = std::path::Path::new("a.toml");
+        let e = AgentConfig::from_toml(text, path).unwrap_err().to_string();
+        assert!(e.contains("assets[1].source.program: must not be empty"), "{e}");
+        assert!(e.contains("assets[1].source.interval_ms: only used with mode = \"periodic\""), "{e}");
+        assert!(!e.contains("assets[0]"), "{e}");
+        let typo = text.replace("program = \"/bin/true\"", "program = \"/bin/true\"\nintervall_ms = 5");
+        let e = AgentConfig::from_toml(&typo, path).unwrap_err().to_string();
+        assert!(e.contains("intervall_ms"), "{e}");
     }
 }

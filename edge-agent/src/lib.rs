@@ -3,21 +3,37 @@
 //!
 //! # Layout
 //! - [`config`]: `AgentConfig` from TOML, validated as a whole.
-//! - [`source`]: readings sources (the deterministic [`source::simulator`]);
-//!   each runs as a task feeding a bounded queue.
-//! - [`publish`]: [`publish::Batcher`] groups samples into envelopes;
-//!   [`publish::mqtt`] drives the broker connection.
+//! - [`error`]: [`Error`], the crate's one error type.
+//! - [`source`]: readings sources, each a task feeding a bounded queue:
+//!   [`source::simulator`] (deterministic), [`source::modbus`] (Modbus TCP),
+//!   [`source::command`] (a program printing JSON lines); and the
+//!   [`source::Emitter`] that thins each asset's readings.
+//! - [`publish`]: [`publish::Batcher`] groups samples into envelopes (pure).
 //! - [`seq`]: sequence numbers persisted across restarts.
-//! - [`run`]: wires the pipeline and stops it cleanly.
-//!
 //! - [`spool`]: the disk spool every envelope passes through.
+//! - [`link`]: the broker connection: the in-flight [`link::window`], the
+//!   [`link::mode`] state machine, the [`link::mqtt`] task and [`link::tls`].
+//! - [`run`] (here): wires the pipeline and stops it cleanly.
 //!
-//! Pipeline: `source tasks -> queue (block when full) -> emitter -> batcher
-//! -> seq -> spool (disk) -> MQTT publish (QoS 1) -> PUBACK removes it from
-//! the spool`.
+//! # Data flow
+//! ```text
+//! source tasks -> queue (block when full) -> emitter -> batcher -> seq
+//!   -> spool (disk) -> link (window, QoS 1) -> broker
+//!                      PUBACK -> link -> spool (record removed)
+//! ```
+//!
+//! # Dependencies between modules
+//! Imports go one way, and no module imports this file's items:
+//! `config` -> `source`, `spool`, `link::tls`, `error`; `link` -> `spool`,
+//! `source` (its `Health`); `seq` -> `error` -> `spool`; `source` (whose
+//! submodules use its `Sink` and `Health`), `spool` and `publish` import no
+//! other module (`publish` only re-exports `link::{mqtt, tls}` under their
+//! old paths). `source` takes its settings as [`source::Sources`], which
+//! `AgentConfig` converts into. Check with `grep -rn "crate::" edge-agent/src`.
 
 pub mod config;
 pub mod error;
+pub mod link;
 pub mod publish;
 pub mod seq;
 pub mod source;
@@ -37,7 +53,7 @@ use tokio_util::task::TaskTracker;
 pub use config::AgentConfig;
 pub use error::Error;
 
-use publish::mqtt::{LinkSettings, LinkStats, Shared};
+use link::mqtt::{LinkSettings, LinkStats, Shared};
 use publish::Batcher;
 use source::{Emitter, Sink, SourceStats};
 use spool::{Appended, Spool};
@@ -82,11 +98,11 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         health: Arc::new(source::Health::default()),
         stats: Arc::new(LinkStats::default()),
     };
-    let (client, eventloop) = publish::mqtt::client(&link);
+    let (client, eventloop) = link::mqtt::client(&link);
     let finish = CancellationToken::new();
     let link_stop = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let link_task = tracker.spawn(publish::mqtt::drive(
+    let link_task = tracker.spawn(link::mqtt::drive(
         eventloop,
         client.clone(),
         link.clone(),

@@ -107,22 +107,11 @@ impl Credentials<'_> {
         p
     }
 
-    /// The password, read from wherever it is configured.
+    /// The password, read from wherever it is configured (by
+    /// [`read_secret`](crate::secret::read_secret), as every secret is).
     pub fn password(&self, section: &str) -> Result<Option<String>, String> {
-        if let Some(p) = self.password {
-            return Ok(Some(p.to_string()));
-        }
-        if let Some(f) = self.password_file {
-            let s = std::fs::read_to_string(f)
-                .map_err(|e| format!("{section}.password_file: cannot read {}: {e}", f.display()))?;
-            return Ok(Some(s.trim_end_matches(['\r', '\n']).to_string()));
-        }
-        if let Some(var) = self.password_env {
-            return std::env::var(var)
-                .map(Some)
-                .map_err(|_| format!("{section}.password_env: environment variable {var} is not set"));
-        }
-        Ok(None)
+        crate::secret::read_secret(section, "password", self.password, self.password_file, self.password_env)
+            .map_err(|e| e.to_string())
     }
 }
 

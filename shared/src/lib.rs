@@ -10,12 +10,21 @@
 //! - [`message`]: `Envelope`, `Sample`, `AssetState`, `AgentStatus` (serde types).
 //! - [`codec`]: encode, decode and validate; [`codec::CodecError`] names every
 //!   rejection reason with a stable label used in logs and metrics.
-//! - [`broker`]: `mqtt://host:port` broker addresses as both binaries accept them.
+//! - [`broker`]: `mqtt://host:port` broker addresses and broker credentials
+//!   as both binaries accept them.
+//! - [`secret`]: the one reader of secrets in config (inline, `_file` or `_env`).
+//! - [`throttle`]: [`throttle::FailureLog`], which repeated failures to log.
+//! - `mqtt` (feature `mqtt`): the MQTT client builder both binaries use;
+//!   without the feature this crate links neither rumqttc nor tokio.
 
 pub mod broker;
 pub mod codec;
 pub mod ids;
 pub mod message;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
+pub mod secret;
+pub mod throttle;
 pub mod topic;
 
 pub use codec::{CodecError, Limits, RejectReason};

@@ -1,8 +1,9 @@
-//! From readings to envelopes: batching per asset (pure, no I/O), then the
-//! MQTT link in [`mqtt`].
+//! From readings to envelopes: batching per asset (pure, no I/O). The MQTT
+//! link that sends the spooled envelopes is [`crate::link`].
 
-pub mod mqtt;
-pub mod tls;
+/// The MQTT link moved to [`crate::link`]; these paths stay for callers
+/// outside this crate that still name them (`tests/e2e/acl.rs`).
+pub use crate::link::{mqtt, tls};
 
 use std::time::Duration;
 

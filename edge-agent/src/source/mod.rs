@@ -21,12 +21,55 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use throughline_shared::Sample;
+use serde::Deserialize;
+use throughline_shared::{AssetId, Sample};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AgentConfig, SourceConfig};
+use command::CommandConfig;
+use modbus::{ModbusAsset, ModbusDevice};
+use simulator::SimulatorConfig;
+
+/// One asset served by this agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetConfig {
+    /// Asset id, unique within the site.
+    pub id: AssetId,
+    /// Publish a reading at most this often (ms) while nothing changes;
+    /// state and reason changes go out at once. Default: every reading for
+    /// the simulator, 1000 ms for Modbus and command sources.
+    pub sample_interval_ms: Option<u64>,
+    /// Publish early when the load moved by more than this many kW since
+    /// the last published reading. Default: load changes alone wait for
+    /// the interval.
+    pub load_deadband_kw: Option<f64>,
+    /// Where its readings come from.
+    pub source: SourceConfig,
+}
+
+impl AssetConfig {
+    /// The effective `sample_interval_ms`.
+    pub fn sample_interval_ms(&self) -> u64 {
+        self.sample_interval_ms.unwrap_or(match self.source {
+            SourceConfig::Simulator(_) => 0,
+            _ => 1000,
+        })
+    }
+}
+
+/// A source of readings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum SourceConfig {
+    /// Deterministic simulator for demos and tests.
+    Simulator(SimulatorConfig),
+    /// Registers of a Modbus TCP device (see `[[devices]]`).
+    ModbusTcp(ModbusAsset),
+    /// A program printing samples as JSON lines.
+    Command(CommandConfig),
+}
 
 /// A reading of asset number `asset` (its index in the config).
 #[derive(Debug)]
@@ -206,10 +249,25 @@ impl Emitter {
     }
 }
 
+/// What [`spawn_all`] starts: the assets and the Modbus devices they read
+/// from. The agent's config converts into this (`From<&AgentConfig>`), so
+/// this module needs nothing from `config`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    pub assets: &'a [AssetConfig],
+    pub devices: &'a [ModbusDevice],
+}
+
 /// Start every source of `config`: one task per simulator or command asset,
 /// one task per Modbus device for all its assets.
-pub fn spawn_all(config: &AgentConfig, sink: &Sink, health: &Arc<Health>, tracker: &TaskTracker) {
-    let mut devices: BTreeMap<String, Vec<(usize, modbus::ModbusAsset)>> = BTreeMap::new();
+pub fn spawn_all<'a>(
+    config: impl Into<Sources<'a>>,
+    sink: &Sink,
+    health: &Arc<Health>,
+    tracker: &TaskTracker,
+) {
+    let config = config.into();
+    let mut devices: BTreeMap<String, Vec<(usize, ModbusAsset)>> = BTreeMap::new();
     for (i, asset) in config.assets.iter().enumerate() {
         match &asset.source {
             SourceConfig::Simulator(c) => {

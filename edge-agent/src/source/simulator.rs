@@ -4,10 +4,132 @@
 //! timestamp (`ts`) comes from the caller.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use throughline_shared::{AssetState, Sample};
 
-use crate::config::{SimProfile, SimulatorConfig};
 use crate::source::Sink;
+
+/// What the simulator imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimProfile {
+    /// A production line: output in pieces at `rate_per_hour`.
+    Line,
+    /// A feeder: load following a daily-like curve, output in kWh.
+    Feeder,
+}
+
+/// Simulator settings. The same seed and settings give the same sequence of
+/// readings, tick by tick.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    pub profile: SimProfile,
+    /// Seed of the random jitter.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Time between readings, in milliseconds.
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Line: pieces per hour at full speed.
+    #[serde(default)]
+    pub rate_per_hour: f64,
+    /// Line: electrical load while running (optional; idle draws 10 %).
+    pub running_load_kw: Option<f64>,
+    /// Feeder: load at the bottom of the curve, kW.
+    #[serde(default)]
+    pub base_kw: f64,
+    /// Feeder: load at the top of the curve, kW.
+    #[serde(default)]
+    pub peak_kw: f64,
+    /// Feeder: length of one load cycle in seconds (86400 for a real day;
+    /// shorter for demos).
+    #[serde(default = "default_period")]
+    pub period_s: u64,
+    /// Random variation of rate and load, in percent (+/-).
+    #[serde(default = "default_jitter")]
+    pub jitter_pct: f64,
+    /// Output counter at start.
+    #[serde(default)]
+    pub start_output: f64,
+    /// Scripted episodes, in seconds since the agent started.
+    #[serde(default)]
+    pub episodes: Vec<Episode>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_interval() -> u64 {
+    1000
+}
+fn default_period() -> u64 {
+    86_400
+}
+fn default_jitter() -> f64 {
+    2.0
+}
+
+/// A scripted episode: a stop with a state and reason, or a slowdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Episode {
+    /// Start, in seconds after the agent started.
+    pub start_s: u64,
+    /// Length in seconds.
+    pub duration_s: u64,
+    /// State during the episode (`down`, `setup`, `maintenance`, `idle`).
+    pub state: Option<AssetState>,
+    /// Reason code reported during the episode (e.g. `jam`).
+    pub reason: Option<String>,
+    /// Running, but this many percent slower.
+    pub slowdown_pct: Option<f64>,
+}
+
+impl SimulatorConfig {
+    /// Validation problems, each naming its key under `key`.
+    pub fn problems(&self, key: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.interval_ms < 10 {
+            p.push(format!("{key}.interval_ms: must be at least 10"));
+        }
+        match self.profile {
+            SimProfile::Line if self.rate_per_hour.is_nan() || self.rate_per_hour <= 0.0 => {
+                p.push(format!("{key}.rate_per_hour: must be > 0 for a line"))
+            }
+            SimProfile::Feeder
+                if !(self.peak_kw >= self.base_kw && self.base_kw >= 0.0 && self.peak_kw > 0.0) =>
+            {
+                p.push(format!("{key}: feeder needs 0 <= base_kw <= peak_kw and peak_kw > 0"))
+            }
+            SimProfile::Feeder if self.period_s == 0 => p.push(format!("{key}.period_s: must be > 0")),
+            _ => {}
+        }
+        if !(0.0..=50.0).contains(&self.jitter_pct) {
+            p.push(format!("{key}.jitter_pct: must be 0..=50"));
+        }
+        for (j, e) in self.episodes.iter().enumerate() {
+            let ek = format!("{key}.episodes[{j}]");
+            match (e.state, e.slowdown_pct) {
+                (None, None) => p.push(format!("{ek}: set `state` or `slowdown_pct`")),
+                (Some(_), Some(_)) => p.push(format!("{ek}: set only one of `state` and `slowdown_pct`")),
+                (Some(AssetState::Running), _) => {
+                    p.push(format!("{ek}.state: an episode is a stop, not `running`"))
+                }
+                (None, Some(pct)) if !(0.0..=100.0).contains(&pct) => {
+                    p.push(format!("{ek}.slowdown_pct: must be 0..=100"))
+                }
+                _ => {}
+            }
+            if let Some(r) = &e.reason {
+                if r.chars().count() > throughline_shared::message::MAX_REASON_LEN {
+                    p.push(format!("{ek}.reason: longer than 64 characters"));
+                }
+            }
+        }
+        p
+    }
+}
 
 /// Run one simulated asset until the agent stops.
 pub async fn run(asset: usize, config: SimulatorConfig, sink: Sink) {
@@ -102,7 +224,6 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Episode;
 
     fn line(seed: u64) -> SimulatorConfig {
         SimulatorConfig {

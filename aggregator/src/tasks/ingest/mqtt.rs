@@ -9,8 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeFilter};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS, SubscribeFilter};
 use throughline_shared::broker::BrokerUrl;
+use throughline_shared::mqtt::ClientSettings;
+use throughline_shared::throttle::FailureLog;
 use throughline_shared::topic::{STATUS_FILTER, TELEMETRY_FILTER};
 use throughline_shared::Limits;
 use tokio_util::sync::CancellationToken;
@@ -43,19 +45,21 @@ pub struct IngestSettings {
 
 /// Build the client and its event loop (not connected yet).
 pub fn client(s: &IngestSettings) -> (AsyncClient, EventLoop) {
-    let mut o = MqttOptions::new(&s.client_id, &s.broker.host, s.broker.port);
-    o.set_keep_alive(s.keep_alive);
-    o.set_clean_session(!s.persistent_session);
-    o.set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024);
-    if let Some(u) = &s.username {
-        o.set_credentials(u, s.password.clone().unwrap_or_default());
+    ClientSettings {
+        broker: &s.broker,
+        client_id: &s.client_id,
+        username: s.username.as_deref(),
+        password: s.password.as_deref(),
+        keep_alive: s.keep_alive,
+        clean_session: !s.persistent_session,
+        max_incoming_packet: MAX_INCOMING_PACKET,
+        max_outgoing_packet: 64 * 1024,
+        inflight: None,
+        request_capacity: REQUEST_CAPACITY,
+        last_will: None,
+        tls: None,
     }
-    let (client, mut eventloop) = AsyncClient::new(o, REQUEST_CAPACITY);
-    let mut net = eventloop.network_options();
-    net.set_tcp_nodelay(true);
-    net.set_connection_timeout(10);
-    eventloop.set_network_options(net);
-    (client, eventloop)
+    .build()
 }
 
 /// Run until `token` is cancelled.
@@ -68,7 +72,7 @@ pub async fn run(
 ) {
     let mut log = RejectLog::new(Duration::from_secs(10));
     let mut backoff = Duration::from_millis(200);
-    let mut failures = 0u64;
+    let mut failures = FailureLog::connection();
     loop {
         let event = tokio::select! {
             _ = token.cancelled() => break,
@@ -80,7 +84,7 @@ pub async fn run(
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(broker = %s.broker, session_present = ack.session_present, "connected to broker");
-                failures = 0;
+                failures.reset();
                 backoff = Duration::from_millis(200);
                 // One SUBSCRIBE for both filters: its SUBACK means both are
                 // in place, so "connected" is never reported while
@@ -97,9 +101,8 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => {
                 shared.set_connected(false);
-                failures += 1;
-                if failures <= 5 || failures % 20 == 0 {
-                    tracing::warn!(broker = %s.broker, error = %e, failures, retry_in_ms = backoff.as_millis() as u64, "broker connection problem");
+                if failures.fail() {
+                    tracing::warn!(broker = %s.broker, error = %e, failures = failures.failures(), retry_in_ms = backoff.as_millis() as u64, "broker connection problem");
                 }
                 tokio::select! {
                     _ = token.cancelled() => break,

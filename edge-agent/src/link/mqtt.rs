@@ -1,5 +1,6 @@
 //! The MQTT link: options from config, and the task that owns rumqttc's
-//! event loop and feeds it from the spool.
+//! event loop and feeds it from the spool, through the [`Window`] and in
+//! the [`LinkMode`] of the moment.
 //!
 //! The spool is the agent's memory: the broker keeps no session for the agent
 //! (clean session). [`drive`] reads records from the spool and publishes them
@@ -12,22 +13,23 @@
 //! rumqttc's request channel ([`REQUEST_CAPACITY`]) is larger than the window,
 //! so a publish never waits for it.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS, TlsConfiguration};
 use throughline_shared::broker::BrokerUrl;
 use throughline_shared::codec::encode_status;
 use throughline_shared::message::AgentHealth;
+use throughline_shared::mqtt::ClientSettings;
+use throughline_shared::throttle::FailureLog;
 use throughline_shared::{AgentStatus, PROTOCOL_VERSION};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::mode::{LinkEvent, LinkMode};
+use super::window::{Slot, Window};
 use crate::source::Health;
 use crate::spool::Spool;
 
@@ -37,6 +39,9 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const REQUEST_CAPACITY: usize = 2 * MAX_IN_FLIGHT + 16;
 /// Largest MQTT packet sent or received.
 pub const MAX_PACKET: usize = 512 * 1024;
+
+/// Which connection failures are logged (the others are only counted).
+const FAILURE_LOG: FailureLog = FailureLog::connection();
 
 /// Link counters, read by the publisher and the logs.
 #[derive(Debug, Default)]
@@ -92,12 +97,6 @@ impl std::fmt::Debug for LinkSettings {
 
 /// Build the client and its event loop (nothing is connected yet).
 pub fn client(s: &LinkSettings) -> (AsyncClient, EventLoop) {
-    let mut o = MqttOptions::new(&s.client_id, &s.broker.host, s.broker.port);
-    o.set_keep_alive(s.keep_alive);
-    // The spool, not the broker, keeps what is unacknowledged (module docs).
-    o.set_clean_session(true);
-    o.set_inflight(MAX_IN_FLIGHT as u16 + 16);
-    o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     let will = encode_status(&AgentStatus {
         v: PROTOCOL_VERSION,
         online: false,
@@ -105,19 +104,22 @@ pub fn client(s: &LinkSettings) -> (AsyncClient, EventLoop) {
         software: None,
         health: None,
     });
-    o.set_last_will(LastWill::new(&s.status_topic, will, QoS::AtLeastOnce, true));
-    if let Some(tls) = &s.tls {
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+    ClientSettings {
+        broker: &s.broker,
+        client_id: &s.client_id,
+        username: s.username.as_deref(),
+        password: s.password.as_deref(),
+        keep_alive: s.keep_alive,
+        // The spool, not the broker, keeps what is unacknowledged (module docs).
+        clean_session: true,
+        max_incoming_packet: MAX_PACKET,
+        max_outgoing_packet: MAX_PACKET,
+        inflight: Some(MAX_IN_FLIGHT as u16 + 16),
+        request_capacity: REQUEST_CAPACITY,
+        last_will: Some(LastWill::new(&s.status_topic, will, QoS::AtLeastOnce, true)),
+        tls: s.tls.clone().map(TlsConfiguration::Rustls),
     }
-    if let Some(user) = &s.username {
-        o.set_credentials(user, s.password.clone().unwrap_or_default());
-    }
-    let (client, mut eventloop) = AsyncClient::new(o, REQUEST_CAPACITY);
-    let mut net = eventloop.network_options();
-    net.set_tcp_nodelay(true);
-    net.set_connection_timeout(10);
-    eventloop.set_network_options(net);
-    (client, eventloop)
+    .build()
 }
 
 /// What the link task shares with the rest of the agent.
@@ -154,143 +156,181 @@ pub async fn drive(
 ) {
     let stats = &shared.stats;
     let mut backoff = Duration::from_millis(500);
-    let mut connected = false;
-    let mut finishing = false;
-    let mut disconnecting = false;
-    // Publishes handed to rumqttc whose packet id is not known yet (None: a
-    // status message), then by packet id until acknowledged.
-    let mut queued: VecDeque<Option<u64>> = VecDeque::new();
-    let mut by_pkid: HashMap<u16, Option<u64>> = HashMap::new();
+    let mut mode = LinkMode::Connecting;
+    // Every mode change goes through here, and so does the published flag.
+    let step = |mode: &mut LinkMode, event: LinkEvent| -> bool {
+        let next = mode.on(event);
+        stats.connected.store(next.is_some_and(LinkMode::connected), Ordering::Relaxed);
+        if let Some(next) = next {
+            *mode = next;
+        }
+        next.is_some()
+    };
+    let mut window = Window::new(MAX_IN_FLIGHT);
     // A backlog was waiting at connect: report in the status when it is gone.
     let mut backlog = false;
     let mut status_tick = tokio::time::interval(s.status_interval);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     status_tick.tick().await;
-    let publish_status = |online: bool, queued: &mut VecDeque<Option<u64>>| {
+    let publish_status = |online: bool, window: &mut Window| {
         let payload = status_payload(online, &s.software, &shared);
         match client.try_publish(s.status_topic.clone(), QoS::AtLeastOnce, true, payload) {
-            Ok(()) => queued.push_back(None),
+            Ok(()) => window.status_queued(),
             Err(e) => tracing::warn!(error = %e, "status message not queued"),
         }
     };
     loop {
-        if connected && !finishing {
-            let mut spool = shared.spool.lock().expect("spool lock");
-            while queued.len() + by_pkid.len() < MAX_IN_FLIGHT {
-                match spool.next_unsent() {
-                    Ok(Some(r)) => match client.try_publish(r.topic, QoS::AtLeastOnce, false, r.payload) {
-                        Ok(()) => queued.push_back(Some(r.id)),
+        match mode {
+            LinkMode::Connected => {
+                let mut spool = shared.spool.lock().expect("spool lock");
+                let filled = window.fill(&mut spool, |r| {
+                    match client.try_publish(r.topic, QoS::AtLeastOnce, false, r.payload) {
+                        Ok(()) => true,
                         Err(e) => {
                             // Cannot happen with the channel larger than the window;
                             // the record is sent again after the next reconnect.
                             tracing::warn!(error = %e, "publish not queued");
-                            break;
+                            false
                         }
-                    },
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the spool failed");
-                        break;
                     }
+                });
+                if let Err(e) = filled {
+                    tracing::error!(error = %e, "reading the spool failed");
                 }
             }
+            LinkMode::Backoff => {
+                let event = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = finish.cancelled() => LinkEvent::Finish,
+                    _ = tokio::time::sleep(backoff) => LinkEvent::Retry,
+                };
+                if !step(&mut mode, event) {
+                    return;
+                }
+                backoff = (backoff * 2).min(s.reconnect_max);
+                continue;
+            }
+            LinkMode::Connecting | LinkMode::Closing | LinkMode::Disconnecting => {}
         }
         let event = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = finish.cancelled(), if !finishing => {
-                finishing = true;
-                if !connected {
+            _ = finish.cancelled(), if !mode.finishing() => {
+                if !step(&mut mode, LinkEvent::Finish) {
                     return;
                 }
-                publish_status(false, &mut queued);
+                publish_status(false, &mut window);
                 let _ = client.try_disconnect();
                 continue;
             }
-            _ = shared.appended.notified(), if connected && !finishing => continue,
-            _ = shared.health.changed(), if connected && !finishing => {
-                publish_status(true, &mut queued);
+            _ = shared.appended.notified(), if mode.publishing() => continue,
+            _ = shared.health.changed(), if mode.publishing() => {
+                publish_status(true, &mut window);
                 continue;
             }
-            _ = status_tick.tick(), if connected && !finishing => {
-                publish_status(true, &mut queued);
+            _ = status_tick.tick(), if mode.publishing() => {
+                publish_status(true, &mut window);
                 continue;
             }
             e = eventloop.poll() => e,
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                connected = true;
                 let n = stats.connects.fetch_add(1, Ordering::Relaxed);
-                stats.connected.store(true, Ordering::Relaxed);
+                step(&mut mode, LinkEvent::ConnAck);
                 // Nothing of the old connection will be acknowledged now.
-                queued.clear();
-                by_pkid.clear();
                 let mut spool = shared.spool.lock().expect("spool lock");
-                spool.rewind();
+                window.rewind(&mut spool);
                 let waiting = spool.unacked();
                 drop(spool);
                 tracing::info!(broker = %s.broker, reconnect = n > 0, session_present = ack.session_present, spooled = waiting, "connected");
                 backlog = waiting > 0;
                 backoff = Duration::from_millis(500);
-                publish_status(true, &mut queued);
+                publish_status(true, &mut window);
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
                 stats.pubacks.fetch_add(1, Ordering::Relaxed);
-                if let Some(Some(id)) = by_pkid.remove(&ack.pkid) {
-                    let mut spool = shared.spool.lock().expect("spool lock");
-                    spool.ack(id);
+                let mut spool = shared.spool.lock().expect("spool lock");
+                if let Some(Slot::Record(_)) = window.ack(ack.pkid, &mut spool) {
                     let caught_up = backlog && spool.unacked() == 0;
                     drop(spool);
                     stats.delivered.fetch_add(1, Ordering::Relaxed);
                     if caught_up {
                         backlog = false;
                         tracing::info!("spooled backlog delivered");
-                        publish_status(true, &mut queued);
+                        publish_status(true, &mut window);
                     }
                 }
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
                 stats.publishes_sent.fetch_add(1, Ordering::Relaxed);
-                // A packet id already known is a retransmission, not a new publish.
-                if let std::collections::hash_map::Entry::Vacant(slot) = by_pkid.entry(pkid) {
-                    if let Some(entry) = queued.pop_front() {
-                        slot.insert(entry);
-                    }
-                }
+                window.written(pkid);
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                // The DISCONNECT is written but maybe not flushed: keep
-                // polling until the broker closes the connection, or the
-                // broker would publish our last will.
-                disconnecting = true;
+                step(&mut mode, LinkEvent::DisconnectWritten);
             }
             Ok(_) => {}
-            Err(_) if disconnecting => {
-                stats.connected.store(false, Ordering::Relaxed);
+            Err(_) if mode == LinkMode::Disconnecting => {
+                step(&mut mode, LinkEvent::Failed);
                 tracing::info!("disconnected from broker");
                 return;
             }
             Err(e) => {
-                if connected {
+                if mode.connected() {
                     let spooled = shared.spool.lock().expect("spool lock").unacked();
                     tracing::warn!(broker = %s.broker, error = %e, spooled, "connection lost; envelopes wait in the spool");
                 }
-                connected = false;
-                stats.connected.store(false, Ordering::Relaxed);
-                if finishing {
+                if !step(&mut mode, LinkEvent::Failed) {
                     return;
                 }
+                // Counted in the link's stats over the agent's life, never reset.
                 let failures = stats.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if failures <= 5 || failures % 20 == 0 {
+                if FAILURE_LOG.logs(failures) {
                     tracing::warn!(broker = %s.broker, error = %e, retry_in_ms = backoff.as_millis() as u64, failures, "MQTT connection problem");
                 }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = finish.cancelled(), if !finishing => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(s.reconnect_max);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> LinkSettings {
+        LinkSettings {
+            broker: BrokerUrl::parse("mqtt://127.0.0.1:1883").unwrap(),
+            client_id: "gw-1".into(),
+            username: Some("gw-1".into()),
+            password: None,
+            keep_alive: Duration::from_secs(15),
+            reconnect_max: Duration::from_secs(30),
+            status_topic: "throughline/v1/plant-a/gw-1/status".into(),
+            software: "test".into(),
+            status_interval: Duration::from_secs(60),
+            tls: None,
+        }
+    }
+
+    // The options the agent has always connected with.
+    #[test]
+    fn client_options_are_the_agents() {
+        let (_, eventloop) = client(&settings());
+        let o = &eventloop.mqtt_options;
+        assert_eq!(o.broker_address(), ("127.0.0.1".to_string(), 1883));
+        assert_eq!((o.client_id().as_str(), o.keep_alive()), ("gw-1", Duration::from_secs(15)));
+        assert!(o.clean_session(), "the spool, not the broker, keeps the backlog");
+        assert_eq!(o.inflight(), MAX_IN_FLIGHT as u16 + 16);
+        assert_eq!(o.max_packet_size(), MAX_PACKET);
+        let login = o.credentials().unwrap();
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("gw-1", ""));
+        let will = o.last_will().unwrap();
+        assert_eq!(
+            (will.topic.as_str(), will.qos, will.retain),
+            ("throughline/v1/plant-a/gw-1/status", QoS::AtLeastOnce, true)
+        );
+        let status: serde_json::Value = serde_json::from_slice(&will.message).unwrap();
+        assert_eq!(status["online"], false);
+        assert!(matches!(o.transport(), rumqttc::Transport::Tcp));
+        assert_eq!(eventloop.network_options.connection_timeout(), 10);
     }
 }

@@ -1,0 +1,159 @@
+//! One MQTT client builder for both binaries (feature `mqtt`, the only part
+//! of this crate that links rumqttc and tokio).
+//!
+//! [`ClientSettings`] names every option either binary sets; each field is
+//! required, so a caller states its keep-alive, session, packet limits and
+//! request capacity instead of inheriting a default by accident. What is
+//! not a field stays at rumqttc's default. Both binaries also get the same
+//! network options: `TCP_NODELAY` (telemetry is small and latency matters
+//! more than packet count) and a [`CONNECTION_TIMEOUT_SECS`] connect timeout.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, TlsConfiguration, Transport};
+
+use crate::broker::BrokerUrl;
+
+/// Longest wait for the TCP (and TLS) connection to the broker, in seconds.
+pub const CONNECTION_TIMEOUT_SECS: u64 = 10;
+
+/// What a client is built from. The password never reaches `Debug` output.
+#[derive(Clone)]
+pub struct ClientSettings<'a> {
+    pub broker: &'a BrokerUrl,
+    pub client_id: &'a str,
+    /// With a username, the password (an absent one is sent as empty).
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub keep_alive: Duration,
+    /// `false`: a persistent session (the broker keeps subscriptions and
+    /// queued QoS 1 messages while the client is away).
+    pub clean_session: bool,
+    /// Largest packet accepted from the broker, in bytes.
+    pub max_incoming_packet: usize,
+    /// Largest publish sent, in bytes.
+    pub max_outgoing_packet: usize,
+    /// Outgoing QoS 1 publishes rumqttc keeps in flight; `None`: its default.
+    pub inflight: Option<u16>,
+    /// Requests that may wait for the event loop (the bounded channel
+    /// between [`AsyncClient`] and [`EventLoop`]).
+    pub request_capacity: usize,
+    pub last_will: Option<LastWill>,
+    /// TLS for `mqtts://`; `None`: plain TCP.
+    pub tls: Option<TlsConfiguration>,
+}
+
+impl std::fmt::Debug for ClientSettings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("broker", &self.broker)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_session", &self.clean_session)
+            .field("request_capacity", &self.request_capacity)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientSettings<'_> {
+    /// The rumqttc options these settings make.
+    pub fn options(&self) -> MqttOptions {
+        let mut o = MqttOptions::new(self.client_id, &self.broker.host, self.broker.port);
+        o.set_keep_alive(self.keep_alive);
+        o.set_clean_session(self.clean_session);
+        if let Some(n) = self.inflight {
+            o.set_inflight(n);
+        }
+        o.set_max_packet_size(self.max_incoming_packet, self.max_outgoing_packet);
+        if let Some(will) = &self.last_will {
+            o.set_last_will(will.clone());
+        }
+        if let Some(tls) = &self.tls {
+            o.set_transport(Transport::tls_with_config(tls.clone()));
+        }
+        if let Some(user) = self.username {
+            o.set_credentials(user, self.password.unwrap_or_default());
+        }
+        o
+    }
+
+    /// Build the client and its event loop (nothing is connected yet).
+    pub fn build(&self) -> (AsyncClient, EventLoop) {
+        let (client, mut eventloop) = AsyncClient::new(self.options(), self.request_capacity);
+        let mut net = eventloop.network_options();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(CONNECTION_TIMEOUT_SECS);
+        eventloop.set_network_options(net);
+        (client, eventloop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::QoS;
+
+    fn broker() -> BrokerUrl {
+        BrokerUrl::parse("mqtt://broker.plant:1884").unwrap()
+    }
+
+    fn settings(broker: &BrokerUrl) -> ClientSettings<'_> {
+        ClientSettings {
+            broker,
+            client_id: "gw-1",
+            username: None,
+            password: None,
+            keep_alive: Duration::from_secs(15),
+            clean_session: true,
+            max_incoming_packet: 1000,
+            max_outgoing_packet: 2000,
+            inflight: None,
+            request_capacity: 7,
+            last_will: None,
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn options_carry_every_setting() {
+        let b = broker();
+        let will = LastWill::new("status/gw-1", "gone", QoS::AtLeastOnce, true);
+        let s = ClientSettings {
+            username: Some("gw-1"),
+            password: Some("hunter2"),
+            clean_session: false,
+            inflight: Some(80),
+            last_will: Some(will.clone()),
+            ..settings(&b)
+        };
+        let o = s.options();
+        assert_eq!(o.broker_address(), ("broker.plant".to_string(), 1884));
+        assert_eq!(o.client_id(), "gw-1");
+        assert_eq!(o.keep_alive(), Duration::from_secs(15));
+        assert!(!o.clean_session());
+        assert_eq!(o.inflight(), 80);
+        assert_eq!(o.max_packet_size(), 1000);
+        assert_eq!(o.last_will(), Some(will));
+        let login = o.credentials().unwrap();
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("gw-1", "hunter2"));
+        assert!(matches!(o.transport(), Transport::Tcp));
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_stay_where_nothing_is_set_and_the_network_options_are_shared() {
+        let b = broker();
+        let o = settings(&b).options();
+        let plain = MqttOptions::new("gw-1", "broker.plant", 1884);
+        assert_eq!(o.inflight(), plain.inflight(), "inflight: None keeps rumqttc's default");
+        assert_eq!(o.credentials(), None);
+        assert_eq!(o.last_will(), None);
+        let with_user = ClientSettings { username: Some("u"), ..settings(&b) }.options();
+        assert_eq!(with_user.credentials().unwrap().password, "", "a username alone sends an empty password");
+        let (_, eventloop) = settings(&b).build();
+        assert_eq!(eventloop.network_options.connection_timeout(), CONNECTION_TIMEOUT_SECS);
+        assert_eq!(eventloop.mqtt_options.keep_alive(), Duration::from_secs(15));
+    }
+}
