@@ -16,8 +16,8 @@
 
 pub mod api;
 pub mod broker;
+pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod metrics;
 pub mod service;

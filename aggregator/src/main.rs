@@ -1,11 +1,12 @@
-//! `aggregator [run|demo] [flags]`: parse, load, run until SIGTERM or Ctrl-C.
+//! `aggregator [run|check|import-forecast] [flags]`: parse, load, run until
+//! SIGTERM or Ctrl-C.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use throughline_aggregator::{App, Config};
+use throughline_aggregator::cli::{init_tracing, stop_on_signal, Overrides};
+use throughline_aggregator::App;
 use tokio_util::sync::CancellationToken;
 
 /// Throughline aggregator: receives line and feeder telemetry over MQTT
@@ -21,31 +22,16 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// TOML config file (see deploy/aggregator.example.toml). Optional: the
-    /// defaults run an embedded broker and an HTTP API on loopback.
-    #[arg(short, long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    /// HTTP API listen address [default: 127.0.0.1:8080; port 0 = any free port].
-    #[arg(long, value_name = "ADDR", global = true)]
-    http_listen: Option<SocketAddr>,
-    /// Embedded MQTT broker listen address [default: 127.0.0.1:1883].
-    #[arg(long, value_name = "ADDR", global = true, conflicts_with = "broker")]
-    mqtt_listen: Option<SocketAddr>,
-    /// Use this external broker (mqtt://HOST:PORT) instead of the embedded one.
-    #[arg(long, value_name = "URL", global = true)]
-    broker: Option<String>,
-    /// Directory for the aggregator's state [default: ./throughline-data;
-    /// for `demo`, a directory under the system's temp dir].
-    #[arg(long, value_name = "DIR", global = true)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the aggregator (the default).
     Run,
-    /// Run a small simulated plant: the aggregator, its embedded broker and
-    /// three simulated edge agents, all in this process. Ctrl-C stops it.
+    /// The demo is its own program now: `throughline-demo`.
+    #[command(hide = true)]
     Demo,
     /// Validate the configuration (file plus flags), print a summary, exit.
     Check,
@@ -75,26 +61,13 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
-    let demo = matches!(cli.command, Some(Command::Demo));
-    let (mut config, origin) = match &cli.config {
-        Some(path) => (Config::load(path)?, path.display().to_string()),
-        None => (Config::default(), "command line".to_string()),
-    };
-    if let Some(a) = cli.http_listen {
-        config.http.listen = a;
+    if matches!(cli.command, Some(Command::Demo)) {
+        anyhow::bail!(
+            "the demo is its own program, so that the aggregator does not carry the edge agent: \
+             run `cargo run -p throughline-demo` (or the installed `throughline-demo`) with the same flags"
+        );
     }
-    if let Some(a) = cli.mqtt_listen {
-        config.mqtt.listen = a;
-        config.mqtt.broker = None;
-    }
-    if let Some(b) = cli.broker {
-        config.mqtt.broker = Some(b);
-    }
-    match cli.data_dir {
-        Some(d) => config.data_dir = d,
-        None if demo => config.data_dir = std::env::temp_dir().join("throughline-demo"),
-        None => {}
-    }
+    let (config, origin) = cli.overrides.load(None)?;
     if matches!(cli.command, Some(Command::Check)) {
         config.validate(&origin)?;
         println!(
@@ -148,44 +121,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         let token = CancellationToken::new();
         tokio::spawn(stop_on_signal(token.clone()));
-        if demo {
-            throughline_aggregator::demo::run(config, token).await?;
-        } else {
-            let app = App::build(config, &origin).await?;
-            // One stable line on stdout for scripts and tests.
-            println!(
-                "listening http=http://{} mqtt={} broker={}",
-                app.http_addr(),
-                app.broker_url(),
-                if app.embedded_broker() { "embedded" } else { "external" }
-            );
-            app.run(token).await?;
-        }
+        let app = App::build(config, &origin).await?;
+        // One stable line on stdout for scripts and tests.
+        println!(
+            "listening http=http://{} mqtt={} broker={}",
+            app.http_addr(),
+            app.broker_url(),
+            if app.embedded_broker() { "embedded" } else { "external" }
+        );
+        app.run(token).await?;
         Ok::<(), anyhow::Error>(())
     })?;
     Ok(())
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
-}
-
-async fn stop_on_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("stop requested");
-    token.cancel();
 }

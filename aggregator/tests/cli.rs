@@ -48,27 +48,11 @@ fn check_reports_every_problem_with_its_key() {
 }
 
 #[test]
-fn taken_mqtt_port_is_explained() {
-    // Occupy a port, then ask the demo to embed its broker there.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let out = aggregator()
-        .args([
-            "demo",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--mqtt-listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+fn the_old_demo_command_says_where_the_demo_went() {
+    let out = aggregator().arg("demo").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("127.0.0.1:{port} is already in use")), "{err}");
-    assert!(err.contains("--mqtt-listen") && err.contains("--broker"), "{err}");
+    assert!(err.contains("throughline-demo"), "{err}");
 }
 
 #[test]

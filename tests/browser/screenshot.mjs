@@ -1,5 +1,5 @@
 // Screenshot of a running dashboard (the README's picture comes from the demo):
-//   cargo run -p throughline-aggregator -- demo --http-listen 127.0.0.1:8080
+//   cargo run -p throughline-demo -- --http-listen 127.0.0.1:8080
 //   node tests/browser/screenshot.mjs http://127.0.0.1:8080 docs/dashboard.png
 // Waits until a downtime alert is on the page (the demo's press-2 stops after
 // about half a minute), then writes a 1920x1080 PNG.

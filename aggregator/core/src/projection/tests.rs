@@ -51,13 +51,13 @@ fn run(
     st: &mut LiveState,
     id: &str,
     seq: &mut u64,
-    from: i64,
-    to: i64,
+    minutes: std::ops::RangeInclusive<i64>,
     per_min: f64,
     state: AssetState,
     load: Option<f64>,
 ) {
-    let samples = (from..=to)
+    let to = *minutes.end();
+    let samples = minutes
         .map(|m| Sample {
             output: Some(m as f64 * per_min),
             state: Some(state),
@@ -85,9 +85,9 @@ fn plans_take_made_rate_and_availability_from_history() {
     let mut st = LiveState::new(&assets, Duration::seconds(300));
     let mut seq = 0;
     // l1 runs at 2/min (120/h) for an hour; l2 runs 30 min, then is down.
-    run(&mut st, "l1", &mut seq, 0, 60, 2.0, AssetState::Running, None);
-    run(&mut st, "l2", &mut seq, 0, 30, 2.0, AssetState::Running, None);
-    run(&mut st, "l2", &mut seq, 31, 60, 0.0, AssetState::Down, None);
+    run(&mut st, "l1", &mut seq, 0..=60, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 0..=30, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 31..=60, 0.0, AssetState::Down, None);
     let plans = p.plans(&st, "fam", t(0), t(120), t(60));
     assert_eq!(plans.len(), 2);
     let (l1, l2) = (&plans[0], &plans[1]);
@@ -108,10 +108,10 @@ fn a_down_line_gives_downtime_and_schedule_conditions_with_typed_keys() {
     let (p, assets) = planner();
     let mut st = LiveState::new(&assets, Duration::seconds(300));
     let mut seq = 0;
-    run(&mut st, "l1", &mut seq, 0, 60, 2.0, AssetState::Running, None);
-    run(&mut st, "l2", &mut seq, 0, 30, 2.0, AssetState::Running, None);
-    run(&mut st, "l2", &mut seq, 31, 60, 0.0, AssetState::Down, None);
-    run(&mut st, "f1", &mut seq, 0, 60, 1.0, AssetState::Running, Some(150.0));
+    run(&mut st, "l1", &mut seq, 0..=60, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 0..=30, 2.0, AssetState::Running, None);
+    run(&mut st, "l2", &mut seq, 31..=60, 0.0, AssetState::Down, None);
+    run(&mut st, "f1", &mut seq, 0..=60, 1.0, AssetState::Running, Some(150.0));
     // Demand: everything both lines could make in two hours.
     let forecasts =
         vec![bucket("fam", Unit::Pieces, 0, 120, 480.0), bucket("north", Unit::KWh, 0, 120, 100.0)];
@@ -193,7 +193,7 @@ fn an_alert_is_judged_only_with_the_data_to_clear_it() {
     // After a restart nothing has been heard: nothing can be cleared.
     assert!(!can_judge(&st, &down) && !can_judge(&st, &gap) && !can_judge(&st, &gone));
     let mut seq = 0;
-    run(&mut st, "l1", &mut seq, 0, 1, 1.0, AssetState::Running, None);
+    run(&mut st, "l1", &mut seq, 0..=1, 1.0, AssetState::Running, None);
     assert!(can_judge(&st, &down) && can_judge(&st, &gap) && can_judge(&st, &gone));
     let dev = alert("forecast_deviation:fam:0", AlertKind::ForecastDeviation, None, None);
     assert!(!can_judge(&st, &dev), "a closed bucket's deviation waits for a planner");

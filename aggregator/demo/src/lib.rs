@@ -1,4 +1,4 @@
-//! `aggregator demo`: the aggregator with its embedded broker plus three
+//! `throughline-demo`: the aggregator with its embedded broker plus three
 //! simulated edge agents (the real edge-agent code, in-process) for a small
 //! plant: four lines in two product families, three feeders in two regions,
 //! one line going down with a reason partway through.
@@ -13,8 +13,9 @@ use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AssetConfig, AssetKind, Config};
-use crate::{App, Error};
+use throughline_aggregator::config::{AssetConfig, AssetKind, Config};
+use throughline_aggregator::model::ForecastRow;
+use throughline_aggregator::{App, Error};
 
 /// The demo's site.
 pub const SITE: &str = "demo-plant";
@@ -95,9 +96,9 @@ pub const DEMO_TOKEN: &str = "demo-planner";
 /// The aggregator config of the demo plant, on top of `base` (listen
 /// addresses and data dir from the command line).
 pub fn config(mut base: Config) -> Config {
-    base.auth.tokens.push(crate::config::TokenConfig {
+    base.auth.tokens.push(throughline_aggregator::config::TokenConfig {
         name: "demo planner".into(),
-        role: crate::config::Role::Planner,
+        role: throughline_aggregator::config::Role::Planner,
         token: Some(DEMO_TOKEN.into()),
         token_file: None,
         token_env: None,
@@ -108,7 +109,7 @@ pub fn config(mut base: Config) -> Config {
         ("region-north", AssetKind::Feeder),
         ("region-south", AssetKind::Feeder),
     ] {
-        let mut g = crate::config::GroupConfig::with_defaults(id, kind);
+        let mut g = throughline_aggregator::config::GroupConfig::with_defaults(id, kind);
         g.downtime_minutes = 1.0;
         g.offline_secs = 30;
         base.groups.push(g);
@@ -187,8 +188,8 @@ pub fn agents(broker_url: &str, state_root: &Path) -> Vec<AgentConfig> {
 
 /// Forecast buckets of 10 minutes for the next hour: about what the plant
 /// makes when everything runs, so a stop shows up as a schedule alert.
-pub fn forecasts(now: chrono::DateTime<chrono::Utc>) -> Vec<crate::model::ForecastRow> {
-    use crate::model::{ForecastRow, Unit};
+pub fn forecasts(now: chrono::DateTime<chrono::Utc>) -> Vec<ForecastRow> {
+    use throughline_aggregator::model::Unit;
     let start = chrono::DateTime::from_timestamp(now.timestamp() - now.timestamp() % 60, 0).unwrap_or(now);
     let mut rows = Vec::new();
     for i in 0..6 {

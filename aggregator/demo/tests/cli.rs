@@ -1,0 +1,89 @@
+//! The `throughline-demo` binary's command line: the aggregator's flags,
+//! and a port clash explained.
+
+use std::process::Command;
+
+fn demo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_throughline-demo"))
+}
+
+#[test]
+fn taken_mqtt_port_is_explained() {
+    // Occupy a port, then ask the demo to embed its broker there.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo()
+        .args(["--http-listen", "127.0.0.1:0", "--mqtt-listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port} is already in use")), "{err}");
+    assert!(err.contains("--mqtt-listen") && err.contains("--broker"), "{err}");
+}
+
+/// GET `path` from `addr` with a bare HTTP/1.0 request; the body.
+fn get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+/// The README's first command: the demo starts, its simulated gateways
+/// report every asset through the embedded broker, and SIGTERM stops it.
+#[test]
+fn the_demo_runs_a_plant_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mqtt = free.local_addr().unwrap();
+    drop(free);
+    let mut child = demo()
+        .args(["--http-listen", "127.0.0.1:0", "--mqtt-listen", &mqtt.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut http = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("Dashboard:") {
+            http = rest.trim().strip_prefix("http://").and_then(|r| r.split('/').next()).map(str::to_string);
+            break;
+        }
+    }
+    let http = http.expect("the demo prints its dashboard address");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let reporting = loop {
+        let body = get(&http, "/api/v1/assets").unwrap_or_default();
+        // Seven assets, each with a last sample time once its agent reported.
+        let n = body.matches("\"last_sample_ts\":\"").count();
+        if n >= 7 || std::time::Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(reporting, 7, "all seven demo assets report at {http}");
+    let forecasts = get(&http, "/api/v1/forecasts").unwrap_or_default();
+    assert!(forecasts.matches("\"group\":").count() >= 24, "an hour of forecasts: {forecasts}");
+    let stopped =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the demo did not stop within 15 s of SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+}
