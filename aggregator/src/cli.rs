@@ -68,18 +68,7 @@ pub fn init_tracing() {
 
 /// Cancel `token` on SIGTERM or Ctrl-C.
 pub async fn stop_on_signal(token: tokio_util::sync::CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    throughline_shared::signal::stop_requested().await;
     tracing::info!("stop requested");
     token.cancel();
 }

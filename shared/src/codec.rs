@@ -10,9 +10,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use crate::ids::{AgentId, AssetId, SiteId};
+use crate::message::PROTOCOL_VERSION;
 use crate::message::{AgentStatus, AssetState, Envelope, Sample, MAX_REASON_LEN};
 use crate::topic::{Topic, TopicError};
-use crate::PROTOCOL_VERSION;
 
 /// Size limits and clock tolerance applied while decoding.
 #[derive(Debug, Clone, Copy)]

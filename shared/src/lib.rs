@@ -24,6 +24,8 @@ pub mod message;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod secret;
+#[cfg(feature = "signal")]
+pub mod signal;
 pub mod throttle;
 pub mod topic;
 
@@ -32,5 +34,4 @@ pub use ids::{AgentId, AssetId, IdError, SiteId};
 pub use message::{AgentStatus, AssetState, Envelope, Sample};
 pub use topic::Topic;
 
-/// The protocol version this crate speaks (the `v` field of every payload).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use message::PROTOCOL_VERSION;

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ids::AgentId;
 
+/// The protocol version this crate speaks (the `v` field of every payload).
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// Longest downtime reason code, in characters.
 pub const MAX_REASON_LEN: usize = 64;
 
@@ -85,7 +88,7 @@ impl Sample {
 /// One telemetry message: the samples of one asset, numbered by the agent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
-    /// Protocol version, always [`crate::PROTOCOL_VERSION`].
+    /// Protocol version, always [`PROTOCOL_VERSION`].
     pub v: u32,
     /// The publishing agent; must equal the topic's `{agent}`.
     pub agent: AgentId,

@@ -38,3 +38,5 @@ pub mod model;
 pub mod projection;
 pub mod rollup;
 pub mod state;
+#[cfg(test)]
+mod testkit;

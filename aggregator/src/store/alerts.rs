@@ -107,28 +107,14 @@ mod tests {
     use crate::alert::{AlertDetails, Condition};
     use chrono::Utc;
 
-    fn cond(key: &str, kind: AlertKind) -> Condition {
-        Condition {
-            key: key.parse().unwrap(),
-            kind,
-            site: Some("s".into()),
-            group: Some("g".into()),
-            asset: None,
-            agent: None,
-            bucket_start: None,
-            bucket_end: None,
-            value: 10.0,
-            threshold: 5.0,
-            summary: "short".into(),
-            action: "act".into(),
-            details: AlertDetails::Downtime {
-                since: Utc::now(),
-                reason: None,
-                minutes: 20.0,
-                rate_loss_per_hour: None,
-            },
-            event_time: None,
-        }
+    fn cond(key: &str) -> Condition {
+        let details = AlertDetails::Downtime {
+            since: Utc::now(),
+            reason: None,
+            minutes: 20.0,
+            rate_loss_per_hour: None,
+        };
+        Condition { group: Some("g".into()), details, ..Condition::new(key.parse().unwrap(), "short", "act") }
     }
 
     #[test]
@@ -139,13 +125,7 @@ mod tests {
         let id = {
             let store = Store::open(&path).unwrap();
             let mut book = AlertBook::default();
-            let ch = book.apply(
-                vec![
-                    cond("downtime:s:a", AlertKind::Downtime),
-                    cond("forecast_deviation:g:1", AlertKind::ForecastDeviation),
-                ],
-                now,
-            );
+            let ch = book.apply(vec![cond("downtime:s:a"), cond("forecast_deviation:g:1")], now);
             for a in ch.to_store() {
                 store.save_alert(a).unwrap();
             }

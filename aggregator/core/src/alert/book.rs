@@ -216,29 +216,15 @@ impl AlertBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertDetails;
 
     fn key(k: &str) -> AlertKey {
         k.parse().unwrap()
     }
 
     fn cond(k: &str, kind: AlertKind) -> Condition {
-        Condition {
-            key: key(k),
-            kind,
-            site: Some("s".into()),
-            group: Some("g".into()),
-            asset: None,
-            agent: None,
-            bucket_start: None,
-            bucket_end: None,
-            value: 10.0,
-            threshold: 5.0,
-            summary: "short".into(),
-            action: "act".into(),
-            details: AlertDetails::None,
-            event_time: None,
-        }
+        let c = Condition::new(key(k), "short", "act");
+        assert_eq!(c.kind, kind);
+        Condition { site: Some("s".into()), group: Some("g".into()), value: 10.0, threshold: 5.0, ..c }
     }
 
     /// What a store would read back: unresolved alerts, deviation keys, next id.

@@ -56,6 +56,29 @@ pub struct Condition {
     pub event_time: Option<DateTime<Utc>>,
 }
 
+impl Condition {
+    /// A condition of `key` with its words only: no place, numbers or
+    /// details yet (the caller sets what it knows).
+    pub fn new(key: AlertKey, summary: impl Into<String>, action: impl Into<String>) -> Condition {
+        Condition {
+            kind: key.kind(),
+            key,
+            site: None,
+            group: None,
+            asset: None,
+            agent: None,
+            bucket_start: None,
+            bucket_end: None,
+            value: 0.0,
+            threshold: 0.0,
+            summary: summary.into(),
+            action: action.into(),
+            details: AlertDetails::None,
+            event_time: None,
+        }
+    }
+}
+
 /// Who did something to an alert, when, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mark {

@@ -1,37 +1,11 @@
 use super::*;
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use throughline_shared::{AgentId, AgentStatus, AssetState, Envelope, Sample};
+use chrono::Duration;
+use throughline_shared::{AgentStatus, AssetState, Sample};
 
 use crate::model::{AssetConfig, AssetKind};
 use crate::rollup::PendingMinutes;
 use crate::state::{LiveEvent, LiveState};
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap()
-}
-
-fn reg(asset: &str) -> AssetConfig {
-    AssetConfig {
-        site: SiteId::parse("s").unwrap(),
-        id: AssetId::parse(asset).unwrap(),
-        kind: AssetKind::Line,
-        group: "g".into(),
-        rated_capacity: 3600.0,
-        name: None,
-    }
-}
-
-fn tel(asset: &str, seq: u64, samples: Vec<Sample>) -> Telemetry {
-    Telemetry {
-        site: SiteId::parse("s").unwrap(),
-        asset: AssetId::parse(asset).unwrap(),
-        envelope: Envelope { v: 1, agent: AgentId::parse("gw").unwrap(), seq, samples },
-    }
-}
-
-fn out(secs: i64, output: f64) -> Sample {
-    Sample { output: Some(output), ..Sample::at(t0() + Duration::seconds(secs)) }
-}
+use crate::testkit::{out, reg, t0, tel};
 
 #[test]
 fn take_touched_returns_each_change_once() {
