@@ -1,18 +1,30 @@
 //! Throughline aggregator: MQTT ingest, live state of every line and feeder,
 //! HTTP API and metrics, with an embedded broker for zero set-up use.
 //!
-//! # Layout
-//! - [`config`]: `Config` from TOML plus command-line overrides, validated.
-//! - [`broker`]: the embedded rumqttd broker.
-//! - [`ingest`]: MQTT subscribe, decode, dedup, update state and counters.
-//! - [`state`]: live state per asset and agent (pure, event time).
-//! - [`rollup`]: embedded history: per-minute rollups flushed to SQLite,
-//!   downsampled for the API.
-//! - [`metrics`]: Prometheus/OpenMetrics counters.
-//! - [`sink`]: time-series sinks (InfluxDB v2 write API), fed by ingest.
-//! - [`api`]: `router(shared) -> Router` for `/api/v1`, `/metrics`, `/healthz`.
-//! - [`demo`]: `aggregator demo`, a small simulated plant in one process.
+//! # Layout, lowest layer first (imports go downwards only; checked by
+//! `tests/layers.rs`)
+//! - The planning core (`throughline_core`, re-exported): [`model`],
+//!   [`history`], [`balance`], [`ctp`], [`forecast`], [`state`], [`alert`],
+//!   [`rollup`], [`projection`], [`fanout`]. No I/O, no clock, no async.
+//! - [`metrics`]: Prometheus/OpenMetrics counters. [`store`]: the SQLite
+//!   state store, one file per table family.
+//! - [`error`]: the crate's error type. [`broker`]: the embedded rumqttd
+//!   broker. [`config`]: `Config` from TOML, validated.
+//! - [`sink`]: the InfluxDB v2 sink. [`cli`]: the flags both binaries take.
+//! - [`service`]: the handles that own the locks (live state, alert book,
+//!   forecasts, dashboard feed, rollup writer, tokens) and the planning use
+//!   cases; the lock order is documented there.
+//! - [`tasks`]: ingest, alert evaluation, rollup flush, live-event tick,
+//!   delivery. [`api`]: `router(services) -> Router` for `/api/v1`,
+//!   `/metrics`, `/healthz` and the dashboard.
 //! - [`App`]: build from config, then `run(token)` until cancelled.
+//!
+//! # Which way data flows
+//! broker -> `tasks::ingest` (decode) -> `service::live` (core state:
+//! events to the sink, the dashboard, the alert task, the rollups) ->
+//! `tasks::alerts` (core projection and rules -> alert book -> store ->
+//! MQTT, dashboard, outbox -> `tasks::notify`) and `tasks::rollup` (store);
+//! `api` reads through the services.
 
 pub mod api;
 pub mod broker;

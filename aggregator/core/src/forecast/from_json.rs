@@ -17,7 +17,7 @@ use crate::model::{AssetKind, ForecastRow};
 /// an object `{"rows": [...]}` holding such an array (other keys of that
 /// object are ignored).
 ///
-/// The same checks as [`parse_csv`] apply, plus types: `group`, `start`,
+/// The same checks as [`super::parse_csv`] apply, plus types: `group`, `start`,
 /// `end` and `unit` must be strings, `demand` a JSON number, `uplift_pct` a
 /// JSON number, `null` or absent (= 0). Unknown fields in a row are refused,
 /// so a misspelt `uplift` does not silently drop a campaign. Errors carry the
