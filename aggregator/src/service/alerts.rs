@@ -75,7 +75,8 @@ impl Alerts {
 
     /// One evaluation of `scope` (under the live-state lock, then the
     /// book's): the conditions true now against the book; the alert events
-    /// it caused, stored. `forecasts` are those of the groups in scope.
+    /// it caused, stored before the locks are released. `forecasts` are
+    /// those of the groups in scope.
     pub fn evaluate(
         &self,
         live: &Live,
@@ -83,7 +84,7 @@ impl Alerts {
         scope: Scope,
     ) -> (Vec<AlertEvent>, usize) {
         let planner = live.planner();
-        let (changes, unresolved) = live.read(|state| {
+        let (events, unresolved) = live.read(|state| {
             let mut book = self.lock();
             let now = Utc::now();
             let conditions = planner.conditions_in(state, forecasts, &book, now, scope);
@@ -98,11 +99,13 @@ impl Alerts {
                     book.apply_scoped(conditions, now, rest, judged)
                 }
             };
-            (changes, book.unresolved().count())
-        });
-        let events = self.store_changes(changes).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "alert evaluation could not be stored");
-            Vec::new()
+            // Stored under the book's lock, so a planner's change to the same
+            // alert cannot be overwritten by an older copy.
+            let events = self.store_changes(changes).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "alert evaluation could not be stored");
+                Vec::new()
+            });
+            (events, book.unresolved().count())
         });
         (events, unresolved)
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::model::ForecastRow;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Forecast buckets in force.
 #[derive(Debug)]
@@ -55,13 +55,12 @@ impl Forecasts {
 
     /// Reload if another process (`aggregator import-forecast`) committed to
     /// the store since the last call, or the version cannot be read.
-    pub fn reload_if_changed(&self) -> Result<(), StoreError> {
+    pub fn reload_if_changed(&self) {
         let version = self.store.data_version().ok();
         let mut seen = self.seen.lock().expect("forecast version lock");
         if version.is_none() || version != *seen {
             self.reload();
             *seen = version;
         }
-        Ok(())
     }
 }

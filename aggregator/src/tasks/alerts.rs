@@ -34,7 +34,7 @@ pub async fn run(shared: Arc<Services>, every: Duration, token: CancellationToke
         }
         // Forecasts may also arrive through `aggregator import-forecast`
         // (another process): read them again when the file changed.
-        let _ = shared.forecasts.reload_if_changed();
+        shared.forecasts.reload_if_changed();
         let by_group = shared.forecasts.by_group();
         for g in &shared.live.planner().groups {
             if token.is_cancelled() {
