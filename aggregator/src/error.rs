@@ -10,6 +10,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("embedded broker: {0}")]
     Broker(String),
+    #[error("HTTP client for alert delivery: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("aggregator task: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }

@@ -201,8 +201,7 @@ impl App {
         tracker.spawn(tasks::alerts::run(self.shared.clone(), self.evaluate_every, token.child_token()));
         tracker.spawn(tasks::rollup::run(self.shared.clone(), token.child_token()));
         tracker.spawn(tasks::live_tick::run(self.shared.clone(), token.child_token()));
-        let http_client =
-            reqwest::Client::builder().build().map_err(|e| Error::Broker(format!("HTTP client: {e}")))?;
+        let http_client = reqwest::Client::builder().build()?;
         for r in self.shared.receivers.clone() {
             tracker.spawn(tasks::notify::run(
                 r,

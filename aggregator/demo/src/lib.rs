@@ -267,5 +267,5 @@ pub async fn run(base: Config, token: CancellationToken) -> Result<(), Error> {
     tracker.close();
     tracker.wait().await;
     app_token.cancel();
-    server.await.map_err(|e| Error::Broker(format!("aggregator task: {e}")))?
+    server.await?
 }
