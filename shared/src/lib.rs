@@ -15,7 +15,9 @@
 //! - [`secret`]: the one reader of secrets in config (inline, `_file` or `_env`).
 //! - [`throttle`]: [`throttle::FailureLog`], which repeated failures to log.
 //! - `mqtt` (feature `mqtt`): the MQTT client builder both binaries use;
-//!   without the feature this crate links neither rumqttc nor tokio.
+//!   `signal` (feature `signal`): waiting for SIGTERM or Ctrl-C. Without
+//!   these features this crate links neither rumqttc nor tokio (the
+//!   planning core depends on it).
 
 pub mod broker;
 pub mod codec;
