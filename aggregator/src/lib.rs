@@ -9,14 +9,17 @@
 //! - [`metrics`]: Prometheus/OpenMetrics counters. [`store`]: the SQLite
 //!   state store, one file per table family.
 //! - [`error`]: the crate's error type. [`broker`]: the embedded rumqttd
-//!   broker. [`config`]: `Config` from TOML, validated.
-//! - [`sink`]: the InfluxDB v2 sink. [`cli`]: the flags both binaries take.
+//!   broker.
+//! - [`sink`]: the InfluxDB v2 sink.
 //! - [`service`]: the handles that own the locks (live state, alert book,
 //!   forecasts, dashboard feed, rollup writer, tokens) and the planning use
 //!   cases; the lock order is documented there.
 //! - [`tasks`]: ingest, alert evaluation, rollup flush, live-event tick,
 //!   delivery. [`api`]: `router(services) -> Router` for `/api/v1`,
 //!   `/metrics`, `/healthz` and the dashboard.
+//! - [`config`]: `Config` from TOML, one file per section; each section
+//!   validates itself and builds its component (reading its secret once).
+//! - [`cli`]: the flags both binaries take, on top of a `Config`.
 //! - [`App`]: build from config, then `run(token)` until cancelled.
 //!
 //! # Which way data flows
@@ -47,7 +50,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use throughline_shared::broker::BrokerUrl;
-use throughline_shared::Limits;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -73,71 +75,30 @@ impl App {
     /// and start the embedded broker unless an external one is configured.
     /// `origin` names the config (file or "command line") in errors.
     pub async fn build(config: Config, origin: &str) -> Result<App, Error> {
-        config.validate(origin)?;
+        let mut secrets = config.validate(origin)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Config {
             path: origin.to_string(),
             message: format!("data_dir {}: cannot create: {e}", config.data_dir.display()),
         })?;
-        let http = match tokio::net::TcpListener::bind(config.http.listen).await {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(Error::AddrInUse {
-                    what: "HTTP",
-                    addr: config.http.listen,
-                    hint: ". Choose another with --http-listen 127.0.0.1:8081 (or port 0 for any free port)"
-                        .into(),
-                })
-            }
-            Err(e) => return Err(Error::Io(e)),
-        };
-        let (broker_url, embedded) = match &config.mqtt.broker {
-            Some(url) => (
-                BrokerUrl::parse(url)
-                    .map_err(|e| Error::Config { path: origin.into(), message: e.to_string() })?,
-                false,
-            ),
-            None => {
-                broker::start(config.mqtt.listen)?;
-                let l = config.mqtt.listen;
-                (BrokerUrl { host: l.ip().to_string(), port: l.port(), tls: false }, true)
-            }
-        };
-        let limits = Limits {
-            max_payload_bytes: config.ingest.max_payload_bytes,
-            max_samples: Limits::default().max_samples,
-            max_future: chrono::Duration::seconds(config.ingest.max_future_secs),
-        };
-        let ingest = tasks::ingest::mqtt::IngestSettings {
-            broker: broker_url,
-            client_id: config.mqtt.client_id.clone(),
-            username: config.mqtt.username.clone(),
-            password: config.password(origin)?,
-            keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
-            persistent_session: config.mqtt.persistent_session,
-            limits,
-        };
+        let http = config.http.bind().await?;
+        let embedded = config.mqtt.embedded();
+        if let Some(listen) = embedded {
+            broker::start(listen)?;
+        }
+        let ingest = config.mqtt.build(&config.ingest, &mut secrets).map_err(|e| e.at(origin))?;
         let store = Arc::new(store::Store::open(&config.data_dir.join(STORE_FILE))?);
         let alerts = service::alerts::Alerts::load(store.clone())?;
-        let receivers = service::delivery::receivers(&config)
-            .map_err(|message| Error::Config { path: origin.into(), message })?;
-        let auth = service::auth::Auth::from_config(&config.auth)
-            .map_err(|message| Error::Config { path: origin.into(), message })?;
+        let receivers =
+            config::alerts::receivers(&config.webhooks, config.alertmanager.as_ref(), &mut secrets)
+                .map_err(|e| e.at(origin))?;
+        let auth = config.auth.build(&mut secrets).map_err(|e| e.at(origin))?;
         let metrics = metrics::Metrics::new();
         let influx = match &config.influxdb {
-            Some(c) => {
-                let token = c
-                    .read_token()
-                    .map_err(|e| Error::Config { path: origin.into(), message: format!("influxdb.{e}") })?;
-                let settings = sink::influx::Settings::new(c, token);
-                Some(sink::influx::InfluxSink::new(settings, metrics.influx.clone()))
-            }
+            Some(c) => Some(c.build(&mut secrets, metrics.influx.clone()).map_err(|e| e.at(origin))?),
             None => None,
         };
-        let keep = chrono::Duration::hours(config.planning.history_hours as i64);
-        let mut live = state::LiveState::new(
-            &config.assets,
-            chrono::Duration::seconds(config.ingest.rate_window_secs as i64),
-        );
+        let keep = config.planning.history();
+        let mut live = state::LiveState::new(&config.assets, config.ingest.rate_window());
         let restored = service::history::restore(&store, &mut live, keep)?;
         tracing::info!(minutes = restored, "per-minute history read back from the store");
         let shared = Arc::new(Services {
@@ -145,7 +106,7 @@ impl App {
             alerts,
             forecasts: service::forecasts::Forecasts::new(store.clone()),
             feed: service::feed::Feed::new(),
-            rollups: service::history::Rollups::new(&config.history),
+            rollups: config.history.build(),
             store,
             metrics,
             influx,
@@ -156,8 +117,8 @@ impl App {
         });
         shared.forecasts.reload();
         shared.count_outbox();
-        let evaluate_every = Duration::from_millis(config.planning.evaluate_every_ms.max(100));
-        Ok(App { shared, http, ingest, embedded, evaluate_every })
+        let evaluate_every = config.planning.evaluate_every();
+        Ok(App { shared, http, ingest, embedded: embedded.is_some(), evaluate_every })
     }
 
     /// The bound HTTP address (useful with port 0).

@@ -52,10 +52,13 @@ const CRATES: &[Crate] = &[
             ],
             &["metrics", "store"],
             &["error"],
-            &["broker", "config"],
-            &["sink", "cli"],
+            &["broker"],
+            &["sink"],
             &["service"],
             &["tasks", "api"],
+            // Each config section builds its component, so it sits above them.
+            &["config"],
+            &["cli"],
         ],
     },
     Crate {

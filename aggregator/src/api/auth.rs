@@ -9,8 +9,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
-use crate::config::Role;
 use crate::service::auth::Actor;
+use crate::service::auth::Role;
 use crate::service::Services;
 
 /// A request allowed to read; the caller, if it sent a token.

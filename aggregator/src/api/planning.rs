@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use super::auth::{Planner, Reader};
 use super::error::ApiError;
-use crate::config::Role;
 use crate::forecast::parse_time;
 use crate::model::{AlertKind, AlertStatus, ReservationStatus};
+use crate::service::auth::Role;
 use crate::service::planning::{ForecastFormat, PromiseRequest};
 use crate::service::Services;
 

@@ -4,10 +4,21 @@
 //! The HTTP API asks through its extractors (`crate::api::auth`).
 
 use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{read_secret, AuthConfig, Role};
+/// Roles, each allowed what the one before it may do and more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads.
+    Viewer,
+    /// Imports forecasts, acknowledges and resolves alerts, quotes promises.
+    Planner,
+    /// Everything.
+    Admin,
+}
 
 /// Why a request may not do what it asks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,15 +66,15 @@ fn digest(token: &[u8]) -> [u8; 32] {
 }
 
 impl Auth {
-    pub fn from_config(c: &AuthConfig) -> Result<Auth, String> {
-        let mut entries = Vec::new();
-        for (i, t) in c.tokens.iter().enumerate() {
-            let token =
-                read_secret("token", t.token.as_deref(), t.token_file.as_deref(), t.token_env.as_deref())
-                    .map_err(|e| format!("auth.tokens[{i}].{e}"))?;
-            entries.push(Entry { digest: digest(token.as_bytes()), name: t.name.clone(), role: t.role });
-        }
-        Ok(Auth { entries, read_requires_token: c.read_requires_token })
+    /// No tokens yet; reads need one when `read_requires_token`. Built from
+    /// `[auth]` by `crate::config::AuthConfig::build`.
+    pub fn new(read_requires_token: bool) -> Auth {
+        Auth { entries: Vec::new(), read_requires_token }
+    }
+
+    /// Accept `token` for `name` with `role`; only its digest is kept.
+    pub fn add(&mut self, name: &str, role: Role, token: &str) {
+        self.entries.push(Entry { digest: digest(token.as_bytes()), name: name.to_string(), role });
     }
 
     fn actor(&self, headers: &HeaderMap) -> Result<Option<Actor>, AuthError> {
@@ -116,21 +127,12 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TokenConfig;
 
     fn auth(read: bool) -> Auth {
-        let t = |name: &str, role, token: &str| TokenConfig {
-            name: name.into(),
-            role,
-            token: Some(token.into()),
-            token_file: None,
-            token_env: None,
-        };
-        Auth::from_config(&AuthConfig {
-            read_requires_token: read,
-            tokens: vec![t("wall", Role::Viewer, "v-token"), t("alice", Role::Planner, "p-token")],
-        })
-        .unwrap()
+        let mut a = Auth::new(read);
+        a.add("wall", Role::Viewer, "v-token");
+        a.add("alice", Role::Planner, "p-token");
+        a
     }
 
     fn h(token: Option<&str>) -> HeaderMap {

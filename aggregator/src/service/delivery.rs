@@ -8,10 +8,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::alert::AlertEvent;
-use crate::config::{read_secret, Config};
 use crate::store::{Store, StoreError};
 
-/// A configured receiver.
+/// A configured receiver (built from `[[webhooks]]` and `[alertmanager]` by
+/// `crate::config::alerts`).
 #[derive(Clone)]
 pub struct Receiver {
     /// Queue name in the outbox (`webhook:NAME` or `alertmanager`).
@@ -33,29 +33,6 @@ impl std::fmt::Debug for Receiver {
         };
         f.debug_struct("Receiver").field("name", &self.name).field("url", url).finish_non_exhaustive()
     }
-}
-
-/// Receivers from the config (secrets read now; errors name the key).
-pub fn receivers(config: &Config) -> Result<Vec<Receiver>, String> {
-    let mut out = Vec::new();
-    for (i, w) in config.webhooks.iter().enumerate() {
-        let secret =
-            read_secret("secret", w.secret.as_deref(), w.secret_file.as_deref(), w.secret_env.as_deref())
-                .map_err(|e| format!("webhooks[{i}].{e}"))?;
-        out.push(Receiver {
-            name: format!("webhook:{}", w.name),
-            kind: ReceiverKind::Webhook { url: w.url.clone(), secret: secret.into_bytes() },
-        });
-    }
-    if let Some(am) = &config.alertmanager {
-        out.push(Receiver {
-            name: "alertmanager".into(),
-            kind: ReceiverKind::Alertmanager {
-                url: format!("{}/api/v2/alerts", am.url.trim_end_matches('/')),
-            },
-        });
-    }
-    Ok(out)
 }
 
 /// HMAC-SHA256 of `body` with `secret`, hex.

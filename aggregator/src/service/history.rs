@@ -23,7 +23,6 @@ use chrono::{DateTime, Utc};
 use throughline_shared::{AssetId, SiteId};
 
 use super::Services;
-use crate::config::HistoryConfig;
 use crate::state::LiveState;
 use crate::store::{Store, StoreError};
 
@@ -38,12 +37,14 @@ pub struct Rollups {
 }
 
 impl Rollups {
-    pub fn new(config: &HistoryConfig) -> Rollups {
-        Rollups {
-            flush: Mutex::new(()),
-            retention: chrono::Duration::days(i64::from(config.retention_days)),
-            every: Duration::from_secs(config.flush_secs.max(1)),
-        }
+    /// Keep rollups for `retention`; write changed minutes `every` so often.
+    pub fn new(retention: chrono::Duration, every: Duration) -> Rollups {
+        Rollups { flush: Mutex::new(()), retention, every }
+    }
+
+    /// How long rollups are kept.
+    pub fn retention(&self) -> chrono::Duration {
+        self.retention
     }
 }
 

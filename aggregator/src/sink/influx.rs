@@ -34,7 +34,6 @@ use throughline_shared::AssetState;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::InfluxConfig;
 use crate::metrics::InfluxMetrics;
 use crate::model::AssetKind;
 use crate::state::{LiveEvent, LiveState, TelemetryOutcome};
@@ -420,7 +419,13 @@ impl Ring {
 
 /// A token that never shows in `Debug` output or logs.
 #[derive(Clone)]
-struct Token(String);
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: String) -> Token {
+        Token(token)
+    }
+}
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -428,36 +433,20 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Where and how to write.
+/// Where and how to write; built from `[influxdb]` by
+/// `crate::config::InfluxConfig::build`.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub url: String,
     pub org: String,
     pub bucket: String,
-    token: Token,
+    pub token: Token,
     pub batch_points: usize,
     pub flush: Duration,
     pub buffer_points: usize,
     pub timeout: Duration,
     pub backoff: (Duration, Duration),
     pub shutdown_flush: Duration,
-}
-
-impl Settings {
-    pub fn new(c: &InfluxConfig, token: String) -> Settings {
-        Settings {
-            url: c.url.trim_end_matches('/').to_string(),
-            org: c.org.clone(),
-            bucket: c.bucket.clone(),
-            token: Token(token),
-            batch_points: c.batch_points.max(1),
-            flush: Duration::from_millis(c.flush_ms),
-            buffer_points: c.buffer_points,
-            timeout: Duration::from_millis(c.timeout_ms),
-            backoff: BACKOFF,
-            shutdown_flush: SHUTDOWN_FLUSH,
-        }
-    }
 }
 
 /// The handle ingest pushes to; cheap to clone. [`InfluxSink::run`] is the

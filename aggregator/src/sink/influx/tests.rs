@@ -250,22 +250,17 @@ async fn fake_server(fake: Arc<Mutex<Fake>>) -> String {
 }
 
 fn settings(url: &str, batch: usize, buffer: usize) -> Settings {
-    let c = InfluxConfig {
+    Settings {
         url: url.into(),
         org: "plant".into(),
         bucket: "tl".into(),
-        token: None,
-        token_file: None,
-        token_env: None,
+        token: Token::new("s3cret".into()),
         batch_points: batch,
-        flush_ms: 20,
+        flush: Duration::from_millis(20),
         buffer_points: buffer,
-        timeout_ms: 2000,
-    };
-    Settings {
+        timeout: Duration::from_millis(2000),
         backoff: (Duration::from_millis(10), Duration::from_millis(40)),
         shutdown_flush: Duration::from_millis(300),
-        ..Settings::new(&c, "s3cret".into())
     }
 }
 

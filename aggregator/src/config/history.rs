@@ -1,0 +1,81 @@
+//! `[history]`: the embedded per-minute history; builds the rollup writer
+//! ([`Rollups`]).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::service::history::Rollups;
+
+/// Embedded history: per-asset, per-minute rollups written to the SQLite
+/// store in batches, served by `/api/v1/assets/{site}/{asset}/history`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// How often changed minutes are written, in seconds (one transaction
+    /// each time); a crash loses at most this much history.
+    #[serde(default = "default_flush_secs")]
+    pub flush_secs: u64,
+    /// Rollups older than this many days (by the server clock) are deleted,
+    /// once an hour and at start.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_flush_secs() -> u64 {
+    10
+}
+fn default_retention_days() -> u32 {
+    90
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { flush_secs: default_flush_secs(), retention_days: default_retention_days() }
+    }
+}
+
+impl HistoryConfig {
+    /// Report every problem under `history`.
+    pub fn validate(&self, p: &mut Vec<String>) {
+        if !(1..=3600).contains(&self.flush_secs) {
+            p.push(format!("history.flush_secs: must be between 1 and 3600, found {}", self.flush_secs));
+        }
+        if !(1..=36_500).contains(&self.retention_days) {
+            p.push(format!(
+                "history.retention_days: must be between 1 and 36500, found {}",
+                self.retention_days
+            ));
+        }
+    }
+
+    /// The rollup writer.
+    pub fn build(&self) -> Rollups {
+        Rollups::new(
+            chrono::Duration::days(i64::from(self.retention_days)),
+            Duration::from_secs(self.flush_secs.max(1)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_and_build() {
+        let mut p = Vec::new();
+        HistoryConfig::default().validate(&mut p);
+        assert!(p.is_empty(), "{p:?}");
+        HistoryConfig { flush_secs: 3601, retention_days: 0 }.validate(&mut p);
+        assert_eq!(
+            p,
+            [
+                "history.flush_secs: must be between 1 and 3600, found 3601",
+                "history.retention_days: must be between 1 and 36500, found 0",
+            ]
+        );
+        let r = HistoryConfig { flush_secs: 30, retention_days: 7 }.build();
+        assert_eq!((r.every, r.retention()), (Duration::from_secs(30), chrono::Duration::days(7)));
+    }
+}

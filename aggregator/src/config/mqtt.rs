@@ -1,0 +1,222 @@
+//! `[mqtt]`: the embedded broker or an external one, and how ingest logs in;
+//! builds the ingest task's connection settings (the password read then).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use throughline_shared::broker::{BrokerUrl, Credentials};
+
+use super::secrets::{Secret, Secrets};
+use super::{ConfigError, IngestConfig};
+use crate::tasks::ingest::mqtt::IngestSettings;
+
+/// Where telemetry comes from: the embedded broker (default) or an
+/// external one (`broker`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Embedded broker's listen address, used when `broker` is not set.
+    #[serde(default = "default_mqtt_listen")]
+    pub listen: SocketAddr,
+    /// External broker URL (`mqtt://HOST:PORT`); when set, no broker is embedded.
+    pub broker: Option<String>,
+    /// Username at the external broker.
+    pub username: Option<String>,
+    /// Password in the file itself; prefer `password_file` or `password_env`.
+    pub password: Option<String>,
+    /// Read the password from this file.
+    pub password_file: Option<PathBuf>,
+    /// Read the password from this environment variable.
+    pub password_env: Option<String>,
+    /// MQTT client id. The session is persistent, so an external broker keeps
+    /// QoS 1 telemetry for the aggregator while it restarts.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Keep the broker session across restarts (MQTT `clean_session = false`).
+    /// Turn off only for throwaway instances: a persistent session that is
+    /// never resumed keeps collecting messages at the broker.
+    #[serde(default = "default_true")]
+    pub persistent_session: bool,
+    /// Keep-alive in seconds.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
+}
+
+impl MqttConfig {
+    /// Username and password source.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+            password_file: self.password_file.as_deref(),
+            password_env: self.password_env.as_deref(),
+        }
+    }
+
+    /// The embedded broker's address, unless an external broker is set.
+    pub fn embedded(&self) -> Option<SocketAddr> {
+        self.broker.is_none().then_some(self.listen)
+    }
+
+    /// Report every problem under `mqtt`. Only which password keys are set
+    /// is checked here: the password itself is read by [`MqttConfig::build`].
+    pub fn validate(&self, problems: &mut Vec<String>) {
+        if let Some(url) = &self.broker {
+            match BrokerUrl::parse(url) {
+                Err(e) => problems.push(format!("mqtt.broker: {e}")),
+                Ok(u) if u.tls => {
+                    problems.push("mqtt.broker: mqtts:// (TLS) is not supported by this version yet".into())
+                }
+                Ok(_) => {}
+            }
+        }
+        problems.extend(self.credentials().problems("mqtt"));
+        if self.client_id.is_empty() {
+            problems.push("mqtt.client_id: must not be empty".into());
+        }
+        if self.keep_alive_secs < 5 {
+            problems.push("mqtt.keep_alive_secs: must be at least 5".into());
+        }
+    }
+
+    fn password_secret(&self) -> Secret<'_> {
+        Secret {
+            section: "mqtt".into(),
+            name: "password",
+            inline: self.password.as_deref(),
+            file: self.password_file.as_deref(),
+            env: self.password_env.as_deref(),
+            required: false,
+        }
+    }
+
+    /// The ingest task's connection: the broker (external, or the embedded
+    /// one on `listen`), the login with its password, and `ingest`'s limits.
+    pub fn build(&self, ingest: &IngestConfig, secrets: &mut Secrets) -> Result<IngestSettings, ConfigError> {
+        let broker = match &self.broker {
+            Some(url) => BrokerUrl::parse(url)?,
+            None => BrokerUrl { host: self.listen.ip().to_string(), port: self.listen.port(), tls: false },
+        };
+        Ok(IngestSettings {
+            broker,
+            client_id: self.client_id.clone(),
+            username: self.username.clone(),
+            password: secrets.take(&self.password_secret())?,
+            keep_alive: Duration::from_secs(self.keep_alive_secs),
+            persistent_session: self.persistent_session,
+            limits: ingest.limits(),
+        })
+    }
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("listen", &self.listen)
+            .field("broker", &self.broker)
+            .field("credentials", &self.credentials())
+            .field("client_id", &self.client_id)
+            .field("persistent_session", &self.persistent_session)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_mqtt_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1883))
+}
+fn default_client_id() -> String {
+    "throughline-aggregator".into()
+}
+fn default_keep_alive() -> u64 {
+    15
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            listen: default_mqtt_listen(),
+            broker: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            client_id: default_client_id(),
+            persistent_session: true,
+            keep_alive_secs: default_keep_alive(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(c: &MqttConfig) -> Vec<String> {
+        let mut p = Vec::new();
+        c.validate(&mut p);
+        p
+    }
+
+    #[test]
+    fn validate_names_each_key() {
+        assert!(problems(&MqttConfig::default()).is_empty());
+        let c = MqttConfig {
+            broker: Some("mqtts://broker.plant".into()),
+            password: Some("p".into()),
+            password_env: Some("V".into()),
+            client_id: String::new(),
+            keep_alive_secs: 4,
+            ..MqttConfig::default()
+        };
+        let p = problems(&c);
+        for want in [
+            "mqtt.broker: mqtts:// (TLS) is not supported by this version yet",
+            "mqtt: set only one of password, password_file, password_env",
+            "mqtt.username: required when a password is set",
+            "mqtt.client_id: must not be empty",
+            "mqtt.keep_alive_secs: must be at least 5",
+        ] {
+            assert!(p.iter().any(|m| m == want), "{want} missing in {p:?}");
+        }
+        assert!(!format!("{c:?}").contains("\"p\""), "the password never shows");
+    }
+
+    #[test]
+    fn build_connects_to_the_embedded_or_the_external_broker() {
+        let ingest = IngestConfig::default();
+        let embedded =
+            MqttConfig { listen: SocketAddr::from(([127, 0, 0, 1], 1999)), ..MqttConfig::default() };
+        assert_eq!(embedded.embedded(), Some(embedded.listen));
+        let s = embedded.build(&ingest, &mut Secrets::default()).unwrap();
+        assert_eq!(s.broker.to_string(), "mqtt://127.0.0.1:1999");
+        assert_eq!((s.password, s.keep_alive), (None, Duration::from_secs(15)));
+        assert_eq!(s.limits.max_payload_bytes, ingest.max_payload_bytes);
+        let external = MqttConfig {
+            broker: Some("mqtt://broker.plant:1884".into()),
+            username: Some("agg".into()),
+            password: Some("pw".into()),
+            ..MqttConfig::default()
+        };
+        assert_eq!(external.embedded(), None);
+        let s = external.build(&ingest, &mut Secrets::default()).unwrap();
+        assert_eq!(
+            (s.broker.port, s.username.as_deref(), s.password.as_deref()),
+            (1884, Some("agg"), Some("pw"))
+        );
+        let unset = MqttConfig {
+            username: Some("agg".into()),
+            password_env: Some("THROUGHLINE_TEST_UNSET_VAR".into()),
+            ..MqttConfig::default()
+        };
+        let e = unset.build(&ingest, &mut Secrets::default()).unwrap_err().to_string();
+        assert_eq!(e, "mqtt.password_env: environment variable THROUGHLINE_TEST_UNSET_VAR is not set");
+        let bad = MqttConfig { broker: Some("http://x".into()), ..MqttConfig::default() };
+        let e = bad.build(&ingest, &mut Secrets::default()).unwrap_err().to_string();
+        assert!(e.starts_with("mqtt.broker: broker URL `http://x`"), "{e}");
+    }
+}

@@ -1,0 +1,115 @@
+//! `[[groups]]` and `[[assets]]`: the plant. The types are the planning
+//! core's (`throughline_core::model`); here they are checked, each problem
+//! under its key (`groups[1].shortfall_pct`, `assets[0].rated_capacity`).
+
+use std::collections::HashSet;
+
+use crate::model::{AssetConfig, GroupConfig};
+
+/// Group ids and thresholds, and whether each asset's group holds one kind.
+pub fn validate_groups(groups: &[GroupConfig], assets: &[AssetConfig], p: &mut Vec<String>) {
+    let mut group_ids = HashSet::new();
+    for (i, g) in groups.iter().enumerate() {
+        if g.id.trim().is_empty() || !group_ids.insert(g.id.clone()) {
+            p.push(format!("groups[{i}].id: `{}` is empty or appears twice", g.id));
+        }
+        for (key, v, lo, hi) in [
+            ("shortfall_pct", g.shortfall_pct, 0.0, 100.0),
+            ("deviation_pct", g.deviation_pct, 0.0, 1000.0),
+            ("downtime_minutes", g.downtime_minutes, 0.0, 10_080.0),
+            ("hysteresis_pct", g.hysteresis_pct, 0.0, 100.0),
+        ] {
+            if !(v.is_finite() && v >= lo && v <= hi) {
+                p.push(format!("groups[{i}].{key}: must be between {lo} and {hi}, found {v}"));
+            }
+        }
+    }
+    for (i, a) in assets.iter().enumerate() {
+        if let Some(g) = groups.iter().find(|g| g.id == a.group) {
+            if g.kind != a.kind {
+                p.push(format!(
+                    "assets[{i}].group: group `{}` is a {:?} group but the asset is a {:?}",
+                    g.id, g.kind, a.kind
+                ));
+            }
+        } else if let Some(other) = assets.iter().find(|b| b.group == a.group && b.kind != a.kind) {
+            p.push(format!(
+                "assets[{i}].group: group `{}` mixes lines and feeders (also `{}`); declare it under [[groups]]",
+                a.group, other.id
+            ));
+        }
+    }
+}
+
+/// Each asset registered once, with a rated capacity and a group.
+pub fn validate_assets(assets: &[AssetConfig], p: &mut Vec<String>) {
+    let mut seen = HashSet::new();
+    for (i, a) in assets.iter().enumerate() {
+        if !seen.insert((a.site.clone(), a.id.clone())) {
+            p.push(format!("assets[{i}]: site `{}` asset `{}` is registered twice", a.site, a.id));
+        }
+        if !(a.rated_capacity.is_finite() && a.rated_capacity > 0.0) {
+            p.push(format!("assets[{i}].rated_capacity: must be a number > 0 ({})", a.kind.rate_unit()));
+        }
+        if a.group.trim().is_empty() {
+            p.push(format!("assets[{i}].group: must not be empty"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn plant(toml: &str) -> Vec<String> {
+        let c: Config = toml::from_str(toml).unwrap();
+        let mut p = Vec::new();
+        validate_groups(&c.groups, &c.assets, &mut p);
+        validate_assets(&c.assets, &mut p);
+        p
+    }
+
+    #[test]
+    fn groups_and_assets_are_checked_by_key() {
+        assert!(plant("[[assets]]\nsite=\"s\"\nid=\"a\"\nkind=\"line\"\ngroup=\"g\"\nrated_capacity=1")
+            .is_empty());
+        let p = plant(
+            r#"
+[[groups]]
+id = "g"
+kind = "feeder"
+shortfall_pct = 101
+[[groups]]
+id = "g"
+kind = "feeder"
+[[assets]]
+site = "s"
+id = "a"
+kind = "line"
+group = "g"
+rated_capacity = 1
+[[assets]]
+site = "s"
+id = "b"
+kind = "line"
+group = "mixed"
+rated_capacity = 1
+[[assets]]
+site = "s"
+id = "c"
+kind = "feeder"
+group = "mixed"
+rated_capacity = 1
+"#,
+        );
+        for want in [
+            "groups[0].shortfall_pct: must be between 0 and 100, found 101",
+            "groups[1].id: `g` is empty or appears twice",
+            "assets[0].group: group `g` is a Feeder group but the asset is a Line",
+            "assets[1].group: group `mixed` mixes lines and feeders (also `c`); declare it under [[groups]]",
+        ] {
+            assert!(p.iter().any(|m| m == want), "{want} missing in {p:?}");
+        }
+    }
+}
