@@ -11,8 +11,9 @@ use std::path::Path;
 use throughline_shared::secret::{read_secret, require_secret, SecretError};
 
 /// Where a section keeps one secret: `{section}.{name}`, set inline as
-/// `name`, or in `name_file` or `name_env`.
-#[derive(Debug, Clone)]
+/// `name`, or in `name_file` or `name_env`. `Debug` leaves the inline
+/// value out.
+#[derive(Clone)]
 pub struct Secret<'a> {
     /// The section's full key, e.g. `auth.tokens[2]`.
     pub section: String,
@@ -22,6 +23,18 @@ pub struct Secret<'a> {
     pub env: Option<&'a str>,
     /// Whether leaving all three unset is a problem.
     pub required: bool,
+}
+
+impl std::fmt::Debug for Secret<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("key", &self.key())
+            .field("inline", &self.inline.map(|_| "<redacted>"))
+            .field("file", &self.file)
+            .field("env", &self.env)
+            .field("required", &self.required)
+            .finish()
+    }
 }
 
 impl Secret<'_> {
@@ -126,5 +139,8 @@ mod tests {
         assert_eq!(problems, ["webhooks[1].secret: set one of secret, secret_file, secret_env"]);
         let optional = Secret { section: "mqtt".into(), name: "password", required: false, ..missing };
         assert_eq!(secrets.take(&optional).unwrap(), None);
+        let inline = Secret { inline: Some("hunter2"), ..optional };
+        assert_eq!(secrets.take(&inline).unwrap().as_deref(), Some("hunter2"));
+        assert!(!format!("{inline:?}").contains("hunter2"));
     }
 }
