@@ -5,7 +5,7 @@
 //! `tests/layers.rs`)
 //! - The planning core (`throughline_core`, re-exported): [`model`],
 //!   [`history`], [`balance`], [`ctp`], [`forecast`], [`state`], [`alert`],
-//!   [`rollup`], [`projection`], [`fanout`]. No I/O, no clock, no async.
+//!   [`rollup`], [`projection`], [`fanout`], [`accuracy`]. No I/O, no clock, no async.
 //! - [`metrics`]: Prometheus/OpenMetrics counters. [`store`]: the SQLite
 //!   state store, one file per table family.
 //! - [`error`]: the crate's error type. [`broker`]: the embedded rumqttd
@@ -42,7 +42,7 @@ pub mod tasks;
 
 /// The planning core, under the names the rest of the aggregator uses.
 pub use throughline_core::{
-    alert, balance, ctp, fanout, forecast, history, model, projection, rollup, state,
+    accuracy, alert, balance, ctp, fanout, forecast, history, model, projection, rollup, state,
 };
 
 use std::net::SocketAddr;

@@ -31,7 +31,7 @@ const CRATES: &[Crate] = &[
             &["history", "balance", "ctp", "forecast", "testkit"],
             &["state"],
             &["alert", "rollup"],
-            &["projection", "fanout"],
+            &["projection", "fanout", "accuracy"],
         ],
     },
     Crate {
@@ -39,6 +39,7 @@ const CRATES: &[Crate] = &[
         layers: &[
             // The core's modules, re-exported by the crate root.
             &[
+                "accuracy",
                 "alert",
                 "balance",
                 "ctp",

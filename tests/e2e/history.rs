@@ -7,19 +7,19 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use throughline_tests::*;
 
-const TOKEN: &str = "history-planner-token";
+pub(crate) const TOKEN: &str = "history-planner-token";
 
-fn rfc(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A whole minute about 20 minutes ago: the data's second 0.
-fn base() -> DateTime<Utc> {
+pub(crate) fn base() -> DateTime<Utc> {
     let now = Utc::now().timestamp();
     DateTime::from_timestamp(now - now.rem_euclid(60), 0).unwrap() - Duration::minutes(20)
 }
 
-fn write_config(dir: &std::path::Path, site: &str) -> std::path::PathBuf {
+pub(crate) fn write_config(dir: &std::path::Path, site: &str) -> std::path::PathBuf {
     let path = dir.join("aggregator.toml");
     std::fs::write(
         &path,
@@ -60,7 +60,7 @@ token = "{TOKEN}"
     path
 }
 
-fn start(config: &std::path::Path, mqtt: u16) -> Aggregator {
+pub(crate) fn start(config: &std::path::Path, mqtt: u16) -> Aggregator {
     start_aggregator(&[
         "--config",
         config.to_str().unwrap(),
@@ -73,7 +73,7 @@ fn start(config: &std::path::Path, mqtt: u16) -> Aggregator {
 
 /// Publish one envelope of `samples` (second offset from `base`, fields)
 /// for `asset`, and wait until the aggregator has applied all of them.
-async fn publish(
+pub(crate) async fn publish(
     agg: &Aggregator,
     mqtt: u16,
     site: &str,
@@ -106,7 +106,7 @@ async fn publish(
     client.disconnect().await.unwrap();
 }
 
-async fn get(url: &str) -> (u16, Value) {
+pub(crate) async fn get(url: &str) -> (u16, Value) {
     let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))

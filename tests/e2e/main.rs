@@ -9,4 +9,5 @@ mod influx;
 mod ingest_counters;
 mod pipeline;
 mod planning;
+mod report;
 mod spool;

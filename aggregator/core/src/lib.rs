@@ -25,9 +25,12 @@
 //!   book (conditions to alert changes).
 //! - [`forecast`]: forecast files (CSV, JSON) to validated rows, every
 //!   problem located by line and field.
+//! - [`accuracy`]: closed buckets' stored actuals against their forecast
+//!   (the forecast-accuracy report), and per group the mean errors.
 
 #![forbid(unsafe_code)]
 
+pub mod accuracy;
 pub mod alert;
 pub mod balance;
 pub mod ctp;

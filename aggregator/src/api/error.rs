@@ -10,6 +10,7 @@ use axum::Json;
 use crate::service::alerts::AlertsError;
 use crate::service::auth::AuthError;
 use crate::service::planning::{ImportRefused, PromiseError};
+use crate::service::report::ReportError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -74,6 +75,15 @@ impl From<PromiseError> for ApiError {
             PromiseError::Quantity => ApiError::BadRequest(e.to_string()),
             PromiseError::Infeasible(m) => ApiError::Conflict(m),
             PromiseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> ApiError {
+        match e {
+            ReportError::NoGroup(_) => ApiError::NotFound(e.to_string()),
+            ReportError::Store(e) => e.into(),
         }
     }
 }

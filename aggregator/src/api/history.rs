@@ -18,11 +18,12 @@ use super::error::ApiError;
 use crate::balance::Phase;
 use crate::forecast::parse_time;
 use crate::rollup::{self, tidy, Layout, DEFAULT_POINTS, MAX_POINTS};
-use crate::service::{history, Services};
+use crate::service::history::{self, BucketActuals};
+use crate::service::Services;
 use crate::store::StoreError;
 
 /// Range when the request names none: the last 24 hours.
-const DEFAULT_HOURS: i64 = 24;
+const DEFAULT_RANGE: chrono::Duration = chrono::Duration::hours(24);
 
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
@@ -37,16 +38,20 @@ pub struct GroupHistoryQuery {
     to: Option<String>,
 }
 
-/// `from` and `to` (RFC 3339 or a date); defaults: the last 24 hours up to
-/// the server clock. `from` must be before `to`.
-fn range(from: &Option<String>, to: &Option<String>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+/// `from` and `to` (RFC 3339 or a date); defaults: `default` up to the
+/// server clock. `from` must be before `to`.
+pub(super) fn range(
+    from: &Option<String>,
+    to: &Option<String>,
+    default: chrono::Duration,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let parse = |name: &str, v: &Option<String>| {
         v.as_deref()
             .map(|s| parse_time(s).map_err(|e| ApiError::BadRequest(format!("`{name}`: {e}"))))
             .transpose()
     };
     let to = parse("to", to)?.unwrap_or_else(Utc::now);
-    let from = parse("from", from)?.unwrap_or(to - chrono::Duration::hours(DEFAULT_HOURS));
+    let from = parse("from", from)?.unwrap_or(to - default);
     if from >= to {
         return Err(ApiError::BadRequest(format!(
             "`from` ({}) must be before `to` ({})",
@@ -55,14 +60,6 @@ fn range(from: &Option<String>, to: &Option<String>) -> Result<(DateTime<Utc>, D
         )));
     }
     Ok((from, to))
-}
-
-/// Write what is dirty before a read; a failed flush is logged and the
-/// read goes on with what is stored.
-fn flush_before_read(s: &Services) {
-    if let Err(e) = history::flush(s) {
-        tracing::error!(error = %e, "history flush before a read failed; answering from what is stored");
-    }
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -78,7 +75,7 @@ pub async fn asset_history(
 ) -> Result<Json<Value>, ApiError> {
     let site = SiteId::parse(site).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let asset = AssetId::parse(asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (from, to) = range(&q.from, &q.to)?;
+    let (from, to) = range(&q.from, &q.to, DEFAULT_RANGE)?;
     let points = match q.points.as_deref() {
         None => DEFAULT_POINTS,
         Some(p) => {
@@ -97,7 +94,7 @@ pub async fn asset_history(
     let shared = s.clone();
     let (site2, asset2) = (site.clone(), asset.clone());
     let read = tokio::task::spawn_blocking(move || {
-        flush_before_read(&shared);
+        history::flush_before_read(&shared);
         let known = live.is_some() || shared.store.has_rollups(&site2, &asset2)?;
         let totals = if known {
             shared.store.rollup_buckets(&site2, &asset2, layout.from, layout.to, layout.step)?
@@ -135,31 +132,19 @@ pub async fn group_history(
     let g = s.live.planner().group(&group).cloned().ok_or_else(|| {
         ApiError::NotFound(format!("no capacity group `{group}`; see GET /api/v1/balance for the groups"))
     })?;
-    let (from, to) = range(&q.from, &q.to)?;
-    let assets = s.live.planner().group_assets(&g.id).to_vec();
+    let (from, to) = range(&q.from, &q.to, DEFAULT_RANGE)?;
     let shared = s.clone();
     let gid = g.id.clone();
     let read = tokio::task::spawn_blocking(move || {
-        flush_before_read(&shared);
-        let forecasts = shared.store.forecasts(Some(&gid), Some(from), Some(to), false)?;
-        let mut actuals = Vec::with_capacity(forecasts.len());
-        for f in &forecasts {
-            let (start, end) = (f.row.start.timestamp(), f.row.end.timestamp());
-            let per_asset = assets
-                .iter()
-                .map(|a| Ok((a.clone(), shared.store.rollup_totals(&a.site, &a.id, start, end)?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            actuals.push(per_asset);
-        }
-        Ok::<_, StoreError>((forecasts, actuals))
+        history::flush_before_read(&shared);
+        history::bucket_actuals(&shared, &gid, from, to, |_| true)
     });
-    let (forecasts, actuals) = read.await??;
-    let rows: Vec<_> = forecasts.iter().map(|f| f.row.clone()).collect();
+    let actuals = read.await??;
+    let rows: Vec<_> = actuals.iter().map(|b| b.forecast.row.clone()).collect();
     let (event_time, balances) = s.live.balances(&rows, Some(&g.id), Some(from), Some(to));
-    let buckets: Vec<Value> = forecasts
+    let buckets: Vec<Value> = actuals
         .iter()
-        .zip(actuals)
-        .map(|(f, per_asset)| {
+        .map(|BucketActuals { forecast: f, assets: per_asset }| {
             let actual: f64 = per_asset.iter().map(|(_, t)| t.output).sum();
             let demand = f.effective_demand;
             let gap = demand - actual;

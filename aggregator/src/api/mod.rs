@@ -10,6 +10,7 @@ pub mod error;
 pub mod history;
 pub mod live;
 pub mod planning;
+pub mod report;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub fn router(shared: Arc<Services>) -> Router {
         .route("/api/v1/alerts/{id}/{action}", post(planning::alert_action))
         .route("/api/v1/promise", post(planning::promise))
         .route("/api/v1/reservations/{id}/{action}", post(planning::reservation_action))
+        .route("/api/v1/reports/forecast-accuracy", get(report::forecast_accuracy))
         .fallback(|| async {
             ApiError::NotFound(
                 "no such endpoint; see / (the dashboard), /api/v1/assets, /api/v1/agents, /metrics, /healthz"

@@ -23,8 +23,10 @@ use chrono::{DateTime, Utc};
 use throughline_shared::{AssetId, SiteId};
 
 use super::Services;
+use crate::model::AssetConfig;
+use crate::rollup::Totals;
 use crate::state::LiveState;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredForecast};
 
 /// Serialises flushes, so an older copy of a minute is never written after
 /// a newer one.
@@ -72,6 +74,50 @@ pub fn flush(s: &Services) -> Result<usize, StoreError> {
             Err(e)
         }
     }
+}
+
+/// Write what is dirty before a read; a failed flush is logged and the
+/// read goes on with what is stored.
+pub fn flush_before_read(s: &Services) {
+    if let Err(e) = flush(s) {
+        tracing::error!(error = %e, "history flush before a read failed; answering from what is stored");
+    }
+}
+
+/// A forecast bucket in force and what each registered asset of its group
+/// made in it, from the stored rollups.
+#[derive(Debug, Clone)]
+pub struct BucketActuals {
+    pub forecast: StoredForecast,
+    /// Every registered asset of the group, in registration order.
+    pub assets: Vec<(AssetConfig, Totals)>,
+}
+
+/// The buckets in force of `group` overlapping `[from, to)` that `keep`
+/// accepts, each with its assets' stored totals. Blocking; reads the store
+/// only, so [`flush_before_read`] first for an answer that holds everything
+/// ingested.
+pub fn bucket_actuals(
+    s: &Services,
+    group: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: impl Fn(&StoredForecast) -> bool,
+) -> Result<Vec<BucketActuals>, StoreError> {
+    let assets = s.live.planner().group_assets(group);
+    let forecasts = s.store.forecasts(Some(group), Some(from), Some(to), false)?;
+    forecasts
+        .into_iter()
+        .filter(|f| keep(f))
+        .map(|forecast| {
+            let (start, end) = (forecast.row.start.timestamp(), forecast.row.end.timestamp());
+            let assets = assets
+                .iter()
+                .map(|a| Ok((a.clone(), s.store.rollup_totals(&a.site, &a.id, start, end)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(BucketActuals { forecast, assets })
+        })
+        .collect()
 }
 
 /// Delete rollups older than the retention (by `now`, the server clock);

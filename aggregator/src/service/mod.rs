@@ -10,6 +10,9 @@
 //! - [`auth::Auth`]: the configured tokens;
 //! - [`delivery`]: what each alert receiver gets (the outbox).
 //!
+//! Use cases on top of them: [`planning`] (forecast import, promises),
+//! [`report`] (forecast accuracy).
+//!
 //! [`Services`] holds one of each, shared by the tasks (`crate::tasks`)
 //! and the HTTP API (`crate::api`).
 //!
@@ -33,6 +36,7 @@ pub mod forecasts;
 pub mod history;
 pub mod live;
 pub mod planning;
+pub mod report;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -171,6 +171,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The start of the newest stored minute of one asset (epoch seconds).
+    pub fn rollup_newest(&self, site: &SiteId, asset: &AssetId) -> Result<Option<i64>, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT MAX(minute) FROM rollups WHERE site = ?1 AND asset = ?2",
+                params![site.as_str(), asset.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Every asset with rollups and the start of its newest minute.
     pub fn rollup_assets(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         let conn = self.lock();
