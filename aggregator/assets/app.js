@@ -687,12 +687,76 @@ async function askPromise(ev) {
   );
 }
 
+// ---------- forecast accuracy ----------
+
+const ACCURACY_PATH = "/api/v1/reports/forecast-accuracy";
+// Buckets shown per group: the ones furthest off their forecast.
+const ACCURACY_ROWS = 5;
+const ACCURACY_EVERY_MS = 60000;
+
+const signed = (v) => (v === null || v === undefined ? "–" : `${v > 0 ? "+" : ""}${num(v)} %`);
+const offBy = (b) => (b.deviation_pct === null ? -1 : Math.abs(b.deviation_pct));
+
+function accuracyCard(g) {
+  const unit = g.unit === "kWh" ? "kWh" : "pcs";
+  const t = g.totals;
+  const worst = [...g.buckets].sort((a, b) => offBy(b) - offBy(a)).slice(0, ACCURACY_ROWS);
+  return h(
+    "article",
+    { class: "accuracy-group", "data-group": g.group },
+    h("header", {}, h("h3", {}, g.group),
+      h("span", { class: "muted" }, `MAPE ${t.mape_pct === null ? "–" : `${num(t.mape_pct)} %`} · bias ${signed(t.bias_pct)} · ${t.complete_buckets}/${t.buckets} complete`)),
+    h("table", { class: "accuracy" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Bucket"), h("th", { class: "num" }, "Forecast"),
+        h("th", { class: "num" }, "Actual"), h("th", { class: "num" }, "Deviation"), h("th", {}, ""))),
+      h("tbody", {}, worst.map((b) => h(
+        "tr",
+        { class: `${b.over_threshold ? "over" : ""} ${b.complete ? "" : "incomplete"}`.trim() || null,
+          title: b.complete ? null : `data missing: ${b.missing.join(", ")}` },
+        h("td", {}, `${time(b.start)}–${time(b.end)}`),
+        h("td", { class: "num" }, num(b.effective_demand, unit)),
+        h("td", { class: "num" }, num(b.actual, unit)),
+        h("td", { class: "num dev" }, b.deviation_pct === null ? "no demand" : signed(b.deviation_pct)),
+        h("td", {}, b.complete ? (b.over_threshold ? `✕ over ${num(g.deviation_threshold_pct)} %` : "✓")
+          : `… incomplete (${b.missing.length})`),
+      )))),
+  );
+}
+
+async function loadAccuracy() {
+  const box = $("#accuracy");
+  const res = await api("GET", ACCURACY_PATH);
+  if (!res.ok) {
+    box.replaceChildren(h("p", { class: "error" }, errorText(res)));
+    return;
+  }
+  const groups = res.data.groups.filter((g) => g.buckets.length);
+  box.replaceChildren(...(groups.length ? groups.map(accuracyCard)
+    : [h("p", { class: "muted" }, "No closed forecast bucket in the last 31 days.")]));
+}
+
+async function downloadAccuracyCsv() {
+  const r = await fetch(`${ACCURACY_PATH}?format=csv`, { headers: authHeaders() }).catch(() => null);
+  if (!r || !r.ok) {
+    flash(`CSV download failed: ${r ? `HTTP ${r.status}` : "no connection"}`);
+    return;
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = h("a", { href: url, download: "forecast-accuracy.csv" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  URL.revokeObjectURL(url);
+}
+
 // ---------- start ----------
 
 function start() {
   updateTokenButton();
   $("#ctp-due").value = defaultDue();
   $("#ctp-form").addEventListener("submit", askPromise);
+  $("#accuracy-refresh").addEventListener("click", loadAccuracy);
+  $("#accuracy-csv").addEventListener("click", downloadAccuracyCsv);
   $("#token-btn").addEventListener("click", async () => {
     if (token()) {
       localStorage.removeItem(TOKEN_KEY);
@@ -711,7 +775,9 @@ function start() {
     renderLink();
     refreshAges();
   }, 1000);
+  setInterval(loadAccuracy, ACCURACY_EVERY_MS);
   connect();
+  loadAccuracy();
 }
 
 document.addEventListener("DOMContentLoaded", start);
