@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use throughline_tests::*;
 
-pub(crate) const TOKEN: &str = "history-planner-token";
+const TOKEN: &str = "history-planner-token";
 
 pub(crate) fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -104,6 +104,57 @@ pub(crate) async fn publish(
     })
     .await;
     client.disconnect().await.unwrap();
+}
+
+/// Import three buckets of `family-a`: `[b, b + 3 min)` and
+/// `[b + 3 min, b + 6 min)` with the given demand and uplift, and a
+/// bucket of 1000 pieces from `b + 6 min` to `b + 30 min`.
+pub(crate) async fn import_buckets(
+    agg: &Aggregator,
+    b: DateTime<Utc>,
+    first: (u32, &str),
+    second: (u32, &str),
+) {
+    let csv = format!(
+        "group,start,end,demand,unit,uplift_pct\n\
+         family-a,{},{},{},pieces,{}\n\
+         family-a,{},{},{},pieces,{}\n\
+         family-a,{},{},1000,pieces,\n",
+        rfc(b),
+        rfc(b + Duration::minutes(3)),
+        first.0,
+        first.1,
+        rfc(b + Duration::minutes(3)),
+        rfc(b + Duration::minutes(6)),
+        second.0,
+        second.1,
+        rfc(b + Duration::minutes(6)),
+        rfc(b + Duration::minutes(30)),
+    );
+    let (status, body) = post(&format!("{}/api/v1/forecasts", agg.http), "text/csv", Some(TOKEN), csv).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `path` on `agg` for `[b, b + 30 min)`.
+pub(crate) fn range_url(agg: &Aggregator, path: &str, b: DateTime<Utc>) -> String {
+    format!("{}{path}?from={}&to={}", agg.http, rfc(b), rfc(b + Duration::minutes(30)))
+}
+
+/// `unknown` (a path naming group `family-z`) answers 404 naming it;
+/// `path` over `[b + 30 min, b)` answers 400.
+pub(crate) async fn refuses_unknown_group_and_reversed_range(
+    agg: &Aggregator,
+    unknown: &str,
+    path: &str,
+    b: DateTime<Utc>,
+) {
+    let (status, body) = get(&format!("{}{unknown}", agg.http)).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("family-z"), "{body}");
+    let reversed = format!("{}{path}?from={}&to={}", agg.http, rfc(b + Duration::minutes(30)), rfc(b));
+    let (status, body) = get(&reversed).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("must be before"), "{body}");
 }
 
 pub(crate) async fn get(url: &str) -> (u16, Value) {
@@ -264,27 +315,8 @@ async fn group_history_holds_demand_against_actual_per_bucket() {
 
     // Two closed buckets of 3 minutes, the second with a 10 % campaign,
     // and one under way from the last sample on.
-    let csv = format!(
-        "group,start,end,demand,unit,uplift_pct\n\
-         family-a,{},{},200,pieces,\n\
-         family-a,{},{},300,pieces,10\n\
-         family-a,{},{},1000,pieces,\n",
-        rfc(b),
-        rfc(b + Duration::minutes(3)),
-        rfc(b + Duration::minutes(3)),
-        rfc(b + Duration::minutes(6)),
-        rfc(b + Duration::minutes(6)),
-        rfc(b + Duration::minutes(30)),
-    );
-    let (status, body) = post(&format!("{}/api/v1/forecasts", agg.http), "text/csv", Some(TOKEN), csv).await;
-    assert_eq!(status, 200, "{body}");
-
-    let url = format!(
-        "{}/api/v1/groups/family-a/history?from={}&to={}",
-        agg.http,
-        rfc(b),
-        rfc(b + Duration::minutes(30))
-    );
+    import_buckets(&agg, b, (200, ""), (300, "10")).await;
+    let url = range_url(&agg, "/api/v1/groups/family-a/history", b);
     let g = get_json(&url).await;
     assert_eq!((g["group"].as_str(), g["kind"].as_str()), (Some("family-a"), Some("line")), "{g}");
     let buckets = g["buckets"].as_array().unwrap();
@@ -322,18 +354,13 @@ async fn group_history_holds_demand_against_actual_per_bucket() {
     assert!((open["projected"].as_f64().unwrap() - 2160.0).abs() < 1e-3, "{g}");
     assert!((open["projected_gap"].as_f64().unwrap() - (1000.0 - 2160.0)).abs() < 1e-3, "{g}");
 
-    // Unknown group, reversed range.
-    let (status, body) = get(&format!("{}/api/v1/groups/family-z/history", agg.http)).await;
-    assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("family-z"), "{body}");
-    let reversed = format!(
-        "{}/api/v1/groups/family-a/history?from={}&to={}",
-        agg.http,
-        rfc(b + Duration::minutes(30)),
-        rfc(b)
-    );
-    let (status, body) = get(&reversed).await;
-    assert_eq!(status, 400, "{body}");
+    refuses_unknown_group_and_reversed_range(
+        &agg,
+        "/api/v1/groups/family-z/history",
+        "/api/v1/groups/family-a/history",
+        b,
+    )
+    .await;
 
     // After a restart the actuals come from SQLite; the bucket under way
     // keeps what was made before it (per-minute history read back).

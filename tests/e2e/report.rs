@@ -7,7 +7,10 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use throughline_tests::*;
 
-use crate::history::{base, get, publish, rfc, start, write_config, TOKEN};
+use crate::history::{
+    base, get, import_buckets, publish, range_url, refuses_unknown_group_and_reversed_range, rfc, start,
+    write_config,
+};
 
 /// GET `url` with an optional Accept header: status, Content-Type, body.
 async fn get_with_accept(url: &str, accept: Option<&str>) -> (u16, String, String) {
@@ -41,27 +44,8 @@ async fn forecast_accuracy_report_has_actuals_deviation_completeness_and_csv() {
 
     // Two closed buckets (the second with a 25 % campaign) and one that
     // has not ended at the event time (b + 6 min).
-    let csv = format!(
-        "group,start,end,demand,unit,uplift_pct\n\
-         family-a,{},{},250,pieces,\n\
-         family-a,{},{},200,pieces,25\n\
-         family-a,{},{},1000,pieces,\n",
-        rfc(b),
-        rfc(b + Duration::minutes(3)),
-        rfc(b + Duration::minutes(3)),
-        rfc(b + Duration::minutes(6)),
-        rfc(b + Duration::minutes(6)),
-        rfc(b + Duration::minutes(30)),
-    );
-    let (status, body) = post(&format!("{}/api/v1/forecasts", agg.http), "text/csv", Some(TOKEN), csv).await;
-    assert_eq!(status, 200, "{body}");
-
-    let url = format!(
-        "{}/api/v1/reports/forecast-accuracy?from={}&to={}",
-        agg.http,
-        rfc(b),
-        rfc(b + Duration::minutes(30))
-    );
+    import_buckets(&agg, b, (250, ""), (200, "25")).await;
+    let url = range_url(&agg, "/api/v1/reports/forecast-accuracy", b);
     let (status, report) = get(&format!("{url}&group=family-a")).await;
     assert_eq!(status, 200, "{report}");
     let now: chrono::DateTime<chrono::Utc> = report["now"].as_str().unwrap().parse().unwrap();
@@ -121,18 +105,13 @@ async fn forecast_accuracy_report_has_actuals_deviation_completeness_and_csv() {
     }
 
     // Unknown group, reversed range, unknown format.
-    let (status, body) = get(&format!("{}/api/v1/reports/forecast-accuracy?group=family-z", agg.http)).await;
-    assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("family-z"), "{body}");
-    let reversed = format!(
-        "{}/api/v1/reports/forecast-accuracy?from={}&to={}",
-        agg.http,
-        rfc(b + Duration::minutes(30)),
-        rfc(b)
-    );
-    let (status, body) = get(&reversed).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("must be before"), "{body}");
+    refuses_unknown_group_and_reversed_range(
+        &agg,
+        "/api/v1/reports/forecast-accuracy?group=family-z",
+        "/api/v1/reports/forecast-accuracy",
+        b,
+    )
+    .await;
     let (status, body) = get(&format!("{url}&format=xlsx")).await;
     assert_eq!(status, 400, "{body}");
     agg.proc.stop();
