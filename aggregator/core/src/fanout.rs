@@ -11,7 +11,7 @@
 //! The time-series sink reads the same events for state changes and late
 //! samples.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use throughline_shared::codec::{StatusMessage, Telemetry};
 use throughline_shared::{AgentId, AssetId, SiteId};
@@ -21,7 +21,8 @@ use crate::state::{AgentView, AssetView, LiveState, TelemetryOutcome};
 /// Asset and agent views changed since they were last taken.
 #[derive(Debug, Default)]
 pub struct Touched {
-    assets: BTreeSet<(SiteId, AssetId)>,
+    /// Site -> assets: looked up by borrowed ids, copied only when new.
+    assets: BTreeMap<SiteId, BTreeSet<AssetId>>,
     agents: BTreeSet<AgentId>,
 }
 
@@ -33,7 +34,19 @@ impl Touched {
             self.agents.insert(t.envelope.agent.clone());
         }
         if !out.duplicate {
-            self.assets.insert((t.site.clone(), t.asset.clone()));
+            self.note_asset(&t.site, &t.asset);
+        }
+    }
+
+    fn note_asset(&mut self, site: &SiteId, asset: &AssetId) {
+        match self.assets.get_mut(site) {
+            Some(set) if set.contains(asset) => {}
+            Some(set) => {
+                set.insert(asset.clone());
+            }
+            None => {
+                self.assets.insert(site.clone(), BTreeSet::from([asset.clone()]));
+            }
         }
     }
 
@@ -44,7 +57,7 @@ impl Touched {
         self.agents.insert(m.agent.clone());
         if before != Some(m.status.online) {
             for a in state.assets_of(&m.agent) {
-                self.assets.insert((a.site.clone(), a.asset.clone()));
+                self.note_asset(&a.site, &a.asset);
             }
         }
     }
@@ -65,7 +78,7 @@ impl Touched {
     pub fn take(&mut self, state: &LiveState) -> (Vec<AssetView>, Vec<AgentView>) {
         let assets = std::mem::take(&mut self.assets)
             .iter()
-            .filter_map(|(s, a)| state.asset(s, a))
+            .flat_map(|(s, set)| set.iter().filter_map(move |a| state.asset(s, a)))
             .map(|a| state.asset_view(a))
             .collect();
         let agents = std::mem::take(&mut self.agents)

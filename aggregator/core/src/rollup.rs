@@ -1,6 +1,6 @@
 //! Rollups: what the per-minute history becomes when it is written and
 //! read back. [`PendingMinutes`] is the writer's list of minutes changed
-//! since they were last written (fed by [`LiveEvent::MinutesTouched`]),
+//! since they were last written (fed by each message's `minutes`),
 //! which also keeps them from being pruned before they are written;
 //! [`Layout`] and [`buckets`] cut a range into at most `points` buckets of
 //! whole minutes and turn each bucket's [`Totals`] into a
@@ -13,7 +13,7 @@ use serde::Serialize;
 use throughline_shared::{AssetId, SiteId};
 
 use crate::history::Minute;
-use crate::state::{LiveEvent, LiveState, TelemetryOutcome};
+use crate::state::{LiveState, TelemetryOutcome};
 
 /// Most buckets one history answer may hold.
 pub const MAX_POINTS: u32 = 2000;
@@ -194,7 +194,8 @@ pub fn buckets(layout: &Layout, totals: &[(i64, Totals)]) -> Vec<HistoryBucket> 
 /// Minutes of each asset's history changed since they were last written.
 #[derive(Debug)]
 pub struct PendingMinutes {
-    minutes: BTreeMap<(SiteId, AssetId), BTreeSet<i64>>,
+    /// Site -> asset -> minute starts: looked up by borrowed ids.
+    minutes: BTreeMap<SiteId, BTreeMap<AssetId, BTreeSet<i64>>>,
     /// History kept in memory per asset.
     keep: Duration,
 }
@@ -209,20 +210,27 @@ impl PendingMinutes {
     /// asset's history once it holds an hour more than `keep` (minutes not
     /// yet written stay until they are).
     pub fn note(&mut self, state: &mut LiveState, site: &SiteId, asset: &AssetId, out: &TelemetryOutcome) {
-        for e in &out.events {
-            if let LiveEvent::MinutesTouched(span) = e {
-                let set = match self.minutes.get_mut(&(site.clone(), asset.clone())) {
-                    Some(set) => set,
-                    None => self.minutes.entry((site.clone(), asset.clone())).or_default(),
-                };
-                set.extend(span.starts());
-            }
+        if let Some(span) = out.minutes {
+            self.set_mut(site, asset).extend(span.starts());
         }
         if out.history_minutes as i64 > self.keep.num_minutes() + 60 {
             let Some(last) = state.asset(site, asset).and_then(|a| a.last_ts) else { return };
-            let pending = self.minutes.get(&(site.clone(), asset.clone()));
+            let pending = self.minutes.get(site).and_then(|m| m.get(asset));
             state.prune_history(site, asset, last - self.keep, |m| pending.is_some_and(|p| p.contains(&m)));
         }
+    }
+
+    /// The pending minutes of one asset, without copying its ids when it
+    /// has some already.
+    fn set_mut(&mut self, site: &SiteId, asset: &AssetId) -> &mut BTreeSet<i64> {
+        if !self.minutes.contains_key(site) {
+            self.minutes.insert(site.clone(), BTreeMap::new());
+        }
+        let assets = self.minutes.get_mut(site).expect("inserted above");
+        if !assets.contains_key(asset) {
+            assets.insert(asset.clone(), BTreeSet::new());
+        }
+        assets.get_mut(asset).expect("inserted above")
     }
 
     /// Take the pending minutes as rows to write (a copy of the slots, cheap
@@ -231,7 +239,8 @@ impl PendingMinutes {
     pub fn take(&mut self, state: &LiveState) -> Vec<MinuteRows> {
         std::mem::take(&mut self.minutes)
             .into_iter()
-            .filter_map(|((site, asset), minutes)| {
+            .flat_map(|(site, assets)| assets.into_iter().map(move |(asset, m)| (site.clone(), asset, m)))
+            .filter_map(|(site, asset, minutes)| {
                 let history = &state.asset(&site, &asset)?.history;
                 let rows: Vec<(i64, Minute)> =
                     minutes.into_iter().filter_map(|m| history.minute(m).map(|s| (m, *s))).collect();
@@ -243,10 +252,7 @@ impl PendingMinutes {
     /// Put back rows whose write failed: they are retried at the next take.
     pub fn put_back(&mut self, rows: &[MinuteRows]) {
         for (site, asset, minutes) in rows {
-            self.minutes
-                .entry((site.clone(), asset.clone()))
-                .or_default()
-                .extend(minutes.iter().map(|(m, _)| *m));
+            self.set_mut(site, asset).extend(minutes.iter().map(|(m, _)| *m));
         }
     }
 

@@ -247,9 +247,10 @@ pub struct AgentLive {
 
 /// One thing a telemetry message changed, for those who act on it: the
 /// time-series sink (state changes, late samples), the alert task (state
-/// changes, load crossings), the rollup writer (minutes touched) and the
-/// dashboard (which asset changed). They read these instead of deriving
-/// them again.
+/// changes, load crossings). They read these instead of deriving them
+/// again. The minutes of history a message changed, which almost every
+/// message has, are the outcome's `minutes` (for the rollup writer), so
+/// that the common message allocates no event list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveEvent {
     /// Sample `index` of the envelope changed the asset's state.
@@ -263,8 +264,6 @@ pub enum LiveEvent {
     /// A registered feeder's load crossed its rating (`above`: it is above
     /// it now).
     LoadCrossed { above: bool },
-    /// These minutes of the asset's history changed.
-    MinutesTouched(MinuteSpan),
 }
 
 /// What one telemetry message did, for counters, logs and the events its
@@ -285,19 +284,12 @@ pub struct TelemetryOutcome {
     pub alert_edge: bool,
     /// What changed, in sample order (a duplicate changes nothing).
     pub events: Vec<LiveEvent>,
+    /// The minutes of the asset's history the message changed.
+    pub minutes: Option<MinuteSpan>,
     /// The asset's history holds this many minutes now.
     pub history_minutes: usize,
 }
 
-impl TelemetryOutcome {
-    /// The history minutes the message changed.
-    pub fn minutes_touched(&self) -> Option<MinuteSpan> {
-        self.events.iter().find_map(|e| match e {
-            LiveEvent::MinutesTouched(span) => Some(*span),
-            _ => None,
-        })
-    }
-}
 
 /// All live state.
 #[derive(Debug)]
@@ -438,9 +430,7 @@ impl LiveState {
                 out.events.push(LiveEvent::LoadCrossed { above: edge_after.1 });
             }
         }
-        if let Some(span) = touched {
-            out.events.push(LiveEvent::MinutesTouched(span));
-        }
+        out.minutes = touched;
         out.history_minutes = asset.history.len();
         if asset.last_ts != before {
             if let Some(last) = asset.last_ts {
