@@ -9,6 +9,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use throughline_shared::RejectReason;
 
+use crate::model::AlertKind;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
@@ -44,6 +46,9 @@ pub struct Metrics {
     pub alerts_opened: Family<KindLabel, Counter>,
     pub alerts_resolved: Family<KindLabel, Counter>,
     pub alerts_unresolved: Gauge,
+    /// `schedule`/`dispatch` conditions that cleared before they had held
+    /// for `alert_after_secs`, by kind.
+    pub alert_conditions_debounced: Family<KindLabel, Counter>,
     pub alert_evaluations: Counter,
     pub alert_edge_evaluations: Counter,
     pub alert_events_published: Counter,
@@ -95,6 +100,7 @@ impl Metrics {
             alerts_opened: Family::default(),
             alerts_resolved: Family::default(),
             alerts_unresolved: Gauge::default(),
+            alert_conditions_debounced: Family::default(),
             alert_evaluations: Counter::default(),
             alert_edge_evaluations: Counter::default(),
             alert_events_published: Counter::default(),
@@ -196,6 +202,14 @@ impl Metrics {
             "Alerts open or acknowledged now",
             m.alerts_unresolved.clone(),
         );
+        r.register(
+            "throughline_alert_conditions_debounced",
+            "Schedule and dispatch conditions that cleared before they had held for their group's alert_after_secs (event time), by kind: counted, not alerted",
+            m.alert_conditions_debounced.clone(),
+        );
+        for kind in [AlertKind::Schedule, AlertKind::Dispatch] {
+            let _ = m.alert_conditions_debounced.get_or_create(&KindLabel { kind: kind.as_str() });
+        }
         r.register(
             "throughline_alert_evaluations",
             "Alert evaluations completed",

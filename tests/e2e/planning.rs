@@ -524,3 +524,103 @@ async fn a_state_change_is_evaluated_at_once_for_its_group() {
     assert!(metric(&m, "throughline_alert_edge_evaluations_total").unwrap_or(0.0) >= 1.0, "{m}");
     agg.proc.stop();
 }
+
+/// `alert_after_secs` in event time, through the broker: a 30 s stop (with
+/// a 60 s debounce) raises no schedule alert and is counted; a 150 s one
+/// raises exactly one. Samples carry their own times, so the stops last
+/// what the data says, whatever the wall clock does.
+#[tokio::test]
+async fn a_short_stop_is_counted_and_a_long_one_raises_one_schedule_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-debounce";
+    let config = write_plant_config_debounced(dir.path(), site, 60, "");
+    let mqtt = free_port();
+    let mut agg = start_plant(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+    let http = agg.http.clone();
+    let metrics_url = format!("{http}/metrics");
+    let debounced = || async {
+        let m = get_text(&metrics_url).await;
+        metric(&m, "throughline_alert_conditions_debounced_total{kind=\"schedule\"}")
+            .unwrap_or_else(|| panic!("no debounce metric in {m}"))
+    };
+    assert_eq!(debounced().await, 0.0);
+
+    // line-1 makes 10 pieces/s while running; samples every 10 s, times
+    // relative to now (s). Demand: what it covers easily while running.
+    let now = Utc::now();
+    let mut output = 0.0;
+    let mut last_running = true;
+    let mut seq = 0;
+    let client = raw_client(mqtt, &unique("debounce"));
+    let mut send = |from: i64, to: i64, state: &'static str| {
+        let samples: Vec<Value> = (from..=to)
+            .step_by(10)
+            .map(|s| {
+                if last_running {
+                    output += 100.0;
+                }
+                last_running = state == "running";
+                json!({"ts": rfc(now + Duration::seconds(s)), "output": output, "state": state, "reason": (state == "down").then_some("jam")})
+            })
+            .collect();
+        seq += 1;
+        (seq, json!(samples))
+    };
+    let evaluated = || async {
+        let before =
+            metric(&get_text(&metrics_url).await, "throughline_alert_evaluations_total").unwrap_or(0.0);
+        wait_for("two evaluations", || async {
+            let n =
+                metric(&get_text(&metrics_url).await, "throughline_alert_evaluations_total").unwrap_or(0.0);
+            if n >= before + 2.0 {
+                Ok(())
+            } else {
+                Err(n.to_string())
+            }
+        })
+        .await;
+    };
+    let (n, warm_up) = send(-400, -210, "running");
+    publish_telemetry(&client, site, "gw-debounce", "line-1", n, warm_up).await;
+    let (start, end) = (now - Duration::minutes(30), now + Duration::minutes(30));
+    let csv = format!("group,start,end,demand,unit\nfamily-a,{},{},12000,pieces\n", rfc(start), rfc(end));
+    let (status, body) = post(&format!("{http}/api/v1/forecasts"), "text/csv", Some(TOKEN), csv).await;
+    assert_eq!(status, 200, "{body}");
+    evaluated().await;
+    let balance = get_json(&format!("{http}/api/v1/balance?group=family-a")).await;
+    assert_eq!(balance["balances"][0]["status"], "ok", "covered while running: {balance}");
+
+    // A 30 s stop, seen by evaluations while it lasts, then running again.
+    let (n, stop) = send(-200, -180, "down");
+    publish_telemetry(&client, site, "gw-debounce", "line-1", n, stop).await;
+    evaluated().await;
+    let (n, again) = send(-170, -160, "running");
+    publish_telemetry(&client, site, "gw-debounce", "line-1", n, again).await;
+    wait_for("the short stop counted", || async {
+        let n = debounced().await;
+        if n == 1.0 {
+            Ok(())
+        } else {
+            Err(n.to_string())
+        }
+    })
+    .await;
+    assert!(alerts_of(&http, "schedule").await.is_empty(), "a 30 s stop is not a schedule alert");
+
+    // A stop that lasts 150 s of event time: one alert, however many
+    // evaluations see it.
+    let (n, stop) = send(-150, -140, "down");
+    publish_telemetry(&client, site, "gw-debounce", "line-1", n, stop).await;
+    evaluated().await;
+    assert!(alerts_of(&http, "schedule").await.is_empty(), "10 s into the stop: pending");
+    let (n, more) = send(-130, 0, "down");
+    publish_telemetry(&client, site, "gw-debounce", "line-1", n, more).await;
+    let alert = wait_alert(&http, "schedule", |a| a["group"] == "family-a").await;
+    assert_eq!(alert["status"], "open", "{alert}");
+    evaluated().await;
+    assert_eq!(alerts_of(&http, "schedule").await.len(), 1);
+    assert_eq!(debounced().await, 1.0, "the long stop is an alert, not a debounced condition");
+    client.disconnect().await.unwrap();
+    agg.proc.stop();
+}

@@ -541,7 +541,16 @@ pub const TOKEN: &str = "planner-secret-token";
 /// group `region-north`) at `site`; a planner token [`TOKEN`] named
 /// `test-planner` and a viewer token `viewer-token`; alerts evaluated every
 /// 200 ms. `extra` is appended as TOML. Returns the config's path.
+///
+/// Both groups set `alert_after_secs = 0`: these tests look for a gap alert
+/// as soon as the gap is there (some with event time standing still), not
+/// after the debounce, which [`write_plant_config_debounced`] keeps.
 pub fn write_plant_config(dir: &Path, site: &str, extra: &str) -> PathBuf {
+    write_plant_config_debounced(dir, site, 0, extra)
+}
+
+/// [`write_plant_config`] with `alert_after_secs` of both groups.
+pub fn write_plant_config_debounced(dir: &Path, site: &str, alert_after_secs: u64, extra: &str) -> PathBuf {
     let path = dir.join("aggregator.toml");
     std::fs::write(
         &path,
@@ -555,11 +564,13 @@ id = "family-a"
 kind = "line"
 shortfall_pct = 5
 downtime_minutes = 0.05
+alert_after_secs = {alert_after_secs}
 
 [[groups]]
 id = "region-north"
 kind = "feeder"
 deviation_pct = 10
+alert_after_secs = {alert_after_secs}
 
 [[assets]]
 site = "{site}"

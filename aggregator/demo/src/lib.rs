@@ -112,6 +112,9 @@ pub fn config(mut base: Config) -> Config {
         let mut g = throughline_aggregator::config::GroupConfig::with_defaults(id, kind);
         g.downtime_minutes = 1.0;
         g.offline_secs = 30;
+        // press-2's 90 s stop must outlast the debounce to raise its
+        // schedule alert (the default 120 s would hide it).
+        g.alert_after_secs = 30;
         base.groups.push(g);
     }
     base.assets = plant()
@@ -252,7 +255,8 @@ pub async fn run(base: Config, token: CancellationToken) -> Result<(), Error> {
          \npress-2 goes `down` with reason `jam` for {DOWN_FOR_S} s, then runs again; from 60 s on,\
          \nassembly-2 runs 40 % slow for 2 minutes; feeder loads follow a 10-minute daily curve.\
          \nThe forecast (10-minute buckets for the next hour) expects everything running, so\
-         \npress-2's stop raises a `downtime` and a `schedule` alert with the extra hours needed.\
+         \npress-2's stop raises a `downtime` alert, and a `schedule` alert with the extra hours\
+         \nneeded once it has lasted 30 s (the demo's `alert_after_secs`).\
          \nData and agent state: {}\nPress Ctrl-C to stop.\n",
         broker.host,
         broker.port,

@@ -6,6 +6,9 @@ use std::collections::HashSet;
 
 use crate::model::{AssetConfig, GroupConfig};
 
+/// The longest `groups.alert_after_secs` accepted: a day.
+const MAX_ALERT_AFTER_SECS: u64 = 86_400;
+
 /// Group ids and thresholds, and whether each asset's group holds one kind.
 pub fn validate_groups(groups: &[GroupConfig], assets: &[AssetConfig], p: &mut Vec<String>) {
     let mut group_ids = HashSet::new();
@@ -22,6 +25,15 @@ pub fn validate_groups(groups: &[GroupConfig], assets: &[AssetConfig], p: &mut V
             if !(v.is_finite() && v >= lo && v <= hi) {
                 p.push(format!("groups[{i}].{key}: must be between {lo} and {hi}, found {v}"));
             }
+        }
+        // Whole seconds >= 0 by its type (a negative number is refused when
+        // the file is read); a debounce longer than a day would hide a stop
+        // for longer than most buckets last.
+        if g.alert_after_secs > MAX_ALERT_AFTER_SECS {
+            p.push(format!(
+                "groups[{i}].alert_after_secs: must be between 0 and {MAX_ALERT_AFTER_SECS}, found {}",
+                g.alert_after_secs
+            ));
         }
     }
     for (i, a) in assets.iter().enumerate() {
@@ -83,6 +95,7 @@ shortfall_pct = 101
 [[groups]]
 id = "g"
 kind = "feeder"
+alert_after_secs = 86401
 [[assets]]
 site = "s"
 id = "a"
@@ -106,10 +119,23 @@ rated_capacity = 1
         for want in [
             "groups[0].shortfall_pct: must be between 0 and 100, found 101",
             "groups[1].id: `g` is empty or appears twice",
+            "groups[1].alert_after_secs: must be between 0 and 86400, found 86401",
             "assets[0].group: group `g` is a Feeder group but the asset is a Line",
             "assets[1].group: group `mixed` mixes lines and feeders (also `c`); declare it under [[groups]]",
         ] {
             assert!(p.iter().any(|m| m == want), "{want} missing in {p:?}");
         }
+    }
+
+    #[test]
+    fn alert_after_secs_defaults_to_two_minutes_and_is_never_negative() {
+        let c: Config = toml::from_str("[[groups]]\nid = \"g\"\nkind = \"line\"").unwrap();
+        assert_eq!(c.groups[0].alert_after_secs, 120);
+        let c: Config =
+            toml::from_str("[[groups]]\nid = \"g\"\nkind = \"line\"\nalert_after_secs = 0").unwrap();
+        assert_eq!(c.groups[0].alert_after_secs, 0);
+        let e = toml::from_str::<Config>("[[groups]]\nid = \"g\"\nkind = \"line\"\nalert_after_secs = -1")
+            .unwrap_err();
+        assert!(e.to_string().contains("alert_after_secs"), "{e}");
     }
 }

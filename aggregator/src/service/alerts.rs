@@ -3,6 +3,7 @@
 //! the book's (the lock order); the events it returns are published by
 //! [`super::Services::publish`] after both are released.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Utc;
@@ -24,6 +25,18 @@ pub enum AlertsError {
     AlreadyResolved(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What one evaluation did.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// The alert events it caused, stored.
+    pub events: Vec<AlertEvent>,
+    /// Alerts unresolved after it.
+    pub unresolved: usize,
+    /// Conditions that cleared before they held for `alert_after_secs`, by
+    /// kind (for the metric).
+    pub debounced: BTreeMap<AlertKind, usize>,
 }
 
 /// The alert book, persisted in the store.
@@ -77,19 +90,14 @@ impl Alerts {
     /// book's): the conditions true now against the book; the alert events
     /// it caused, stored before the locks are released. `forecasts` are
     /// those of the groups in scope.
-    pub fn evaluate(
-        &self,
-        live: &Live,
-        forecasts: &[crate::model::ForecastRow],
-        scope: Scope,
-    ) -> (Vec<AlertEvent>, usize) {
+    pub fn evaluate(&self, live: &Live, forecasts: &[crate::model::ForecastRow], scope: Scope) -> Evaluation {
         let planner = live.planner();
-        let (events, unresolved) = live.read(|state| {
+        live.read(|state| {
             let mut book = self.lock();
             let now = Utc::now();
             let conditions = planner.conditions_in(state, forecasts, &book, now, scope);
             let judged = |a: &Alert| can_judge(state, a);
-            let changes = match scope {
+            let mut changes = match scope {
                 Scope::Groups(groups) => {
                     let keys = planner.scope_keys(groups);
                     book.apply_scoped(conditions, now, |k| keys.contains(k), judged)
@@ -99,15 +107,22 @@ impl Alerts {
                     book.apply_scoped(conditions, now, rest, judged)
                 }
             };
+            for (kind, n) in &changes.debounced {
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    conditions = n,
+                    "conditions cleared before alert_after_secs"
+                );
+            }
+            let debounced = std::mem::take(&mut changes.debounced);
             // Stored under the book's lock, so a planner's change to the same
             // alert cannot be overwritten by an older copy.
             let events = self.store_changes(changes).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "alert evaluation could not be stored");
                 Vec::new()
             });
-            (events, book.unresolved().count())
-        });
-        (events, unresolved)
+            Evaluation { events, unresolved: book.unresolved().count(), debounced }
+        })
     }
 
     /// A planner acknowledges alert `id`.

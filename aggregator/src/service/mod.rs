@@ -100,9 +100,15 @@ pub struct Services {
 impl Services {
     /// One alert evaluation of `scope`; the events it caused, stored.
     pub fn evaluate(&self, forecasts: &[ForecastRow], scope: Scope) -> Vec<AlertEvent> {
-        let (events, unresolved) = self.alerts.evaluate(&self.live, forecasts, scope);
-        self.metrics.alerts_unresolved.set(unresolved as i64);
-        events
+        let done = self.alerts.evaluate(&self.live, forecasts, scope);
+        self.metrics.alerts_unresolved.set(done.unresolved as i64);
+        for (kind, n) in done.debounced {
+            self.metrics
+                .alert_conditions_debounced
+                .get_or_create(&KindLabel { kind: kind.as_str() })
+                .inc_by(n as u64);
+        }
+        done.events
     }
 
     /// Tell everyone about alert events already stored: MQTT

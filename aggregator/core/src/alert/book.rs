@@ -3,7 +3,11 @@
 //! returns every change; the caller stores the changed alerts (before it
 //! publishes their events) and reads the book back from the store at start.
 //!
-//! - A condition with no unresolved alert opens one.
+//! - A condition with no unresolved alert opens one, once it has held for
+//!   its [`Hold`](super::Hold) in event time (`schedule`/`dispatch`: the group's
+//!   `alert_after_secs`; see [`super::debounce`]). One that clears before
+//!   opens nothing and is counted in [`Changes::debounced`]; an open alert
+//!   is not debounced (hysteresis keeps it).
 //! - An unresolved alert whose condition is gone resolves by itself (except
 //!   `forecast_deviation`, which describes a closed bucket and waits for a
 //!   planner).
@@ -11,10 +15,11 @@
 //!   until the condition clears once, so a resolved alert does not reopen
 //!   the next second.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::debounce::Pending;
 use super::{Alert, AlertChange, AlertEvent, AlertKey, AlertKind, AlertStatus, Condition, Mark};
 
 /// Who resolves alerts whose condition has cleared.
@@ -27,6 +32,9 @@ pub struct Changes {
     pub events: Vec<AlertEvent>,
     /// Unresolved alerts whose numbers changed: to store, not an event.
     pub updated: Vec<Alert>,
+    /// Conditions that cleared before they had held long enough to open an
+    /// alert, by kind: to count, not to store.
+    pub debounced: BTreeMap<AlertKind, usize>,
 }
 
 impl Changes {
@@ -43,6 +51,8 @@ pub struct AlertBook {
     suppressed: HashSet<AlertKey>,
     /// Keys of closed-bucket alerts already raised once: never again.
     done_once: HashSet<AlertKey>,
+    /// Conditions seen but not yet held for their [`Hold`](super::Hold) (memory only).
+    pending: Pending,
     /// Id of the next alert opened.
     next_id: i64,
 }
@@ -65,6 +75,7 @@ impl AlertBook {
             unresolved: unresolved.into_iter().map(|a| (a.key.clone(), a)).collect(),
             suppressed: HashSet::new(),
             done_once: raised_once.into_iter().collect(),
+            pending: Pending::default(),
             next_id: next_id.max(1),
         }
     }
@@ -72,6 +83,17 @@ impl AlertBook {
     /// Whether an unresolved alert holds `key` (for hysteresis).
     pub fn is_open(&self, key: &AlertKey) -> bool {
         self.unresolved.contains_key(key)
+    }
+
+    /// When the condition of `key` was first seen, while it waits for its
+    /// [`Hold`](super::Hold) to pass.
+    pub fn pending_since(&self, key: &AlertKey) -> Option<DateTime<Utc>> {
+        self.pending.first_seen(key)
+    }
+
+    /// How many conditions wait for their [`Hold`](super::Hold) to pass.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Unresolved alerts.
@@ -100,6 +122,7 @@ impl AlertBook {
         let mut changes = Changes::default();
         let active: HashSet<AlertKey> = conditions.iter().map(|c| c.key.clone()).collect();
         self.suppressed.retain(|k| !in_scope(k) || active.contains(k));
+        changes.debounced = self.pending.sweep(&in_scope, &active);
         for c in conditions {
             if let Some(a) = self.unresolved.get_mut(&c.key) {
                 // Keep the numbers current; not an event.
@@ -116,6 +139,11 @@ impl AlertBook {
                 continue;
             }
             if self.suppressed.contains(&c.key) || self.done_once.contains(&c.key) {
+                self.pending.forget(&c.key);
+                continue;
+            }
+            // Event time, so a backfill waits as long as live data does.
+            if !self.pending.held(&c.key, c.hold, c.event_time.unwrap_or(now)) {
                 continue;
             }
             let a = Alert {
@@ -315,6 +343,114 @@ mod tests {
         stored.insert(id, r.alert);
         let mut book = reload(&stored);
         assert!(book.apply(c(), now).events.is_empty());
+    }
+
+    /// A gap condition of `group` seen at `secs` (event time), to hold 120 s.
+    fn held(group: &str, secs: i64) -> Condition {
+        let c = cond(&format!("schedule:{group}:0"), AlertKind::Schedule);
+        let t = t(secs);
+        Condition { event_time: Some(t), hold: super::super::Hold::after(120), ..c }
+    }
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn a_held_condition_opens_after_its_hold_and_a_short_one_is_counted() {
+        let mut book = AlertBook::default();
+        // g1 holds from 0 s; g2 flaps (0-60 s, then from 70 s).
+        let timeline =
+            [(0, true), (60, true), (65, false), (70, true), (119, true), (120, true), (190, true)];
+        let mut opened = Vec::new();
+        let mut debounced = 0;
+        for (secs, g2) in timeline {
+            let mut cs = vec![held("g1", secs)];
+            if g2 {
+                cs.push(held("g2", secs));
+            }
+            let ch = book.apply(cs, t(secs));
+            debounced += ch.debounced.get(&AlertKind::Schedule).copied().unwrap_or(0);
+            opened.extend(ch.events.iter().map(|e| (e.alert.key.to_string(), e.alert.event_time)));
+        }
+        assert_eq!(
+            opened,
+            [("schedule:g1:0".to_string(), Some(t(120))), ("schedule:g2:0".to_string(), Some(t(190)))]
+        );
+        assert_eq!((debounced, book.pending()), (1, 0));
+        // An open alert is not debounced again: gone for one evaluation, it
+        // resolves (hysteresis is the rule's business), not waits.
+        let ch = book.apply(vec![held("g2", 200)], t(200));
+        assert_eq!((ch.events.len(), ch.debounced.len()), (1, 0), "g1 resolved, nothing counted");
+    }
+
+    #[test]
+    fn scoped_evaluations_keep_each_pending_condition_as_one_evaluation_does() {
+        // The same timeline, evaluated as one evaluation of both groups or
+        // one scoped evaluation per group (as the alert task's edges do).
+        let timeline: Vec<(i64, Vec<&str>)> = vec![
+            (0, vec!["a"]),
+            (50, vec!["a", "b"]),
+            (100, vec!["b"]),
+            (130, vec!["b"]),
+            (170, vec!["a", "b"]),
+            (290, vec!["a"]),
+        ];
+        let run = |scoped: bool| {
+            let mut book = AlertBook::default();
+            let mut opened = Vec::new();
+            let mut debounced = 0;
+            for (secs, on) in &timeline {
+                let conditions: Vec<Condition> = on.iter().map(|g| held(g, *secs)).collect();
+                let changes = if scoped {
+                    ["a", "b"]
+                        .into_iter()
+                        .map(|g| {
+                            let mine =
+                                conditions.iter().filter(|c| c.key.group() == Some(g)).cloned().collect();
+                            book.apply_scoped(mine, t(*secs), |k| k.group() == Some(g), |_| true)
+                        })
+                        .collect()
+                } else {
+                    vec![book.apply(conditions, t(*secs))]
+                };
+                for ch in changes {
+                    debounced += ch.debounced.values().sum::<usize>();
+                    opened.extend(
+                        ch.events.into_iter().map(|e| (e.event, e.alert.key.to_string(), e.alert.event_time)),
+                    );
+                }
+            }
+            (opened, debounced, book.pending())
+        };
+        let whole = run(false);
+        assert_eq!(whole, run(true));
+        // a: 0-50 (cleared at 100, counted), again from 170, opens at 290;
+        // b: from 50, opens at 170.
+        assert_eq!(
+            whole.0,
+            [
+                (AlertChange::Opened, "schedule:b:0".to_string(), Some(t(170))),
+                (AlertChange::Opened, "schedule:a:0".to_string(), Some(t(290))),
+                (AlertChange::Resolved, "schedule:b:0".to_string(), Some(t(170))),
+            ]
+        );
+        assert_eq!((whole.1, whole.2), (1, 0));
+    }
+
+    #[test]
+    fn a_suppressed_key_keeps_nothing_pending() {
+        let mut book = AlertBook::default();
+        let id = book.apply(vec![held("g", 0)], t(0)).events.len();
+        assert_eq!((id, book.pending()), (0, 1));
+        let opened = book.apply(vec![held("g", 120)], t(120)).events;
+        book.resolve(opened[0].alert.id, "bob", None, t(121)).unwrap();
+        assert!(book.apply(vec![held("g", 130)], t(130)).events.is_empty());
+        assert_eq!(book.pending(), 0, "a planner's resolve is not a condition waiting to open");
+        // Cleared once, then back: it waits its 120 s again.
+        assert!(book.apply(vec![], t(140)).debounced.is_empty());
+        assert!(book.apply(vec![held("g", 150)], t(150)).events.is_empty());
+        assert_eq!(book.pending_since(&key("schedule:g:0")), Some(t(150)));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Alerts for planners: rules turn balances and live state into
 //! [`Condition`]s; the [`book::AlertBook`] keeps each alert's lifecycle
 //! (open -> acknowledged -> resolved), deduplicated by [`AlertKey`] with
-//! hysteresis, and returns every change for the caller to store and deliver.
+//! hysteresis and a debounce ([`debounce`]) for gap alerts, and returns
+//! every change for the caller to store and deliver.
 
 pub mod book;
+pub mod debounce;
 pub mod rules;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::balance::BucketBalance;
 pub use crate::model::{AlertChange, AlertKey, AlertKind, AlertStatus};
+pub use debounce::Hold;
 
 /// The numbers behind an alert, by kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +57,8 @@ pub struct Condition {
     pub details: AlertDetails,
     /// Event time at which the condition was seen.
     pub event_time: Option<DateTime<Utc>>,
+    /// How long it must hold (event time) before an alert opens.
+    pub hold: Hold,
 }
 
 impl Condition {
@@ -75,6 +80,7 @@ impl Condition {
             action: action.into(),
             details: AlertDetails::None,
             event_time: None,
+            hold: Hold::NONE,
         }
     }
 }

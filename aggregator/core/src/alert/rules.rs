@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{AlertDetails, AlertKey, AlertKind, Condition};
+use super::{AlertDetails, AlertKey, AlertKind, Condition, Hold};
 use crate::balance::{BucketBalance, Phase};
 use crate::model::hours_between;
 use crate::model::{AssetKind, GroupConfig};
@@ -69,6 +69,7 @@ pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool
         action,
         details: bucket_details(b),
         event_time: Some(b.now),
+        hold: Hold::after(g.alert_after_secs),
     };
     match b.kind {
         AssetKind::Line => {
@@ -211,6 +212,7 @@ pub fn deviation(
         ),
         details: bucket_details(b),
         event_time: Some(b.now),
+        hold: Hold::NONE,
     })
 }
 
@@ -262,6 +264,7 @@ pub fn downtime(
         ),
         details: AlertDetails::Downtime { since, reason: a.reason.clone(), minutes, rate_loss_per_hour: group_rate_loss },
         event_time: Some(watermark),
+        hold: Hold::NONE,
     })
 }
 
@@ -302,6 +305,7 @@ pub fn offline(
         ),
         details: AlertDetails::Offline { last_message: g.last_message, online: g.online, assets: assets.to_vec() },
         event_time: None,
+        hold: Hold::NONE,
     })
 }
 
@@ -404,7 +408,10 @@ mod tests {
 
     #[test]
     fn a_value_hovering_at_the_threshold_opens_one_alert() {
-        let g = GroupConfig::with_defaults("family-a", AssetKind::Line);
+        // Hysteresis alone: every evaluation is at the same event time, so
+        // no debounce (alert_after_secs = 0); the debounce has its own tests.
+        let g =
+            GroupConfig { alert_after_secs: 0, ..GroupConfig::with_defaults("family-a", AssetKind::Line) };
         let mut book = AlertBook::default();
         let mut opened = 0;
         let mut resolved = 0;

@@ -74,6 +74,11 @@ pub struct GroupConfig {
     /// percentage points below the threshold (no flapping at the edge).
     #[serde(default = "default_hysteresis")]
     pub hysteresis_pct: f64,
+    /// A `schedule`/`dispatch` condition must hold this long in event time
+    /// before its alert opens (0: at once), so a short stop that projects
+    /// zero for the rest of the bucket is counted, not alerted.
+    #[serde(default = "default_alert_after")]
+    pub alert_after_secs: u64,
 }
 
 fn default_shortfall() -> f64 {
@@ -91,6 +96,9 @@ fn default_offline() -> u64 {
 fn default_hysteresis() -> f64 {
     2.0
 }
+fn default_alert_after() -> u64 {
+    120
+}
 
 impl GroupConfig {
     /// A group with the default thresholds.
@@ -104,6 +112,7 @@ impl GroupConfig {
             downtime_minutes: default_downtime(),
             offline_secs: default_offline(),
             hysteresis_pct: default_hysteresis(),
+            alert_after_secs: default_alert_after(),
         }
     }
 }

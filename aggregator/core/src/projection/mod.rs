@@ -285,7 +285,8 @@ impl Planner {
                 };
                 let key = AlertKey::Bucket { kind, group: b.group.clone(), start: b.start.timestamp() };
                 if watched || book.is_open(&key) {
-                    if let Some(c) = rules::gap(&b, g, site.as_deref(), book.is_open(&key)) {
+                    if let Some(mut c) = rules::gap(&b, g, site.as_deref(), book.is_open(&key)) {
+                        c.hold.since = self.latest_stop(state, &g.id, now);
                         out.push(c);
                     }
                 }
@@ -330,6 +331,21 @@ impl Planner {
             }
         }
         out
+    }
+}
+
+impl Planner {
+    /// When the latest stop of the group's assets began, if any of them is
+    /// down (with current data) at event time `now`: how long a gap that
+    /// stop caused is known to have held, whenever it is first evaluated.
+    fn latest_stop(&self, state: &LiveState, group: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.group_assets(group)
+            .iter()
+            .filter_map(|cfg| state.asset(&cfg.site, &cfg.id))
+            .filter(|a| a.state == Some(throughline_shared::AssetState::Down))
+            .filter(|a| a.last_ts.is_some_and(|t| (now - t).num_seconds() <= STALE_SECS))
+            .filter_map(|a| a.state_since)
+            .max()
     }
 }
 
@@ -407,5 +423,7 @@ pub fn can_judge(state: &LiveState, a: &Alert) -> bool {
     }
 }
 
+#[cfg(test)]
+mod debounce_tests;
 #[cfg(test)]
 mod tests;
