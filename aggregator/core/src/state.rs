@@ -290,7 +290,6 @@ pub struct TelemetryOutcome {
     pub history_minutes: usize,
 }
 
-
 /// All live state.
 #[derive(Debug)]
 pub struct LiveState {

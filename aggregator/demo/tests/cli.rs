@@ -51,16 +51,23 @@ fn the_demo_runs_a_plant_and_stops_on_sigterm() {
         .stderr(std::fs::File::create(dir.path().join("demo.log")).unwrap())
         .spawn()
         .unwrap();
+    // Read all of stdout on a thread of its own: the demo must never find
+    // its stdout closed while it prints.
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut http = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("Dashboard:") {
-            http = rest.trim().strip_prefix("http://").and_then(|r| r.split('/').next()).map(str::to_string);
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(rest) = line.trim().strip_prefix("Dashboard:") {
+                let addr = rest.trim().strip_prefix("http://").and_then(|r| r.split('/').next());
+                let _ = tx.send(addr.map(str::to_string));
+            }
         }
-    }
-    let http = http.expect("the demo prints its dashboard address");
+    });
+    let http = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .ok()
+        .flatten()
+        .expect("the demo prints its dashboard address");
     // Generous: the gateways report every second, but CI machines are shared.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let reporting = loop {
