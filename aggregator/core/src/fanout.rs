@@ -11,42 +11,30 @@
 //! The time-series sink reads the same events for state changes and late
 //! samples.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use throughline_shared::codec::{StatusMessage, Telemetry};
-use throughline_shared::{AgentId, AssetId, SiteId};
 
-use crate::state::{AgentView, AssetView, LiveState, TelemetryOutcome};
+use crate::state::{
+    AgentIx, AgentLive, AgentView, AssetIx, AssetLive, AssetView, LiveState, TelemetryOutcome,
+};
 
 /// Asset and agent views changed since they were last taken.
 #[derive(Debug, Default)]
 pub struct Touched {
-    /// Site -> assets: looked up by borrowed ids, copied only when new.
-    assets: BTreeMap<SiteId, BTreeSet<AssetId>>,
-    agents: BTreeSet<AgentId>,
+    assets: BTreeSet<AssetIx>,
+    agents: BTreeSet<AgentIx>,
 }
 
 impl Touched {
     /// A telemetry message changed its agent's view and, unless it was a
     /// duplicate, its asset's.
-    pub fn note_telemetry(&mut self, t: &Telemetry, out: &TelemetryOutcome) {
-        if !self.agents.contains(&t.envelope.agent) {
-            self.agents.insert(t.envelope.agent.clone());
+    pub fn note_telemetry(&mut self, out: &TelemetryOutcome) {
+        if let Some(g) = out.agent {
+            self.agents.insert(g);
         }
-        if !out.duplicate {
-            self.note_asset(&t.site, &t.asset);
-        }
-    }
-
-    fn note_asset(&mut self, site: &SiteId, asset: &AssetId) {
-        match self.assets.get_mut(site) {
-            Some(set) if set.contains(asset) => {}
-            Some(set) => {
-                set.insert(asset.clone());
-            }
-            None => {
-                self.assets.insert(site.clone(), BTreeSet::from([asset.clone()]));
-            }
+        if let (false, Some(a)) = (out.duplicate, out.asset) {
+            self.assets.insert(a);
         }
     }
 
@@ -54,11 +42,11 @@ impl Touched {
     /// online flag changed (`before` is the flag before it), the views of
     /// the assets it reports (they show whether their agent is online).
     pub fn note_status(&mut self, state: &LiveState, m: &StatusMessage, before: Option<bool>) {
-        self.agents.insert(m.agent.clone());
+        if let Some(g) = state.agent(&m.agent) {
+            self.agents.insert(g.ix);
+        }
         if before != Some(m.status.online) {
-            for a in state.assets_of(&m.agent) {
-                self.note_asset(&a.site, &a.asset);
-            }
+            self.assets.extend(state.assets_of(&m.agent).map(|a| a.ix));
         }
     }
 
@@ -76,17 +64,16 @@ impl Touched {
     /// The views changed since the last call, in (site, asset) and agent
     /// order, each once.
     pub fn take(&mut self, state: &LiveState) -> (Vec<AssetView>, Vec<AgentView>) {
-        let assets = std::mem::take(&mut self.assets)
-            .iter()
-            .flat_map(|(s, set)| set.iter().filter_map(move |a| state.asset(s, a)))
-            .map(|a| state.asset_view(a))
-            .collect();
-        let agents = std::mem::take(&mut self.agents)
-            .iter()
-            .filter_map(|g| state.agent(g))
-            .map(|g| state.agent_view(g))
-            .collect();
-        (assets, agents)
+        let mut assets: Vec<&AssetLive> =
+            std::mem::take(&mut self.assets).into_iter().filter_map(|ix| state.asset_at(ix)).collect();
+        assets.sort_by(|x, y| (&x.site, &x.asset).cmp(&(&y.site, &y.asset)));
+        let mut agents: Vec<&AgentLive> =
+            std::mem::take(&mut self.agents).into_iter().filter_map(|ix| state.agent_at(ix)).collect();
+        agents.sort_by(|x, y| x.agent.cmp(&y.agent));
+        (
+            assets.into_iter().map(|a| state.asset_view(a)).collect(),
+            agents.into_iter().map(|g| state.agent_view(g)).collect(),
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use throughline_shared::{AssetId, SiteId};
 
 use crate::history::Minute;
-use crate::state::{LiveState, TelemetryOutcome};
+use crate::state::{AssetIx, LiveState, TelemetryOutcome};
 
 /// Most buckets one history answer may hold.
 pub const MAX_POINTS: u32 = 2000;
@@ -194,8 +194,8 @@ pub fn buckets(layout: &Layout, totals: &[(i64, Totals)]) -> Vec<HistoryBucket> 
 /// Minutes of each asset's history changed since they were last written.
 #[derive(Debug)]
 pub struct PendingMinutes {
-    /// Site -> asset -> minute starts: looked up by borrowed ids.
-    minutes: BTreeMap<SiteId, BTreeMap<AssetId, BTreeSet<i64>>>,
+    /// Asset -> minute starts (epoch seconds).
+    minutes: BTreeMap<AssetIx, BTreeSet<i64>>,
     /// History kept in memory per asset.
     keep: Duration,
 }
@@ -209,50 +209,41 @@ impl PendingMinutes {
     /// Note what a message applied to `state` changed, and prune the
     /// asset's history once it holds an hour more than `keep` (minutes not
     /// yet written stay until they are).
-    pub fn note(&mut self, state: &mut LiveState, site: &SiteId, asset: &AssetId, out: &TelemetryOutcome) {
+    pub fn note(&mut self, state: &mut LiveState, out: &TelemetryOutcome) {
+        let Some(ix) = out.asset else { return };
         if let Some(span) = out.minutes {
-            self.set_mut(site, asset).extend(span.starts());
+            self.minutes.entry(ix).or_default().extend(span.starts());
         }
         if out.history_minutes as i64 > self.keep.num_minutes() + 60 {
-            let Some(last) = state.asset(site, asset).and_then(|a| a.last_ts) else { return };
-            let pending = self.minutes.get(site).and_then(|m| m.get(asset));
-            state.prune_history(site, asset, last - self.keep, |m| pending.is_some_and(|p| p.contains(&m)));
+            let Some(last) = state.asset_at(ix).and_then(|a| a.last_ts) else { return };
+            let pending = self.minutes.get(&ix);
+            state.prune_history(ix, last - self.keep, |m| pending.is_some_and(|p| p.contains(&m)));
         }
-    }
-
-    /// The pending minutes of one asset, without copying its ids when it
-    /// has some already.
-    fn set_mut(&mut self, site: &SiteId, asset: &AssetId) -> &mut BTreeSet<i64> {
-        if !self.minutes.contains_key(site) {
-            self.minutes.insert(site.clone(), BTreeMap::new());
-        }
-        let assets = self.minutes.get_mut(site).expect("inserted above");
-        if !assets.contains_key(asset) {
-            assets.insert(asset.clone(), BTreeSet::new());
-        }
-        assets.get_mut(asset).expect("inserted above")
     }
 
     /// Take the pending minutes as rows to write (a copy of the slots, cheap
-    /// enough to make under the live-state lock); they count as written
-    /// afterwards.
+    /// enough to make under the live-state lock), in (site, asset) order;
+    /// they count as written afterwards.
     pub fn take(&mut self, state: &LiveState) -> Vec<MinuteRows> {
-        std::mem::take(&mut self.minutes)
+        let mut rows: Vec<MinuteRows> = std::mem::take(&mut self.minutes)
             .into_iter()
-            .flat_map(|(site, assets)| assets.into_iter().map(move |(asset, m)| (site.clone(), asset, m)))
-            .filter_map(|(site, asset, minutes)| {
-                let history = &state.asset(&site, &asset)?.history;
+            .filter_map(|(ix, minutes)| {
+                let a = state.asset_at(ix)?;
                 let rows: Vec<(i64, Minute)> =
-                    minutes.into_iter().filter_map(|m| history.minute(m).map(|s| (m, *s))).collect();
-                (!rows.is_empty()).then_some((site, asset, rows))
+                    minutes.into_iter().filter_map(|m| a.history.minute(m).map(|s| (m, *s))).collect();
+                (!rows.is_empty()).then(|| (a.site.clone(), a.asset.clone(), rows))
             })
-            .collect()
+            .collect();
+        rows.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+        rows
     }
 
     /// Put back rows whose write failed: they are retried at the next take.
-    pub fn put_back(&mut self, rows: &[MinuteRows]) {
+    pub fn put_back(&mut self, state: &LiveState, rows: &[MinuteRows]) {
         for (site, asset, minutes) in rows {
-            self.set_mut(site, asset).extend(minutes.iter().map(|(m, _)| *m));
+            if let Some(ix) = state.ix_of(site, asset) {
+                self.minutes.entry(ix).or_default().extend(minutes.iter().map(|(m, _)| *m));
+            }
         }
     }
 

@@ -86,9 +86,20 @@ impl SeqTracker {
     }
 }
 
+/// An asset's place in live state, given when live state first holds it
+/// and kept for its lifetime: those who keep something per asset (the
+/// rollup writer, the dashboard) use it instead of comparing ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AssetIx(u32);
+
+/// An agent's place in live state, as [`AssetIx`] for assets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AgentIx(u32);
+
 /// Live view of one asset.
 #[derive(Debug, Clone)]
 pub struct AssetLive {
+    pub ix: AssetIx,
     pub site: SiteId,
     pub asset: AssetId,
     pub registration: Option<AssetConfig>,
@@ -124,8 +135,9 @@ impl AssetLive {
         (self.state, over)
     }
 
-    fn new(site: SiteId, asset: AssetId, registration: Option<AssetConfig>) -> AssetLive {
+    fn new(ix: AssetIx, site: SiteId, asset: AssetId, registration: Option<AssetConfig>) -> AssetLive {
         AssetLive {
+            ix,
             site,
             asset,
             registration,
@@ -233,6 +245,7 @@ enum SampleOutcome {
 /// Live view of one agent.
 #[derive(Debug, Clone)]
 pub struct AgentLive {
+    pub ix: AgentIx,
     pub agent: AgentId,
     pub site: SiteId,
     /// From the retained status topic; `None` until a status or telemetry arrives.
@@ -282,6 +295,9 @@ pub struct TelemetryOutcome {
     /// The asset's state changed, or a feeder's load crossed its rating:
     /// an alert may open or clear now, not only at the next evaluation.
     pub alert_edge: bool,
+    /// The message's agent, and its asset (none for a duplicate).
+    pub agent: Option<AgentIx>,
+    pub asset: Option<AssetIx>,
     /// What changed, in sample order (a duplicate changes nothing).
     pub events: Vec<LiveEvent>,
     /// The minutes of the asset's history the message changed.
@@ -303,18 +319,46 @@ pub struct LiveState {
     /// History read back from the store for assets not registered, handed
     /// to each when it reports again.
     restored: BTreeMap<(SiteId, AssetId), History>,
+    /// [`AssetIx`] -> ids, [`AgentIx`] -> id.
+    asset_ids: Vec<(SiteId, AssetId)>,
+    agent_ids: Vec<AgentId>,
 }
 
 impl LiveState {
     pub fn new(registered: &[AssetConfig], rate_window: Duration) -> LiveState {
-        let mut assets: BTreeMap<SiteId, BTreeMap<AssetId, AssetLive>> = BTreeMap::new();
+        let mut st = LiveState {
+            assets: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            rate_window,
+            watermark: None,
+            restored: BTreeMap::new(),
+            asset_ids: Vec::new(),
+            agent_ids: Vec::new(),
+        };
         for a in registered {
-            assets
-                .entry(a.site.clone())
-                .or_default()
-                .insert(a.id.clone(), AssetLive::new(a.site.clone(), a.id.clone(), Some(a.clone())));
+            if st.asset(&a.site, &a.id).is_none() {
+                st.insert_asset(&a.site, &a.id, Some(a.clone()));
+            }
         }
-        LiveState { assets, agents: BTreeMap::new(), rate_window, watermark: None, restored: BTreeMap::new() }
+        st
+    }
+
+    fn insert_asset(&mut self, site: &SiteId, asset: &AssetId, registration: Option<AssetConfig>) {
+        let ix = AssetIx(self.asset_ids.len() as u32);
+        self.asset_ids.push((site.clone(), asset.clone()));
+        let a = AssetLive::new(ix, site.clone(), asset.clone(), registration);
+        self.assets.entry(site.clone()).or_default().insert(asset.clone(), a);
+    }
+
+    /// The asset at `ix`.
+    pub fn asset_at(&self, ix: AssetIx) -> Option<&AssetLive> {
+        let (site, asset) = self.asset_ids.get(ix.0 as usize)?;
+        self.asset(site, asset)
+    }
+
+    /// The agent at `ix`.
+    pub fn agent_at(&self, ix: AgentIx) -> Option<&AgentLive> {
+        self.agents.get(self.agent_ids.get(ix.0 as usize)?)
     }
 
     /// Put back per-minute history read from the store (after a restart).
@@ -330,18 +374,22 @@ impl LiveState {
         }
     }
 
-    /// Drop the history of `site/asset` before `before`, except the minutes
-    /// (epoch seconds of their start) for which `pending` holds.
-    pub fn prune_history(
-        &mut self,
-        site: &SiteId,
-        asset: &AssetId,
-        before: DateTime<Utc>,
-        pending: impl Fn(i64) -> bool,
-    ) {
-        if let Some(a) = self.assets.get_mut(site).and_then(|m| m.get_mut(asset)) {
+    /// Drop the history of the asset at `ix` before `before`, except the
+    /// minutes (epoch seconds of their start) for which `pending` holds.
+    pub fn prune_history(&mut self, ix: AssetIx, before: DateTime<Utc>, pending: impl Fn(i64) -> bool) {
+        let Some((site, asset)) = self.asset_ids.get(ix.0 as usize).cloned() else { return };
+        if let Some(a) = self.asset_mut(&site, &asset) {
             a.history.prune(before, pending);
         }
+    }
+
+    fn asset_mut(&mut self, site: &SiteId, asset: &AssetId) -> Option<&mut AssetLive> {
+        self.assets.get_mut(site)?.get_mut(asset)
+    }
+
+    /// The place of `site/asset`, if live state holds it.
+    pub fn ix_of(&self, site: &SiteId, asset: &AssetId) -> Option<AssetIx> {
+        self.asset(site, asset).map(|a| a.ix)
     }
 
     /// Latest event time seen from any asset.
@@ -354,7 +402,10 @@ impl LiveState {
         if self.agents.contains_key(agent) {
             return self.agents.get_mut(agent).expect("just found");
         }
+        let ix = AgentIx(self.agent_ids.len() as u32);
+        self.agent_ids.push(agent.clone());
         self.agents.entry(agent.clone()).or_insert_with(|| AgentLive {
+            ix,
             agent: agent.clone(),
             site: site.clone(),
             online: None,
@@ -374,6 +425,7 @@ impl LiveState {
         let env = &t.envelope;
         let agent = self.agent_mut(&env.agent, &t.site);
         agent.last_message = Some(now);
+        out.agent = Some(agent.ix);
         match agent.seq.observe(env.seq) {
             SeqOutcome::Duplicate => {
                 agent.duplicates += 1;
@@ -392,12 +444,14 @@ impl LiveState {
         let window = self.rate_window;
         if !self.assets.get(&t.site).is_some_and(|m| m.contains_key(&t.asset)) {
             out.new_unregistered_asset = true;
-            let mut a = AssetLive::new(t.site.clone(), t.asset.clone(), None);
-            a.history = self.restored.remove(&(t.site.clone(), t.asset.clone())).unwrap_or_default();
-            self.assets.entry(t.site.clone()).or_default().insert(t.asset.clone(), a);
+            self.insert_asset(&t.site, &t.asset, None);
+            if let Some(h) = self.restored.remove(&(t.site.clone(), t.asset.clone())) {
+                self.asset_mut(&t.site, &t.asset).expect("inserted above").history = h;
+            }
         }
         let asset =
             self.assets.get_mut(&t.site).and_then(|m| m.get_mut(&t.asset)).expect("asset inserted above");
+        out.asset = Some(asset.ix);
         if asset.agent.as_ref() != Some(&env.agent) {
             asset.agent = Some(env.agent.clone());
         }

@@ -78,12 +78,12 @@ impl Live {
             let mut g = self.lock();
             let inner = &mut *g;
             let out = inner.state.apply_telemetry(t, now);
-            inner.touched.note_telemetry(t, &out);
+            inner.touched.note_telemetry(&out);
             if out.duplicate {
                 return out;
             }
             let edge = inner.edges.note(&inner.state, t, &out);
-            inner.pending.note(&mut inner.state, &t.site, &t.asset, &out);
+            inner.pending.note(&mut inner.state, &out);
             let points = sink.map(|_| influx::points(t, &out, &inner.state));
             (out, points, edge)
         };
@@ -147,7 +147,8 @@ impl Live {
 
     /// Put back minutes whose write failed.
     pub fn put_back_minutes(&self, rows: &[MinuteRows]) {
-        self.lock().pending.put_back(rows)
+        let g = &mut *self.lock();
+        g.pending.put_back(&g.state, rows)
     }
 
     /// Balances of `forecasts` of `group` (all if None) overlapping

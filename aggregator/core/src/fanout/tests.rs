@@ -1,6 +1,6 @@
 use super::*;
 use chrono::Duration;
-use throughline_shared::{AgentStatus, AssetState, Sample};
+use throughline_shared::{AgentId, AgentStatus, AssetState, Sample, SiteId};
 
 use crate::model::{AssetConfig, AssetKind};
 use crate::rollup::PendingMinutes;
@@ -13,7 +13,7 @@ fn take_touched_returns_each_change_once() {
     let mut touched = Touched::default();
     let apply = |st: &mut LiveState, touched: &mut Touched, t: Telemetry| {
         let out = st.apply_telemetry(&t, t0());
-        touched.note_telemetry(&t, &out);
+        touched.note_telemetry(&out);
     };
     let (assets, agents) = touched.take(&st);
     assert!(assets.is_empty() && agents.is_empty(), "nothing changed yet");
@@ -98,9 +98,9 @@ fn one_message_fans_out_to_every_consumer() {
         vec![Sample { output: Some(100.0), load_kw: Some(50.0), state: Some(AssetState::Running), ..s(0) }],
     );
     let o = st.apply_telemetry(&first, t0());
-    touched.note_telemetry(&first, &o);
+    touched.note_telemetry(&o);
     edges.note(&st, &first, &o);
-    pending.note(&mut st, &first.site, &first.asset, &o);
+    pending.note(&mut st, &o);
     assert_eq!(edges.take().into_iter().collect::<Vec<_>>(), ["f"], "first state is an edge");
     let _ = touched.take(&st);
     let _ = pending.take(&st);
@@ -135,12 +135,12 @@ fn one_message_fans_out_to_every_consumer() {
     assert!(o.alert_edge, "the state changed");
     assert_eq!((o.samples, o.late_samples, o.counter_resets), (4, 1, 1));
 
-    touched.note_telemetry(&msg, &o);
+    touched.note_telemetry(&o);
     let (assets, agents) = touched.take(&st);
     assert_eq!((assets.len(), agents.len()), (1, 1));
     assert!(edges.note(&st, &msg, &o));
     assert_eq!(edges.take().into_iter().collect::<Vec<_>>(), ["f"]);
-    pending.note(&mut st, &msg.site, &msg.asset, &o);
+    pending.note(&mut st, &o);
     let rows = pending.take(&st);
     let starts: Vec<i64> = rows[0].2.iter().map(|(m, _)| *m).collect();
     assert_eq!(starts, [0, 1, 2].map(|m| (t0() + Duration::minutes(m)).timestamp()));
@@ -155,7 +155,7 @@ fn one_message_fans_out_to_every_consumer() {
     // A duplicate reaches nobody but the agent's view.
     let o = st.apply_telemetry(&up, t0());
     assert!(o.duplicate && o.events.is_empty());
-    touched.note_telemetry(&up, &o);
+    touched.note_telemetry(&o);
     let (assets, agents) = touched.take(&st);
     assert_eq!((assets.len(), agents.len()), (0, 1));
     assert!(!edges.note(&st, &up, &o));
@@ -170,15 +170,15 @@ fn a_failed_write_is_put_back_and_pending_minutes_survive_pruning() {
     for m in 0..180 {
         let t = tel("a", m as u64 + 1, vec![out(m * 60, m as f64)]);
         let o = st.apply_telemetry(&t, t0());
-        pending.note(&mut st, &t.site, &t.asset, &o);
+        pending.note(&mut st, &o);
     }
     let rows = pending.take(&st);
     assert_eq!(rows[0].2.len(), 180, "every minute is written once");
-    pending.put_back(&rows);
+    pending.put_back(&st, &rows);
     assert_eq!(pending.take(&st), rows, "a failed write is retried whole");
     let t = tel("a", 1000, vec![out(180 * 60, 180.0)]);
     let o = st.apply_telemetry(&t, t0());
-    pending.note(&mut st, &t.site, &t.asset, &o);
+    pending.note(&mut st, &o);
     let h = &st.asset(&t.site, &t.asset).unwrap().history;
     assert!(h.len() <= 61, "written minutes older than an hour are dropped: {}", h.len());
 }

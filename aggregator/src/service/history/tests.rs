@@ -70,7 +70,7 @@ fn send(live: &mut Plant, asset: &str, seq: u64, samples: Vec<Sample>) {
         envelope: Envelope { v: 1, agent: AgentId::parse("gw").unwrap(), seq, samples },
     };
     let out = live.state.apply_telemetry(&tel, t(3600));
-    live.pending.note(&mut live.state, &tel.site, &tel.asset, &out);
+    live.pending.note(&mut live.state, &out);
 }
 
 /// The scenario of these tests, for line-1 (08:00 = second 0):
@@ -254,7 +254,7 @@ fn a_failed_write_leaves_the_minutes_dirty() {
     let mut live = Plant::new(&[reg()]);
     scenario(&mut live);
     let dirty = live.take_dirty_minutes();
-    live.pending.put_back(&dirty);
+    live.pending.put_back(&live.state, &dirty);
     assert_eq!(live.take_dirty_minutes(), dirty);
 }
 
