@@ -6,6 +6,9 @@ use std::collections::HashSet;
 
 use crate::model::{AssetConfig, GroupConfig};
 
+/// The longest `groups.close_grace_secs` accepted: a week (an agent's spool
+/// holds about that much).
+const MAX_CLOSE_GRACE_SECS: u64 = 7 * 86_400;
 /// The longest `groups.alert_after_secs` accepted: a day.
 const MAX_ALERT_AFTER_SECS: u64 = 86_400;
 
@@ -33,6 +36,12 @@ pub fn validate_groups(groups: &[GroupConfig], assets: &[AssetConfig], p: &mut V
             p.push(format!(
                 "groups[{i}].alert_after_secs: must be between 0 and {MAX_ALERT_AFTER_SECS}, found {}",
                 g.alert_after_secs
+            ));
+        }
+        if g.close_grace_secs > MAX_CLOSE_GRACE_SECS {
+            p.push(format!(
+                "groups[{i}].close_grace_secs: must be between 0 and {MAX_CLOSE_GRACE_SECS}, found {}",
+                g.close_grace_secs
             ));
         }
     }
@@ -125,6 +134,17 @@ rated_capacity = 1
         ] {
             assert!(p.iter().any(|m| m == want), "{want} missing in {p:?}");
         }
+    }
+
+    #[test]
+    fn close_grace_defaults_to_a_quarter_hour_and_is_at_most_a_week() {
+        let c: Config = toml::from_str("[[groups]]\nid = \"g\"\nkind = \"feeder\"").unwrap();
+        assert_eq!(c.groups[0].close_grace_secs, 900);
+        let c: Config =
+            toml::from_str("[[groups]]\nid = \"g\"\nkind = \"feeder\"\nclose_grace_secs = 604801").unwrap();
+        let mut p = Vec::new();
+        validate_groups(&c.groups, &c.assets, &mut p);
+        assert_eq!(p, ["groups[0].close_grace_secs: must be between 0 and 604800, found 604801"]);
     }
 
     #[test]

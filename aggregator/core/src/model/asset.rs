@@ -79,6 +79,12 @@ pub struct GroupConfig {
     /// zero for the rest of the bucket is counted, not alerted.
     #[serde(default = "default_alert_after")]
     pub alert_after_secs: u64,
+    /// A bucket is closed for the group once every asset's own samples have
+    /// reached its end; an asset still behind counts as missing once it has
+    /// been silent this long (server clock), and the bucket then closes
+    /// incomplete: judged by nobody, no `forecast_deviation` alert.
+    #[serde(default = "default_close_grace")]
+    pub close_grace_secs: u64,
 }
 
 fn default_shortfall() -> f64 {
@@ -99,6 +105,9 @@ fn default_hysteresis() -> f64 {
 fn default_alert_after() -> u64 {
     120
 }
+fn default_close_grace() -> u64 {
+    900
+}
 
 impl GroupConfig {
     /// A group with the default thresholds.
@@ -113,6 +122,7 @@ impl GroupConfig {
             offline_secs: default_offline(),
             hysteresis_pct: default_hysteresis(),
             alert_after_secs: default_alert_after(),
+            close_grace_secs: default_close_grace(),
         }
     }
 }

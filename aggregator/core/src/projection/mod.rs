@@ -297,7 +297,14 @@ impl Planner {
                     .flatten()
                     .filter_map(|a| state.asset(&a.site, &a.id).and_then(|l| l.first_ts))
                     .max();
-                if let Some(c) = rules::deviation(&b, g, site.as_deref(), observed_from) {
+                // A closed bucket is judged only once every asset's own data
+                // has reached its end: a group whose backfill is still
+                // arriving, or closed incomplete, has no deviation to report.
+                let complete =
+                    b.phase == Phase::Closed && self.closing(state, g, b.end, wall_now) == Closing::Complete;
+                if let Some(c) =
+                    complete.then(|| rules::deviation(&b, g, site.as_deref(), observed_from)).flatten()
+                {
                     out.push(c);
                 }
             }
@@ -346,6 +353,60 @@ impl Planner {
             .filter(|a| a.last_ts.is_some_and(|t| (now - t).num_seconds() <= STALE_SECS))
             .filter_map(|a| a.state_since)
             .max()
+    }
+}
+
+/// Whether a bucket that has ended in event time is closed for its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    /// Some asset's samples have not reached the end yet, and it has not
+    /// been silent for the group's `close_grace_secs`: wait.
+    Waiting { behind: Vec<String> },
+    /// Every asset's samples have reached the end.
+    Complete,
+    /// Closed without these assets (`site/asset`): silent past the grace
+    /// while behind. Nobody judges it.
+    Incomplete { missing: Vec<String> },
+}
+
+impl Planner {
+    /// Whether the bucket of `group` ending at `end` is closed for it, by
+    /// each registered asset's own newest sample time (its watermark): an
+    /// asset is through when its watermark is at or past `end`; one that is
+    /// behind is missing once its agent has been silent for
+    /// `close_grace_secs` by the server clock `wall_now` (an asset never
+    /// heard from: once `wall_now` is that far past `end`).
+    pub fn closing(
+        &self,
+        state: &LiveState,
+        group: &GroupConfig,
+        end: DateTime<Utc>,
+        wall_now: DateTime<Utc>,
+    ) -> Closing {
+        let grace = Duration::seconds(group.close_grace_secs as i64);
+        let (mut behind, mut missing) = (Vec::new(), Vec::new());
+        for cfg in self.group_assets(&group.id) {
+            let live = state.asset(&cfg.site, &cfg.id);
+            if live.and_then(|a| a.last_ts).is_some_and(|t| t >= end) {
+                continue;
+            }
+            let heard = live
+                .and_then(|a| a.agent.as_ref())
+                .and_then(|g| state.agent(g))
+                .and_then(|g| g.last_message)
+                .unwrap_or(end);
+            let name = format!("{}/{}", cfg.site, cfg.id);
+            if wall_now - heard >= grace {
+                missing.push(name);
+            } else {
+                behind.push(name);
+            }
+        }
+        match (behind.is_empty(), missing.is_empty()) {
+            (false, _) => Closing::Waiting { behind },
+            (true, true) => Closing::Complete,
+            (true, false) => Closing::Incomplete { missing },
+        }
     }
 }
 

@@ -198,3 +198,80 @@ fn an_alert_is_judged_only_with_the_data_to_clear_it() {
     let dev = alert("forecast_deviation:fam:0", AlertKind::ForecastDeviation, None, None);
     assert!(!can_judge(&st, &dev), "a closed bucket's deviation waits for a planner");
 }
+
+/// A sample of `asset` from agent `agent` at minute `m` of event time,
+/// received at `heard` (server clock).
+fn feed(st: &mut LiveState, agent: &str, asset: &str, seq: u64, m: i64, kwh: f64, heard: DateTime<Utc>) {
+    let s = Sample {
+        output: Some(kwh),
+        load_kw: Some(60.0),
+        state: Some(AssetState::Running),
+        ..Sample::at(t(m))
+    };
+    let tel = Telemetry {
+        site: SiteId::parse("s").unwrap(),
+        asset: AssetId::parse(asset).unwrap(),
+        envelope: Envelope { v: 1, agent: AgentId::parse(agent).unwrap(), seq, samples: vec![s] },
+    };
+    st.apply_telemetry(&tel, heard);
+}
+
+/// Two feeders of one region on two gateways; one sends live, the other's
+/// backlog is still arriving while a line elsewhere moves the plant's
+/// event time past the bucket's end.
+#[test]
+fn a_bucket_closes_for_a_group_only_when_every_asset_has_reached_its_end() {
+    let assets = vec![
+        asset("f1", AssetKind::Feeder, "north", 100.0),
+        asset("f2", AssetKind::Feeder, "north", 100.0),
+        asset("l1", AssetKind::Line, "fam", 120.0),
+    ];
+    let north =
+        GroupConfig { close_grace_secs: 600, ..GroupConfig::with_defaults("north", AssetKind::Feeder) };
+    let groups = vec![north.clone(), GroupConfig::with_defaults("fam", AssetKind::Line)];
+    let windows = Windows {
+        rate: Duration::minutes(15),
+        availability: Duration::hours(8),
+        history: Duration::hours(48),
+    };
+    let p = Planner::new(&assets, groups, windows);
+    let mut st = LiveState::new(&assets, Duration::seconds(300));
+    let wall = t(200);
+    // The bucket 0..60 min: both feeders deliver 1 kWh a minute, 120 in all
+    // against a forecast of 100 (+20 %). f2's gateway is still sending its
+    // backlog: it has reached minute 10 (70 made so far: −30 %).
+    for m in 0..=70 {
+        feed(&mut st, "gw-1", "f1", m as u64 + 1, m, m as f64, wall);
+    }
+    for m in 0..=10 {
+        feed(&mut st, "gw-2", "f2", m as u64 + 1, m, m as f64, wall);
+    }
+    for m in 0..=90 {
+        feed(&mut st, "gw-3", "l1", m as u64 + 1, m, 2.0 * m as f64, wall);
+    }
+    let forecasts = vec![bucket("north", Unit::KWh, 0, 60, 100.0)];
+    let book = AlertBook::default();
+    let scope = BTreeSet::from(["north".to_string()]);
+    let deviations = |st: &LiveState, wall| {
+        p.conditions_in(st, &forecasts, &book, wall, Scope::Groups(&scope))
+            .into_iter()
+            .filter(|c| c.kind == AlertKind::ForecastDeviation)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(p.closing(&st, &north, t(60), wall), Closing::Waiting { behind: vec!["s/f2".into()] });
+    assert!(deviations(&st, wall).is_empty(), "f2 is behind: made so far (70) is not the bucket's actual");
+
+    // Silent past the grace while behind: closed incomplete, judged by nobody.
+    let later = wall + Duration::seconds(601);
+    assert_eq!(p.closing(&st, &north, t(60), later), Closing::Incomplete { missing: vec!["s/f2".into()] });
+    assert!(deviations(&st, later).is_empty());
+
+    // The backlog arrives past the end: judged on all of it.
+    for m in 11..=61 {
+        feed(&mut st, "gw-2", "f2", m as u64 + 1, m, m as f64, later);
+    }
+    assert_eq!(p.closing(&st, &north, t(60), later), Closing::Complete);
+    let dev = deviations(&st, later);
+    assert_eq!(dev.len(), 1, "{dev:#?}");
+    assert!((dev[0].value - 20.0).abs() < 0.5, "120 made against 100: {}", dev[0].summary);
+}
