@@ -275,3 +275,100 @@ fn a_bucket_closes_for_a_group_only_when_every_asset_has_reached_its_end() {
     assert_eq!(dev.len(), 1, "{dev:#?}");
     assert!((dev[0].value - 20.0).abs() < 0.5, "120 made against 100: {}", dev[0].summary);
 }
+
+/// The same data set gives the same `forecast_deviation` alerts whether it
+/// arrives live, as one backfill per gateway one after another, or as four
+/// backfills interleaved at different speeds.
+#[test]
+fn deviation_alerts_do_not_depend_on_how_the_data_arrives() {
+    // Two regions of two feeders, one gateway each; hourly buckets over six
+    // hours. north-2 runs at half its rate in hours 2 and 3, south-1 stops
+    // delivering energy in hour 4: real deviations in some buckets.
+    let ids = ["n1", "n2", "s1", "s2"];
+    let group = |id: &str| if id.starts_with('n') { "north" } else { "south" };
+    let assets: Vec<AssetConfig> =
+        ids.iter().map(|id| asset(id, AssetKind::Feeder, group(id), 100.0)).collect();
+    let groups = vec![
+        GroupConfig::with_defaults("north", AssetKind::Feeder),
+        GroupConfig::with_defaults("south", AssetKind::Feeder),
+    ];
+    let windows = Windows {
+        rate: Duration::minutes(15),
+        availability: Duration::hours(8),
+        history: Duration::hours(48),
+    };
+    let p = Planner::new(&assets, groups, windows);
+    let forecasts: Vec<ForecastRow> = ["north", "south"]
+        .iter()
+        .flat_map(|g| (0..6).map(move |h| bucket(g, Unit::KWh, h * 60, (h + 1) * 60, 120.0)))
+        .collect();
+    let per_minute = |id: &str, m: i64| match (id, m / 60) {
+        ("n2", 2 | 3) => 0.5,
+        ("s1", 4) => 0.0,
+        _ => 1.0,
+    };
+    // Each asset's series: (minute, counter), one sample a minute to 6 h + 1 min.
+    let series = |id: &str| {
+        let mut total = 0.0;
+        (0..=361)
+            .map(|m| {
+                let v = (m, total);
+                total += per_minute(id, m);
+                v
+            })
+            .collect::<Vec<(i64, f64)>>()
+    };
+    let wall = t(400);
+    let run = |order: Vec<(usize, usize)>| {
+        let mut st = LiveState::new(&assets, Duration::seconds(300));
+        let mut book = AlertBook::default();
+        let all = BTreeSet::from(["north".to_string(), "south".to_string()]);
+        let mut seq = [0u64; 4];
+        let mut opened = BTreeSet::new();
+        let data: Vec<Vec<(i64, f64)>> = ids.iter().map(|id| series(id)).collect();
+        for (i, k) in order {
+            let (m, v) = data[i][k];
+            seq[i] += 1;
+            feed(&mut st, &format!("gw-{}", ids[i]), ids[i], seq[i], m, v, wall);
+            let conds = p.conditions_in(&st, &forecasts, &book, wall, Scope::Groups(&all));
+            for e in book.apply(conds, wall).events {
+                if e.alert.kind == AlertKind::ForecastDeviation {
+                    opened.insert((e.alert.key.to_string(), (e.alert.value * 10.0).round() as i64));
+                }
+            }
+        }
+        opened
+    };
+    let n = series("n1").len();
+    // Live: minute by minute, every gateway in turn.
+    let live: Vec<(usize, usize)> = (0..n).flat_map(|k| (0..4).map(move |i| (i, k))).collect();
+    // One backfill after another.
+    let one_by_one: Vec<(usize, usize)> = (0..4).flat_map(|i| (0..n).map(move |k| (i, k))).collect();
+    // Interleaved: gateway i sends i + 1 samples per turn, the slowest last.
+    let mut interleaved = Vec::new();
+    let mut next = [0usize; 4];
+    while next.iter().any(|k| *k < n) {
+        for i in (0..4).rev() {
+            for _ in 0..=i {
+                if next[i] < n {
+                    interleaved.push((i, next[i]));
+                    next[i] += 1;
+                }
+            }
+        }
+    }
+    let want = run(live);
+    let keys: Vec<&str> = want.iter().map(|(k, _)| k.as_str()).collect();
+    let start = |h: i64| t(h * 60).timestamp();
+    assert_eq!(
+        keys,
+        [
+            format!("forecast_deviation:north:{}", start(2)),
+            format!("forecast_deviation:north:{}", start(3)),
+            format!("forecast_deviation:south:{}", start(4)),
+        ],
+        "{want:?}"
+    );
+    assert_eq!(run(one_by_one), want, "one backfill after another");
+    assert_eq!(run(interleaved), want, "four backfills at different speeds");
+}
