@@ -50,11 +50,6 @@ impl Touched {
         }
     }
 
-    /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.assets.is_empty() && self.agents.is_empty()
-    }
-
     /// Forget what changed (no client to tell).
     pub fn clear(&mut self) {
         self.assets.clear();

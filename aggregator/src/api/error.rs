@@ -72,7 +72,7 @@ impl From<PromiseError> for ApiError {
     fn from(e: PromiseError) -> ApiError {
         match e {
             PromiseError::NoGroup(_) => ApiError::NotFound(e.to_string()),
-            PromiseError::Quantity => ApiError::BadRequest(e.to_string()),
+            PromiseError::Quantity | PromiseError::Due(_) => ApiError::BadRequest(e.to_string()),
             PromiseError::Infeasible(m) => ApiError::Conflict(m),
             PromiseError::Store(e) => e.into(),
         }

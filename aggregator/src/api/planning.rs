@@ -197,15 +197,13 @@ pub async fn promise(
         Some(m) => return Err(ApiError::BadRequest(format!("`mode` is inquiry or quote, not `{m}`"))),
     };
     let actor = if quote { Some(s.auth.write(&headers, Role::Planner)?) } else { s.auth.read(&headers)? };
-    if s.live.planner().group(&req.group).is_none() {
-        return Err(ApiError::NotFound(format!("no capacity group `{}`", req.group)));
-    }
-    if !(req.quantity.is_finite() && req.quantity > 0.0) {
-        return Err(ApiError::BadRequest("`quantity` must be a number > 0".into()));
-    }
-    let due = parse_time(&req.due).map_err(|e| ApiError::BadRequest(format!("`due`: {e}")))?;
-    let request =
-        PromiseRequest { group: req.group, quantity: req.quantity, due, quote, reference: req.reference };
+    let request = PromiseRequest {
+        group: req.group,
+        quantity: req.quantity,
+        due: req.due,
+        quote,
+        reference: req.reference,
+    };
     let answer = s.promise(&request, actor.as_ref())?;
     Ok(Json(serde_json::to_value(answer).unwrap_or_default()))
 }

@@ -162,9 +162,4 @@ impl Live {
     ) -> (Option<DateTime<Utc>>, Vec<BucketBalance>) {
         self.read(|st| (st.watermark(), self.planner.balances(st, forecasts, group, from, to, Utc::now())))
     }
-
-    /// A group's projected rate from now on (units/h).
-    pub fn group_rate(&self, group: &str) -> f64 {
-        self.read(|st| self.planner.group_rate(st, group, Utc::now()))
-    }
 }

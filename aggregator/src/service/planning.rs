@@ -43,7 +43,8 @@ pub enum ImportRefused {
 pub struct PromiseRequest {
     pub group: String,
     pub quantity: f64,
-    pub due: DateTime<Utc>,
+    /// RFC 3339 or a plain date, as the caller gave it.
+    pub due: String,
     /// A quote (reserves capacity) rather than an inquiry.
     pub quote: bool,
     /// For quotes: the order or customer reference.
@@ -57,6 +58,8 @@ pub enum PromiseError {
     NoGroup(String),
     #[error("`quantity` must be a number > 0")]
     Quantity,
+    #[error("`due`: {0}")]
+    Due(String),
     /// A quote that cannot be met: nothing reserved.
     #[error("{0}")]
     Infeasible(String),
@@ -119,6 +122,7 @@ impl Services {
         if !(req.quantity.is_finite() && req.quantity > 0.0) {
             return Err(PromiseError::Quantity);
         }
+        let due = crate::forecast::parse_time(&req.due).map_err(PromiseError::Due)?;
         let forecasts = self.forecasts.all();
         let planner = self.live.planner();
         let (now, rate, mut demand) = self.live.read(|state| {
@@ -151,14 +155,14 @@ impl Services {
             rate_per_hour: rate,
             demand,
             quantity: req.quantity,
-            due: req.due,
+            due,
             horizon,
         });
         let mut out = Promise {
             group: group.id.clone(),
             unit: Unit::of(group.kind),
             quantity: req.quantity,
-            due: req.due,
+            due,
             mode: if req.quote { "quote" } else { "inquiry" },
             event_time: now,
             rate_per_hour: rate,
@@ -175,7 +179,7 @@ impl Services {
                 "nothing reserved: {} cannot make {} by {}; {when}. Quote with a later due time.",
                 group.id,
                 req.quantity,
-                req.due.to_rfc3339_opts(SecondsFormat::Secs, true)
+                due.to_rfc3339_opts(SecondsFormat::Secs, true)
             )));
         }
         let created = Utc::now();

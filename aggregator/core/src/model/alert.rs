@@ -46,11 +46,6 @@ impl AlertKind {
     pub fn parse(s: &str) -> Option<AlertKind> {
         AlertKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
-
-    /// Whether alerts of this kind are about one bucket of one group.
-    pub fn is_bucket(self) -> bool {
-        matches!(self, AlertKind::Schedule | AlertKind::Dispatch | AlertKind::ForecastDeviation)
-    }
 }
 
 /// Where an alert is in its lifecycle.

@@ -20,10 +20,4 @@ impl ReservationStatus {
             ReservationStatus::Released => "released",
         }
     }
-
-    pub fn parse(s: &str) -> Option<ReservationStatus> {
-        [ReservationStatus::Held, ReservationStatus::Confirmed, ReservationStatus::Released]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
 }
