@@ -8,18 +8,13 @@
 //! stop; a stale cursor only means some acknowledged records are sent again,
 //! which the aggregator drops as duplicates).
 //!
-//! A record is a 20-byte header and a body:
-//!
-//! ```text
-//! magic "TLR1" | body length u32 LE | CRC-32 u32 LE of (id ++ body) | id u64 LE
-//! body = topic length u16 LE | topic (UTF-8) | payload (the envelope JSON)
-//! ```
-//!
-//! Records are only ever appended. On open every segment is scanned: a record
-//! whose header or checksum does not match (a write torn by a power loss, a
-//! flipped bit) is skipped with a warning and counted, never replayed; the
-//! scan looks for the next valid record after it. A torn tail of the newest
-//! segment is cut off so new records follow the last good one.
+//! Records are in the format of [`throughline_shared::record`] (a header
+//! with magic, length, CRC-32 and id; the body is the topic and the
+//! envelope JSON), only ever appended. On open every segment is scanned: a
+//! record whose header or checksum does not match (a write torn by a power
+//! loss, a flipped bit) is skipped with a warning and counted, never
+//! replayed; the scan looks for the next valid record after it. A torn tail
+//! of the newest segment is cut off so new records follow the last good one.
 //!
 //! # Bounds
 //! The spool holds at most `max_bytes`. When an append would pass it, either
@@ -40,17 +35,13 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use throughline_shared::message::SpoolHealth;
+use throughline_shared::record::{self, encode, find_next, read_at, HEADER};
 
-const MAGIC: &[u8; 4] = b"TLR1";
-const HEADER: usize = 20;
-/// Largest body accepted when reading back (the protocol's payload limit is 256 KiB).
-const MAX_BODY: usize = 1 << 20;
 const CURSOR_FILE: &str = "cursor";
 
 /// What to do when the spool is full.
@@ -480,10 +471,8 @@ impl Spool {
             }
             match read_at(&seg.file, self.cursor.off, seg.bytes, &mut self.buf) {
                 Ok((id, next)) => {
-                    let body = &self.buf[HEADER..];
-                    let tlen = u16::from_le_bytes([body[0], body[1]]) as usize;
-                    let topic = String::from_utf8_lossy(&body[2..2 + tlen]).into_owned();
-                    let payload = body[2 + tlen..].to_vec();
+                    let (topic, payload) = record::parts(&self.buf);
+                    let (topic, payload) = (topic.to_string(), payload.to_vec());
                     return Ok(Some((Record { id, topic, payload }, Pos { seg: seg.name_id, off: next })));
                 }
                 Err(_) => {
@@ -625,77 +614,6 @@ fn record_len(r: &Record) -> u64 {
 
 fn read_cursor(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn encode(buf: &mut Vec<u8>, id: u64, topic: &str, payload: &[u8]) {
-    let body_len = 2 + topic.len() + payload.len();
-    buf.clear();
-    buf.extend_from_slice(MAGIC);
-    buf.extend_from_slice(&(body_len as u32).to_le_bytes());
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&id.to_le_bytes());
-    buf.extend_from_slice(&(topic.len() as u16).to_le_bytes());
-    buf.extend_from_slice(topic.as_bytes());
-    buf.extend_from_slice(payload);
-    let crc = checksum(&buf[12..]);
-    buf[8..12].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn checksum(id_and_body: &[u8]) -> u32 {
-    crc32fast::hash(id_and_body)
-}
-
-/// Read and verify the record at `off` into `buf` (header and body); returns
-/// its id and the offset after it.
-fn read_at(file: &File, off: u64, limit: u64, buf: &mut Vec<u8>) -> Result<(u64, u64), ()> {
-    if off + HEADER as u64 > limit {
-        return Err(());
-    }
-    buf.resize(HEADER, 0);
-    file.read_exact_at(&mut buf[..HEADER], off).map_err(|_| ())?;
-    if &buf[..4] != MAGIC {
-        return Err(());
-    }
-    let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
-    if !(2..=MAX_BODY).contains(&body_len) || off + (HEADER + body_len) as u64 > limit {
-        return Err(());
-    }
-    let crc = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
-    let id = u64::from_le_bytes(buf[12..20].try_into().expect("8 bytes"));
-    buf.resize(HEADER + body_len, 0);
-    file.read_exact_at(&mut buf[HEADER..], off + HEADER as u64).map_err(|_| ())?;
-    if checksum(&buf[12..]) != crc {
-        return Err(());
-    }
-    let tlen = u16::from_le_bytes([buf[HEADER], buf[HEADER + 1]]) as usize;
-    if 2 + tlen > body_len || std::str::from_utf8(&buf[HEADER + 2..HEADER + 2 + tlen]).is_err() {
-        return Err(());
-    }
-    Ok((id, off + (HEADER + body_len) as u64))
-}
-
-/// Offset of the next valid record at or after `from`, if any.
-fn find_next(file: &File, from: u64, limit: u64, buf: &mut Vec<u8>) -> Option<u64> {
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut at = from;
-    while at + HEADER as u64 <= limit {
-        let n = chunk.len().min((limit - at) as usize);
-        file.read_exact_at(&mut chunk[..n], at).ok()?;
-        let mut i = 0;
-        while let Some(k) = chunk[i..n].windows(4).position(|w| w == MAGIC) {
-            let cand = at + (i + k) as u64;
-            if read_at(file, cand, limit, buf).is_ok() {
-                return Some(cand);
-            }
-            i += k + 1;
-        }
-        if n < 4 {
-            break;
-        }
-        // Overlap by 3 bytes so a magic across the chunk edge is found.
-        at += (n - 3) as u64;
-    }
-    None
 }
 
 #[cfg(test)]

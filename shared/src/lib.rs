@@ -15,7 +15,8 @@
 //! - [`secret`]: the one reader of secrets in config (inline, `_file` or `_env`).
 //! - [`throttle`]: [`throttle::FailureLog`], which repeated failures to log.
 //! - `mqtt` (feature `mqtt`): the MQTT client builder both binaries use;
-//!   `signal` (feature `signal`): waiting for SIGTERM or Ctrl-C. Without
+//!   `signal` (feature `signal`): waiting for SIGTERM or Ctrl-C; `record`
+//!   (feature `record`): the record format of the spool and the journal. Without
 //!   these features this crate links neither rumqttc nor tokio (the
 //!   planning core depends on it).
 
@@ -25,6 +26,8 @@ pub mod ids;
 pub mod message;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "record")]
+pub mod record;
 pub mod secret;
 #[cfg(feature = "signal")]
 pub mod signal;
