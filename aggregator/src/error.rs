@@ -16,4 +16,6 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }

@@ -5,9 +5,10 @@
 //! `tests/layers.rs`)
 //! - The planning core (`throughline_core`, re-exported): [`model`],
 //!   [`history`], [`balance`], [`ctp`], [`forecast`], [`state`], [`alert`],
-//!   [`rollup`], [`projection`], [`fanout`], [`accuracy`]. No I/O, no clock, no async.
+//!   [`rollup`], [`snapshot`], [`projection`], [`fanout`], [`accuracy`]. No I/O, no clock, no async.
 //! - [`metrics`]: Prometheus/OpenMetrics counters. [`store`]: the SQLite
-//!   state store, one file per table family.
+//!   state store, one file per table family. [`journal`]: the ingest
+//!   journal (what is acknowledged to the broker, until a checkpoint).
 //! - [`error`]: the crate's error type. [`broker`]: the embedded rumqttd
 //!   broker.
 //! - [`sink`]: the InfluxDB v2 sink.
@@ -34,6 +35,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod journal;
 pub mod metrics;
 pub mod service;
 pub mod sink;
@@ -42,7 +44,7 @@ pub mod tasks;
 
 /// The planning core, under the names the rest of the aggregator uses.
 pub use throughline_core::{
-    accuracy, alert, balance, ctp, fanout, forecast, history, model, projection, rollup, state,
+    accuracy, alert, balance, ctp, fanout, forecast, history, model, projection, rollup, snapshot, state,
 };
 
 use std::net::SocketAddr;
@@ -63,12 +65,15 @@ pub struct App {
     shared: Arc<Services>,
     http: tokio::net::TcpListener,
     ingest: tasks::ingest::mqtt::IngestSettings,
+    journal: journal::Journal,
     embedded: bool,
     evaluate_every: Duration,
 }
 
 /// File name of the state store inside the data dir.
 pub const STORE_FILE: &str = "throughline.db";
+/// Directory of the ingest journal inside the data dir.
+pub const JOURNAL_DIR: &str = "journal";
 
 impl App {
     /// Validate `config`, create the data directory, bind the HTTP listener
@@ -99,8 +104,16 @@ impl App {
         };
         let keep = config.planning.history();
         let mut live = state::LiveState::new(&config.assets, config.ingest.rate_window());
-        let restored = service::history::restore(&store, &mut live, keep)?;
-        tracing::info!(minutes = restored, "per-minute history read back from the store");
+        let started = std::time::Instant::now();
+        let minutes = service::history::restore(&store, &mut live, keep)?;
+        let checkpoint = service::history::restore_state(&store, &mut live)?;
+        tracing::info!(
+            minutes,
+            assets = checkpoint.assets,
+            agents = checkpoint.agents,
+            journal_next = checkpoint.journal_next,
+            "per-minute history and live state read back from the store"
+        );
         let shared = Arc::new(Services {
             live: service::live::Live::new(live, config.planner(), keep),
             alerts,
@@ -112,13 +125,23 @@ impl App {
             influx,
             auth,
             link: service::Link::default(),
+            durability: service::durability::Durability::default(),
             receivers,
             quote_valid_hours: config.planning.quote_valid_hours,
         });
+        shared.durability.released.store(checkpoint.journal_next, std::sync::atomic::Ordering::Relaxed);
+        let journal = tasks::ingest::replay(
+            &shared,
+            &config.data_dir.join(JOURNAL_DIR),
+            config.history.journal_fsync(),
+            checkpoint.journal_next,
+            &ingest.limits,
+        )?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "restart recovery done");
         shared.forecasts.reload();
         shared.count_outbox();
         let evaluate_every = config.planning.evaluate_every();
-        Ok(App { shared, http, ingest, embedded: embedded.is_some(), evaluate_every })
+        Ok(App { shared, http, ingest, journal, embedded: embedded.is_some(), evaluate_every })
     }
 
     /// The bound HTTP address (useful with port 0).
@@ -157,6 +180,7 @@ impl App {
             eventloop,
             self.ingest,
             self.shared.clone(),
+            self.journal,
             token.child_token(),
         ));
         tracker.spawn(tasks::alerts::run(self.shared.clone(), self.evaluate_every, token.child_token()));

@@ -43,6 +43,12 @@ pub struct Metrics {
     pub agent_online: Family<AgentLabels, Gauge>,
     pub unregistered_assets: Gauge,
     pub mqtt_connected: Gauge,
+    pub mqtt_reconnects: Counter,
+    pub journal_appends: Counter,
+    pub journal_failures: Counter,
+    /// Messages not acknowledged because the journal could not take them.
+    pub messages_held: Counter,
+    pub journal_replayed: Counter,
     pub alerts_opened: Family<KindLabel, Counter>,
     pub alerts_resolved: Family<KindLabel, Counter>,
     pub alerts_unresolved: Gauge,
@@ -97,6 +103,11 @@ impl Metrics {
             agent_online: Family::default(),
             unregistered_assets: Gauge::default(),
             mqtt_connected: Gauge::default(),
+            mqtt_reconnects: Counter::default(),
+            journal_appends: Counter::default(),
+            journal_failures: Counter::default(),
+            messages_held: Counter::default(),
+            journal_replayed: Counter::default(),
             alerts_opened: Family::default(),
             alerts_resolved: Family::default(),
             alerts_unresolved: Gauge::default(),
@@ -194,6 +205,31 @@ impl Metrics {
             "throughline_mqtt_connected",
             "1 while the aggregator is connected to the broker",
             m.mqtt_connected.clone(),
+        );
+        r.register(
+            "throughline_mqtt_reconnects",
+            "Times the connection to the broker was lost or could not be made",
+            m.mqtt_reconnects.clone(),
+        );
+        r.register(
+            "throughline_journal_appends",
+            "Messages written to the ingest journal before being acknowledged",
+            m.journal_appends.clone(),
+        );
+        r.register(
+            "throughline_journal_failures",
+            "Failed journal writes or syncs (disk full, read-only)",
+            m.journal_failures.clone(),
+        );
+        r.register(
+            "throughline_messages_held",
+            "Messages left unacknowledged for the broker to resend, because the journal could not take them",
+            m.messages_held.clone(),
+        );
+        r.register(
+            "throughline_journal_replayed",
+            "Journal records replayed at start (received after the last checkpoint)",
+            m.journal_replayed.clone(),
         );
         r.register("throughline_alerts_opened", "Alerts opened, by kind", m.alerts_opened.clone());
         r.register("throughline_alerts_resolved", "Alerts resolved, by kind", m.alerts_resolved.clone());

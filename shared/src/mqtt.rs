@@ -39,6 +39,10 @@ pub struct ClientSettings<'a> {
     /// between [`AsyncClient`] and [`EventLoop`]).
     pub request_capacity: usize,
     pub last_will: Option<LastWill>,
+    /// `true`: incoming QoS 1 messages are acknowledged by the caller
+    /// (`AsyncClient::ack`), once what they carry is durable; `false`: on
+    /// receipt.
+    pub manual_acks: bool,
     /// TLS for `mqtts://`; `None`: plain TCP.
     pub tls: Option<TlsConfiguration>,
 }
@@ -52,6 +56,7 @@ impl std::fmt::Debug for ClientSettings<'_> {
             .field("keep_alive", &self.keep_alive)
             .field("clean_session", &self.clean_session)
             .field("request_capacity", &self.request_capacity)
+            .field("manual_acks", &self.manual_acks)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
@@ -70,6 +75,7 @@ impl ClientSettings<'_> {
         if let Some(will) = &self.last_will {
             o.set_last_will(will.clone());
         }
+        o.set_manual_acks(self.manual_acks);
         if let Some(tls) = &self.tls {
             o.set_transport(Transport::tls_with_config(tls.clone()));
         }
@@ -112,6 +118,7 @@ mod tests {
             inflight: None,
             request_capacity: 7,
             last_will: None,
+            manual_acks: false,
             tls: None,
         }
     }
@@ -126,6 +133,7 @@ mod tests {
             clean_session: false,
             inflight: Some(80),
             last_will: Some(will.clone()),
+            manual_acks: false,
             ..settings(&b)
         };
         let o = s.options();

@@ -283,12 +283,17 @@ async fn asset_history_is_downsampled_from_rollups_and_survives_a_restart() {
     assert!(metric(&text, "throughline_history_flush_seconds_count").unwrap() >= 1.0, "{text}");
     assert_eq!(metric(&text, "throughline_history_rows_pruned_total"), Some(0.0), "{text}");
 
-    // Restart on the same data dir: live state starts empty, the history
-    // comes back from SQLite unchanged.
+    // Restart on the same data dir: live state comes back as it was (the
+    // checkpoint), the history from SQLite unchanged.
+    let before = get_json(&format!("{}/api/v1/assets/{site}/line-1", agg.http)).await;
     agg.proc.stop();
     let mut agg = start(&config, free_port());
     let asset = get_json(&format!("{}/api/v1/assets/{site}/line-1", agg.http)).await;
-    assert_eq!(asset["samples"], 0, "{asset}");
+    for key in
+        ["samples", "output_counter", "output_total", "state", "state_since", "last_sample_ts", "load_kw"]
+    {
+        assert_eq!(asset[key], before[key], "{key}: {asset}");
+    }
     let url = history(&agg.http, b, b + Duration::minutes(4), "2");
     assert_eq!(get_json(&url).await, h, "the same history after a restart");
     let fine_url = history(&agg.http, b - Duration::minutes(1), b + Duration::minutes(5), "2000");

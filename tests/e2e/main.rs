@@ -10,4 +10,5 @@ mod ingest_counters;
 mod pipeline;
 mod planning;
 mod report;
+mod restart;
 mod spool;

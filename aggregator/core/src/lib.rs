@@ -14,6 +14,8 @@
 //! - [`state`]: live state per asset and agent; `apply_telemetry` and
 //!   `apply_status` return what changed (the events the sink, the alert
 //!   task, the rollups and the dashboard act on).
+//! - [`snapshot`]: what of live state a checkpoint stores and a restart
+//!   reads back (last counters, states, event times, sequence windows).
 //! - [`history`]: per-minute output, state seconds and load of one asset.
 //! - [`balance`]: one forecast bucket of one group against what its assets
 //!   made and can still make.
@@ -40,6 +42,7 @@ pub mod history;
 pub mod model;
 pub mod projection;
 pub mod rollup;
+pub mod snapshot;
 pub mod state;
 #[cfg(test)]
 mod testkit;

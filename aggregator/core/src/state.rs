@@ -36,9 +36,9 @@ pub enum SeqOutcome {
 /// repeat. Memory stays small however long the agent runs.
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
-    max: Option<u64>,
+    pub(crate) max: Option<u64>,
     /// Missing ranges, start -> end (inclusive).
-    missing: BTreeMap<u64, u64>,
+    pub(crate) missing: BTreeMap<u64, u64>,
 }
 
 impl SeqTracker {
@@ -120,7 +120,7 @@ pub struct AssetLive {
     pub samples: u64,
     /// Samples older than the newest already applied (ignored for live state).
     pub late_samples: u64,
-    window: VecDeque<(DateTime<Utc>, f64)>,
+    pub(crate) window: VecDeque<(DateTime<Utc>, f64)>,
     /// Per-minute history in event time (for balances).
     pub history: History,
 }
@@ -315,10 +315,10 @@ pub struct LiveState {
     agents: BTreeMap<AgentId, AgentLive>,
     rate_window: Duration,
     /// Latest sample time seen from any asset: "now" in event time.
-    watermark: Option<DateTime<Utc>>,
+    pub(crate) watermark: Option<DateTime<Utc>>,
     /// History read back from the store for assets not registered, handed
     /// to each when it reports again.
-    restored: BTreeMap<(SiteId, AssetId), History>,
+    pub(crate) restored: BTreeMap<(SiteId, AssetId), History>,
     /// [`AssetIx`] -> ids, [`AgentIx`] -> id.
     asset_ids: Vec<(SiteId, AssetId)>,
     agent_ids: Vec<AgentId>,
@@ -343,7 +343,7 @@ impl LiveState {
         st
     }
 
-    fn insert_asset(&mut self, site: &SiteId, asset: &AssetId, registration: Option<AssetConfig>) {
+    pub(crate) fn insert_asset(&mut self, site: &SiteId, asset: &AssetId, registration: Option<AssetConfig>) {
         let ix = AssetIx(self.asset_ids.len() as u32);
         self.asset_ids.push((site.clone(), asset.clone()));
         let a = AssetLive::new(ix, site.clone(), asset.clone(), registration);
@@ -383,7 +383,7 @@ impl LiveState {
         }
     }
 
-    fn asset_mut(&mut self, site: &SiteId, asset: &AssetId) -> Option<&mut AssetLive> {
+    pub(crate) fn asset_mut(&mut self, site: &SiteId, asset: &AssetId) -> Option<&mut AssetLive> {
         self.assets.get_mut(site)?.get_mut(asset)
     }
 
@@ -397,7 +397,7 @@ impl LiveState {
         self.watermark
     }
 
-    fn agent_mut(&mut self, agent: &AgentId, site: &SiteId) -> &mut AgentLive {
+    pub(crate) fn agent_mut(&mut self, agent: &AgentId, site: &SiteId) -> &mut AgentLive {
         // Known agents (every message but the first) without cloning the id.
         if self.agents.contains_key(agent) {
             return self.agents.get_mut(agent).expect("just found");

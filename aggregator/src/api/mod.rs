@@ -15,7 +15,7 @@ pub mod report;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -55,12 +55,24 @@ pub fn router(shared: Arc<Services>) -> Router {
         .with_state(shared)
 }
 
+/// `ok` (200), or `degraded` (503) while the journal or the store cannot
+/// be written, with what fails.
 async fn healthz(State(s): State<Arc<Services>>) -> impl IntoResponse {
-    Json(json!({
-        "status": "ok",
+    let (journal, store) = s.durability.problems();
+    let degraded = journal.is_some() || store.is_some();
+    let mut body = json!({
+        "status": if degraded { "degraded" } else { "ok" },
         "mqtt_connected": s.link.is_connected(),
         "version": env!("CARGO_PKG_VERSION"),
-    }))
+    });
+    if let Some(j) = journal {
+        body["journal"] = json!(j);
+    }
+    if let Some(st) = store {
+        body["store"] = json!(st);
+    }
+    let code = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (code, Json(body))
 }
 
 async fn metrics(State(s): State<Arc<Services>>) -> impl IntoResponse {

@@ -12,10 +12,16 @@ use crate::service::history::Rollups;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
-    /// How often changed minutes are written, in seconds (one transaction
-    /// each time); a crash loses at most this much history.
+    /// How often changed minutes and live state are committed (a
+    /// checkpoint), in seconds. A crash loses none of it (the journal holds
+    /// every message acknowledged since); a restart replays at most this
+    /// much of the journal.
     #[serde(default = "default_flush_secs")]
     pub flush_secs: u64,
+    /// How often the ingest journal is forced to the device, in ms: a power
+    /// cut (not a crash) can lose at most this much acknowledged telemetry.
+    #[serde(default = "default_journal_fsync_ms")]
+    pub journal_fsync_ms: u64,
     /// Rollups older than this many days (by the server clock) are deleted,
     /// once an hour and at start.
     #[serde(default = "default_retention_days")]
@@ -28,10 +34,17 @@ fn default_flush_secs() -> u64 {
 fn default_retention_days() -> u32 {
     90
 }
+fn default_journal_fsync_ms() -> u64 {
+    1000
+}
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        HistoryConfig { flush_secs: default_flush_secs(), retention_days: default_retention_days() }
+        HistoryConfig {
+            flush_secs: default_flush_secs(),
+            retention_days: default_retention_days(),
+            journal_fsync_ms: default_journal_fsync_ms(),
+        }
     }
 }
 
@@ -47,6 +60,17 @@ impl HistoryConfig {
                 self.retention_days
             ));
         }
+        if !(1..=60_000).contains(&self.journal_fsync_ms) {
+            p.push(format!(
+                "history.journal_fsync_ms: must be between 1 and 60000, found {}",
+                self.journal_fsync_ms
+            ));
+        }
+    }
+
+    /// How often the journal is synced.
+    pub fn journal_fsync(&self) -> Duration {
+        Duration::from_millis(self.journal_fsync_ms.max(1))
     }
 
     /// The rollup writer.
@@ -67,15 +91,16 @@ mod tests {
         let mut p = Vec::new();
         HistoryConfig::default().validate(&mut p);
         assert!(p.is_empty(), "{p:?}");
-        HistoryConfig { flush_secs: 3601, retention_days: 0 }.validate(&mut p);
+        HistoryConfig { flush_secs: 3601, retention_days: 0, journal_fsync_ms: 0 }.validate(&mut p);
         assert_eq!(
             p,
             [
                 "history.flush_secs: must be between 1 and 3600, found 3601",
                 "history.retention_days: must be between 1 and 36500, found 0",
+                "history.journal_fsync_ms: must be between 1 and 60000, found 0",
             ]
         );
-        let r = HistoryConfig { flush_secs: 30, retention_days: 7 }.build();
+        let r = HistoryConfig { flush_secs: 30, retention_days: 7, journal_fsync_ms: 1000 }.build();
         assert_eq!((r.every, r.retention()), (Duration::from_secs(30), chrono::Duration::days(7)));
     }
 }

@@ -16,6 +16,7 @@
 //! before the request. Downsampling happens in SQL: [`crate::rollup::Layout`]
 //! splits the range into at most `points` buckets of whole minutes.
 
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,18 +51,27 @@ impl Rollups {
     }
 }
 
-/// Write every minute changed since the last flush, in one transaction;
-/// returns the rows written. Blocking: call it off the async runtime. On
-/// failure the minutes stay pending for the next flush.
+/// Commit a checkpoint: every minute and every asset's and agent's state
+/// changed since the last one, with the journal position they stand for,
+/// in one transaction; returns the history rows written. Blocking: call it
+/// off the async runtime. On failure everything stays pending for the next
+/// one (and the journal keeps its records).
 pub fn flush(s: &Services) -> Result<usize, StoreError> {
     let _one_at_a_time = s.rollups.flush.lock().expect("flush lock poisoned");
-    let rows = s.live.take_pending_minutes();
-    if rows.is_empty() {
+    let cp = s.live.take_checkpoint();
+    let released = s.durability.released.load(Ordering::Relaxed);
+    if cp.rows.is_empty() && cp.state.is_empty() && cp.journal_next.is_none_or(|n| n <= released) {
         return Ok(0);
     }
     let started = Instant::now();
-    match s.store.write_rollups(&rows) {
+    match s.store.write_checkpoint(&cp, Utc::now().timestamp_millis()) {
         Ok(n) => {
+            if let Some(next) = cp.journal_next {
+                s.durability.released.fetch_max(next, Ordering::Relaxed);
+            }
+            if s.durability.store_ok() {
+                tracing::info!("state store written again");
+            }
             let m = &s.metrics;
             m.history_flush_seconds.observe(started.elapsed().as_secs_f64());
             m.history_flushes.inc();
@@ -70,7 +80,10 @@ pub fn flush(s: &Services) -> Result<usize, StoreError> {
         }
         Err(e) => {
             s.metrics.history_flush_failures.inc();
-            s.live.put_back_minutes(&rows);
+            s.live.put_back_checkpoint(&cp);
+            if s.durability.store_failed(&e) {
+                tracing::error!(error = %e, "state store cannot be written: history and live state are retried at each flush, the journal keeps every message until then (logged once a minute)");
+            }
             Err(e)
         }
     }
@@ -80,7 +93,7 @@ pub fn flush(s: &Services) -> Result<usize, StoreError> {
 /// read goes on with what is stored.
 pub fn flush_before_read(s: &Services) {
     if let Err(e) = flush(s) {
-        tracing::error!(error = %e, "history flush before a read failed; answering from what is stored");
+        tracing::debug!(error = %e, "history flush before a read failed; answering from what is stored");
     }
 }
 
@@ -142,6 +155,34 @@ pub fn restore(store: &Store, live: &mut LiveState, keep: chrono::Duration) -> R
         live.restore_history(&site_id, &asset_id, rows);
     }
     Ok(restored)
+}
+
+/// What [`restore_state`] put back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoredState {
+    pub assets: usize,
+    pub agents: usize,
+    /// The journal is replayed from this record on.
+    pub journal_next: u64,
+}
+
+/// Read the last checkpoint's live state back (at start, after
+/// [`restore`]): every asset's last counter, state and event time, every
+/// agent's sequence window.
+pub fn restore_state(store: &Store, live: &mut LiveState) -> Result<RestoredState, StoreError> {
+    let r = store.load_checkpoint()?;
+    let done = RestoredState {
+        assets: r.state.assets.len(),
+        agents: r.state.agents.len(),
+        journal_next: r.journal_next,
+    };
+    for a in r.state.assets {
+        live.restore_asset(a);
+    }
+    for g in r.state.agents {
+        live.restore_agent(g);
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -15,15 +15,21 @@ use crate::balance::BucketBalance;
 use crate::fanout::{EdgeGroups, Touched};
 use crate::model::ForecastRow;
 use crate::projection::Planner;
-use crate::rollup::{MinuteRows, PendingMinutes};
+use crate::rollup::PendingMinutes;
 use crate::sink::influx::{self, InfluxSink};
+use crate::snapshot::Dirty;
 use crate::state::{AgentView, AssetView, LiveState, TelemetryOutcome};
+use crate::store::Checkpoint;
 
 struct Inner {
     state: LiveState,
     touched: Touched,
     edges: EdgeGroups,
     pending: PendingMinutes,
+    /// Assets and agents changed since the last checkpoint.
+    dirty: Dirty,
+    /// The id after the last journal record applied.
+    journal_next: Option<u64>,
 }
 
 /// Live state of every asset and agent (see the module docs).
@@ -51,6 +57,8 @@ impl Live {
                 touched: Touched::default(),
                 edges: EdgeGroups::default(),
                 pending: PendingMinutes::new(keep),
+                dirty: Dirty::default(),
+                journal_next: None,
             }),
             planner,
             edge: Notify::new(),
@@ -79,6 +87,7 @@ impl Live {
             let inner = &mut *g;
             let out = inner.state.apply_telemetry(t, now);
             inner.touched.note_telemetry(&out);
+            inner.dirty.note_telemetry(&out);
             if out.duplicate {
                 return out;
             }
@@ -102,6 +111,9 @@ impl Live {
         let inner = &mut *g;
         let before = inner.state.apply_status(m, now);
         inner.touched.note_status(&inner.state, m, before);
+        if let Some(g) = inner.state.agent(&m.agent) {
+            inner.dirty.note_agent(g.ix);
+        }
         before
     }
 
@@ -139,16 +151,30 @@ impl Live {
         (views, then(&inner.state))
     }
 
-    /// The history minutes changed since the last call (a copy).
-    pub fn take_pending_minutes(&self) -> Vec<MinuteRows> {
-        let g = &mut *self.lock();
-        g.pending.take(&g.state)
+    /// Journal record `id` has been applied (call after the message's
+    /// apply: a checkpoint taken in between holds the message without its
+    /// id, and a replay from there finds it a duplicate).
+    pub fn journaled(&self, id: u64) {
+        self.lock().journal_next = Some(id + 1);
     }
 
-    /// Put back minutes whose write failed.
-    pub fn put_back_minutes(&self, rows: &[MinuteRows]) {
+    /// What changed since the last call, as one consistent cut: the history
+    /// minutes, the assets' and agents' state (copies) and the journal
+    /// position they correspond to.
+    pub fn take_checkpoint(&self) -> Checkpoint {
         let g = &mut *self.lock();
-        g.pending.put_back(&g.state, rows)
+        Checkpoint {
+            rows: g.pending.take(&g.state),
+            state: g.dirty.take(&g.state),
+            journal_next: g.journal_next,
+        }
+    }
+
+    /// Put back a checkpoint whose write failed: taken again next time.
+    pub fn put_back_checkpoint(&self, cp: &Checkpoint) {
+        let g = &mut *self.lock();
+        g.pending.put_back(&g.state, &cp.rows);
+        g.dirty.put_back(&g.state, &cp.state);
     }
 
     /// Balances of `forecasts` of `group` (all if None) overlapping

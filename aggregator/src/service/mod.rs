@@ -8,6 +8,7 @@
 //! - [`feed::Feed`]: the dashboard's live feed;
 //! - [`history::Rollups`]: the writer of the per-minute history;
 //! - [`auth::Auth`]: the configured tokens;
+//! - [`durability::Durability`]: whether what ingest acknowledges is durable;
 //! - [`delivery`]: what each alert receiver gets (the outbox).
 //!
 //! Use cases on top of them: [`planning`] (forecast import, promises),
@@ -31,6 +32,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod delivery;
+pub mod durability;
 pub mod feed;
 pub mod forecasts;
 pub mod history;
@@ -92,6 +94,8 @@ pub struct Services {
     pub influx: Option<InfluxSink>,
     pub auth: auth::Auth,
     pub link: Link,
+    /// The journal's position in the store, and what fails to write.
+    pub durability: durability::Durability,
     pub receivers: Vec<delivery::Receiver>,
     /// How long a quote's reservation holds capacity.
     pub quote_valid_hours: u32,

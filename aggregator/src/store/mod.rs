@@ -16,11 +16,13 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 pub mod alerts;
+pub mod checkpoint;
 pub mod forecasts;
 pub mod outbox;
 pub mod reservations;
 pub mod rollups;
 
+pub use checkpoint::Checkpoint;
 pub use forecasts::{ImportSummary, StoredForecast};
 pub use outbox::OutboxItem;
 pub use reservations::Reservation;
@@ -59,9 +61,14 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        for schema in
-            [forecasts::SCHEMA, alerts::SCHEMA, outbox::SCHEMA, reservations::SCHEMA, rollups::SCHEMA]
-        {
+        for schema in [
+            forecasts::SCHEMA,
+            alerts::SCHEMA,
+            outbox::SCHEMA,
+            reservations::SCHEMA,
+            rollups::SCHEMA,
+            checkpoint::SCHEMA,
+        ] {
             conn.execute_batch(schema).map_err(err)?;
         }
         Ok(Store { conn: Mutex::new(conn), path: p })

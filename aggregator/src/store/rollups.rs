@@ -38,6 +38,48 @@ CREATE TABLE IF NOT EXISTS rollups (
 CREATE INDEX IF NOT EXISTS rollups_minute ON rollups(minute);
 "#;
 
+/// Insert or replace the given minutes inside `tx`; returns the rows written.
+pub(super) fn put_rollups(tx: &rusqlite::Transaction<'_>, rows: &[MinuteRows]) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO rollups (site, asset, minute, output, running_s, idle_s, setup_s, maintenance_s,
+                down_s, unknown_s, load_kws, load_s, load_max, samples, covered_from, covered_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT (site, asset, minute) DO UPDATE SET
+                output = excluded.output, running_s = excluded.running_s, idle_s = excluded.idle_s,
+                setup_s = excluded.setup_s, maintenance_s = excluded.maintenance_s,
+                down_s = excluded.down_s, unknown_s = excluded.unknown_s,
+                load_kws = excluded.load_kws, load_s = excluded.load_s, load_max = excluded.load_max,
+                samples = excluded.samples, covered_from = excluded.covered_from,
+                covered_to = excluded.covered_to",
+    )?;
+    for (site, asset, minutes) in rows {
+        for (start, m) in minutes {
+            let load_max = (m.load_s > 0.0 || m.load_max_kw > 0.0).then_some(m.load_max_kw);
+            stmt.execute(params![
+                site.as_str(),
+                asset.as_str(),
+                start,
+                m.output,
+                m.running_s,
+                m.idle_s,
+                m.setup_s,
+                m.maintenance_s,
+                m.down_s,
+                m.unknown_s,
+                m.load_kws,
+                m.load_s,
+                load_max,
+                m.samples,
+                m.covered_from,
+                m.covered_to
+            ])?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// The columns summed per bucket, in the order [`totals_of`] reads them.
 const SUMS: &str = "SUM(output), SUM(running_s), SUM(idle_s), SUM(setup_s), SUM(maintenance_s), SUM(down_s),
      SUM(unknown_s), SUM(load_kws), SUM(load_s), MAX(load_max), SUM(samples), COUNT(*)";
@@ -66,48 +108,7 @@ impl Store {
     pub fn write_rollups(&self, rows: &[MinuteRows]) -> Result<usize, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let mut n = 0;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO rollups (site, asset, minute, output, running_s, idle_s, setup_s, maintenance_s,
-                        down_s, unknown_s, load_kws, load_s, load_max, samples, covered_from, covered_to)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                     ON CONFLICT (site, asset, minute) DO UPDATE SET
-                        output = excluded.output, running_s = excluded.running_s, idle_s = excluded.idle_s,
-                        setup_s = excluded.setup_s, maintenance_s = excluded.maintenance_s,
-                        down_s = excluded.down_s, unknown_s = excluded.unknown_s,
-                        load_kws = excluded.load_kws, load_s = excluded.load_s, load_max = excluded.load_max,
-                        samples = excluded.samples, covered_from = excluded.covered_from,
-                        covered_to = excluded.covered_to",
-                )
-                .map_err(|e| self.err(e))?;
-            for (site, asset, minutes) in rows {
-                for (start, m) in minutes {
-                    let load_max = (m.load_s > 0.0 || m.load_max_kw > 0.0).then_some(m.load_max_kw);
-                    stmt.execute(params![
-                        site.as_str(),
-                        asset.as_str(),
-                        start,
-                        m.output,
-                        m.running_s,
-                        m.idle_s,
-                        m.setup_s,
-                        m.maintenance_s,
-                        m.down_s,
-                        m.unknown_s,
-                        m.load_kws,
-                        m.load_s,
-                        load_max,
-                        m.samples,
-                        m.covered_from,
-                        m.covered_to
-                    ])
-                    .map_err(|e| self.err(e))?;
-                    n += 1;
-                }
-            }
-        }
+        let n = put_rollups(&tx, rows).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(n)
     }

@@ -117,6 +117,7 @@ pub fn client(s: &LinkSettings) -> (AsyncClient, EventLoop) {
         inflight: Some(MAX_IN_FLIGHT as u16 + 16),
         request_capacity: REQUEST_CAPACITY,
         last_will: Some(LastWill::new(&s.status_topic, will, QoS::AtLeastOnce, true)),
+        manual_acks: false,
         tls: s.tls.clone().map(TlsConfiguration::Rustls),
     }
     .build()

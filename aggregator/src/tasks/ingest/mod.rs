@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use throughline_shared::codec::{self, Inbound};
 use throughline_shared::{Limits, RejectReason};
 
+use crate::journal::{Journal, JournalError};
 use crate::metrics::{AgentLabels, ReasonLabel};
 use crate::service::Services;
 
@@ -37,6 +38,35 @@ impl RejectLog {
             }
         }
     }
+}
+
+/// Open the journal in `dir` and apply what it holds from record `from`
+/// on (received after the last checkpoint), as ingest applied it before;
+/// returns the journal, for ingest to append to.
+pub fn replay(
+    shared: &Services,
+    dir: &std::path::Path,
+    fsync_every: Duration,
+    from: u64,
+    limits: &Limits,
+) -> Result<Journal, JournalError> {
+    let started = Instant::now();
+    let mut log = RejectLog::new(Duration::from_secs(10));
+    let (journal, replayed) =
+        Journal::open(dir, fsync_every, from, shared.durability.released.clone(), |e| {
+            handle(shared, limits, &mut log, e.topic, e.payload, e.received);
+            shared.live.journaled(e.id);
+        })?;
+    shared.metrics.journal_replayed.inc_by(replayed.records);
+    if replayed.records > 0 || replayed.corrupt > 0 {
+        tracing::info!(
+            records = replayed.records,
+            corrupt = replayed.corrupt,
+            ms = started.elapsed().as_millis() as u64,
+            "journal replayed: messages received after the last checkpoint"
+        );
+    }
+    Ok(journal)
 }
 
 /// Handle one message from the broker.

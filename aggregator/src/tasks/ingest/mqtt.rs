@@ -5,11 +5,22 @@
 //! update, microseconds each), so there is no queue between broker and
 //! state; rumqttc's own request channel is bounded at
 //! [`REQUEST_CAPACITY`] and only carries subscribe requests and acks.
+//!
+//! # Acknowledged means durable
+//! Each message is appended to the [`Journal`] first, then applied, then
+//! acknowledged (manual acks): a `kill -9` at any instant loses nothing the
+//! broker was told is received. When the journal cannot be written (disk
+//! full, read-only), messages are not acknowledged: the broker keeps them
+//! (in the persistent session, bounded by its queue), `/healthz` says
+//! `degraded`, and once a probe write succeeds the client reconnects so the
+//! broker sends them again. Messages refused by the decoder and duplicates
+//! are acknowledged too (a refused message would only come back refused).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS, SubscribeFilter};
+use chrono::Utc;
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS, SubscribeFilter};
 use throughline_shared::broker::BrokerUrl;
 use throughline_shared::mqtt::ClientSettings;
 use throughline_shared::throttle::FailureLog;
@@ -18,6 +29,7 @@ use throughline_shared::Limits;
 use tokio_util::sync::CancellationToken;
 
 use super::{handle, RejectLog};
+use crate::journal::Journal;
 use crate::service::Services;
 
 /// Requests that may wait for the event loop (subscriptions, acks and alert
@@ -57,10 +69,14 @@ pub fn client(s: &IngestSettings) -> (AsyncClient, EventLoop) {
         inflight: None,
         request_capacity: REQUEST_CAPACITY,
         last_will: None,
+        manual_acks: true,
         tls: None,
     }
     .build()
 }
+
+/// How often a failing journal is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Run until `token` is cancelled.
 pub async fn run(
@@ -68,24 +84,58 @@ pub async fn run(
     mut eventloop: EventLoop,
     s: IngestSettings,
     shared: Arc<Services>,
+    mut journal: Journal,
     token: CancellationToken,
 ) {
     let mut log = RejectLog::new(Duration::from_secs(10));
     let mut backoff = Duration::from_millis(200);
     let mut failures = FailureLog::connection();
+    // Acks the request channel had no room for, sent before the next poll.
+    let mut owed: Vec<Publish> = Vec::new();
+    // The journal failed: messages are not acknowledged until a probe writes.
+    let mut held = 0u64;
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        owed.retain(|p| client.try_ack(p).is_err());
+        let sync_at = journal.sync_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
             _ = token.cancelled() => break,
+            _ = async { tokio::time::sleep_until(sync_at.expect("guarded")).await }, if sync_at.is_some() => {
+                if let Err(e) = journal.sync_if_due() {
+                    journal_failed(&shared, &e);
+                }
+                continue;
+            }
+            _ = probe.tick(), if held > 0 => {
+                if journal.probe().is_ok() {
+                    tracing::info!(held, "journal written again: reconnecting so the broker sends the messages it holds");
+                    shared.durability.journal_ok();
+                    held = 0;
+                    let _ = client.try_disconnect();
+                }
+                continue;
+            }
             e = eventloop.poll() => e,
         };
         match event {
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                handle(&shared, &s.limits, &mut log, &p.topic, &p.payload, chrono::Utc::now());
+                if receive(&shared, &s, &mut log, &mut journal, &p) {
+                    if p.qos != QoS::AtMostOnce && client.try_ack(&p).is_err() {
+                        owed.push(p);
+                    }
+                } else {
+                    held += 1;
+                    shared.metrics.messages_held.inc();
+                }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(broker = %s.broker, session_present = ack.session_present, "connected to broker");
                 failures.reset();
                 backoff = Duration::from_millis(200);
+                // Acks owed to the last connection: the broker sends those
+                // messages again (recognised as duplicates).
+                owed.clear();
                 // One SUBSCRIBE for both filters: its SUBACK means both are
                 // in place, so "connected" is never reported while
                 // telemetry could still be missed.
@@ -101,6 +151,7 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => {
                 shared.set_connected(false);
+                shared.metrics.mqtt_reconnects.inc();
                 if failures.fail() {
                     tracing::warn!(broker = %s.broker, error = %e, failures = failures.failures(), retry_in_ms = backoff.as_millis() as u64, "broker connection problem");
                 }
@@ -108,20 +159,65 @@ pub async fn run(
                     _ = token.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                // Capped low: after a broker restart the aggregator should
+                // be back before the agents.
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
-    // Leave cleanly so the broker keeps the persistent session for our return.
+    // Leave cleanly so the broker keeps the persistent session for our
+    // return; what it sends meanwhile is not acknowledged and comes again.
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Ok(ev) = eventloop.poll().await {
-            if let Event::Incoming(Packet::Publish(p)) = ev {
-                handle(&shared, &s.limits, &mut log, &p.topic, &p.payload, chrono::Utc::now());
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
             }
         }
     })
     .await;
+    if let Err(e) = journal.sync() {
+        tracing::error!(error = %e, "journal could not be synced at shutdown");
+    }
     shared.set_connected(false);
     tracing::info!("ingest stopped");
+}
+
+/// Longest wait between two connection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Journal and apply one message; `false` if the journal could not take it
+/// (then it is neither applied nor to be acknowledged).
+fn receive(
+    shared: &Services,
+    s: &IngestSettings,
+    log: &mut RejectLog,
+    journal: &mut Journal,
+    p: &Publish,
+) -> bool {
+    let now = Utc::now();
+    // What the decoder refuses by size alone is not worth a journal record.
+    if p.payload.len() > s.limits.max_payload_bytes {
+        handle(shared, &s.limits, log, &p.topic, &p.payload, now);
+        return true;
+    }
+    match journal.append(&p.topic, &p.payload, now) {
+        Ok(id) => {
+            shared.metrics.journal_appends.inc();
+            handle(shared, &s.limits, log, &p.topic, &p.payload, now);
+            shared.live.journaled(id);
+            true
+        }
+        Err(e) => {
+            journal_failed(shared, &e);
+            false
+        }
+    }
+}
+
+fn journal_failed(shared: &Services, e: &crate::journal::JournalError) {
+    shared.metrics.journal_failures.inc();
+    if shared.durability.journal_failed(e) {
+        tracing::error!(error = %e, "journal cannot be written: messages are not acknowledged, the broker keeps them (logged once a minute)");
+    }
 }

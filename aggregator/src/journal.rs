@@ -1,0 +1,306 @@
+//! The ingest journal: every message from the broker is appended here
+//! before it is applied and acknowledged, so what the broker was told is
+//! received survives a `kill -9` of the aggregator.
+//!
+//! # On disk
+//! `data_dir/journal/` holds segment files named after the id of their
+//! first record (`0000000000000000.seg`, 16 hex digits), in the record
+//! format of [`throughline_shared::record`]: the topic, then a payload of
+//! the receive time (ms since the epoch, i64 LE) and the message as
+//! received. Ids grow by one per record and go on across restarts.
+//!
+//! # Checkpoints
+//! The history writer ([`crate::service::history::flush`]) commits the
+//! per-minute history and the live state of every asset and agent changed
+//! since its last commit, together with the id of the last journal record
+//! applied, in one SQLite transaction. At start the aggregator reads that
+//! state back and replays the journal from the record after it, so it
+//! stands where it stood when it stopped; records the checkpoint holds are
+//! released and whole segments of them deleted.
+//!
+//! # Durability
+//! Each append is one `write` of the whole record: once it returns, a crash
+//! of the aggregator (even SIGKILL) loses nothing, the data is in the
+//! kernel's page cache. A power cut can lose what was not yet `fsync`ed:
+//! at most `journal.fsync_interval_ms` (default 1 s) of messages. A record
+//! torn by a power cut is skipped at start with a warning and counted.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use throughline_shared::record::{self, encode_parts, find_next, read_at};
+
+/// Size at which a new segment is started.
+pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A journal failure: the file and what failed.
+#[derive(Debug, thiserror::Error)]
+#[error("journal {path}: {what}: {source}")]
+pub struct JournalError {
+    pub path: PathBuf,
+    pub what: &'static str,
+    pub source: std::io::Error,
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    move |source| JournalError { path: path.to_path_buf(), what, source }
+}
+
+#[derive(Debug)]
+struct Segment {
+    /// Id in the file name: the first id written to it.
+    first: u64,
+    path: PathBuf,
+    file: File,
+    bytes: u64,
+}
+
+/// What a replay at start found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Records handed to the caller (after the checkpoint).
+    pub records: u64,
+    /// Records skipped because the checkpoint holds them.
+    pub skipped: u64,
+    /// Damaged records skipped (a torn write, a flipped bit).
+    pub corrupt: u64,
+}
+
+/// One record read back.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub id: u64,
+    pub received: DateTime<Utc>,
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// The journal (see the module docs).
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    segments: VecDeque<Segment>,
+    next_id: u64,
+    fsync_every: Duration,
+    segment_bytes: u64,
+    dirty: bool,
+    last_sync: Instant,
+    /// Ids below this are held by the store (set by the checkpoint writer).
+    released: Arc<AtomicU64>,
+    /// The value of `released` segments were last deleted for.
+    seen_released: u64,
+    buf: Vec<u8>,
+}
+
+impl Journal {
+    /// Open the journal in `dir` (created if missing) and hand every record
+    /// with an id at or after `from` to `apply`, in order. Segments wholly
+    /// before `from` are deleted unread. New records go to a new segment.
+    pub fn open(
+        dir: &Path,
+        fsync_every: Duration,
+        from: u64,
+        released: Arc<AtomicU64>,
+        mut apply: impl FnMut(Entry<'_>),
+    ) -> Result<(Journal, Replayed), JournalError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir, "creating the directory"))?;
+        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+            .map_err(io_err(dir, "listing"))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = u64::from_str_radix(name.strip_suffix(".seg")?, 16).ok()?;
+                Some((id, e.path()))
+            })
+            .collect();
+        names.sort();
+        let mut next_id = from;
+        let mut stats = Replayed::default();
+        let mut buf = Vec::new();
+        for (i, (first, path)) in names.iter().enumerate() {
+            // Every id of this segment is below the next one's first.
+            if names.get(i + 1).is_some_and(|(next, _)| *next <= from) {
+                let _ = std::fs::remove_file(path);
+                continue;
+            }
+            let file = File::open(path).map_err(io_err(path, "opening"))?;
+            let len = file.metadata().map_err(io_err(path, "reading its size"))?.len();
+            let mut off = 0;
+            next_id = next_id.max(*first);
+            while off < len {
+                match read_at(&file, off, len, &mut buf) {
+                    Ok((id, next)) => {
+                        off = next;
+                        next_id = next_id.max(id + 1);
+                        if id < from {
+                            stats.skipped += 1;
+                            continue;
+                        }
+                        let (topic, body) = record::parts(&buf);
+                        let Some((at, payload)) = body.split_first_chunk::<8>() else { continue };
+                        if topic.is_empty() {
+                            // A probe written while the disk was failing.
+                            continue;
+                        }
+                        let received =
+                            DateTime::from_timestamp_millis(i64::from_le_bytes(*at)).unwrap_or_default();
+                        stats.records += 1;
+                        apply(Entry { id, received, topic, payload });
+                    }
+                    Err(()) => {
+                        stats.corrupt += 1;
+                        let resume = find_next(&file, off + 1, len, &mut buf);
+                        tracing::warn!(segment = %path.display(), offset = off, skipped_bytes = resume.unwrap_or(len) - off, "damaged journal record skipped");
+                        match resume {
+                            Some(at) => off = at,
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        let mut journal = Journal {
+            dir: dir.to_path_buf(),
+            segments: VecDeque::new(),
+            next_id,
+            fsync_every,
+            segment_bytes: SEGMENT_BYTES,
+            dirty: false,
+            last_sync: Instant::now(),
+            released: released.clone(),
+            seen_released: 0,
+            buf,
+        };
+        for (first, path) in names {
+            if path.exists() {
+                let file = OpenOptions::new().append(true).open(&path).map_err(io_err(&path, "opening"))?;
+                let bytes = file.metadata().map_err(io_err(&path, "reading its size"))?.len();
+                journal.segments.push_back(Segment { first, path, file, bytes });
+            }
+        }
+        released.fetch_max(from, Ordering::Relaxed);
+        journal.rotate()?;
+        journal.release();
+        Ok((journal, stats))
+    }
+
+    /// Append one message received at `received`; returns its id. Written
+    /// to the file at once (safe from a crash of the process); forced to
+    /// the device within the fsync interval ([`Journal::sync_if_due`]).
+    pub fn append(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        received: DateTime<Utc>,
+    ) -> Result<u64, JournalError> {
+        if self.released.load(Ordering::Relaxed) != self.seen_released {
+            self.release();
+        }
+        if self.segments.back().is_none_or(|s| s.bytes >= self.segment_bytes) {
+            self.rotate()?;
+        }
+        let id = self.next_id;
+        let at = received.timestamp_millis().to_le_bytes();
+        encode_parts(&mut self.buf, id, topic, &[&at, payload]);
+        let seg = self.segments.back_mut().expect("a segment after rotate");
+        if let Err(e) = seg.file.write_all(&self.buf) {
+            // A partial write leaves a torn record: skipped at the next
+            // start, and the next append follows it in a new segment.
+            seg.bytes = self.segment_bytes;
+            return Err(io_err(&seg.path, "appending")(e));
+        }
+        seg.bytes += self.buf.len() as u64;
+        self.next_id += 1;
+        self.dirty = true;
+        Ok(id)
+    }
+
+    /// Whether a record can be written now (after a failure): appends an
+    /// empty probe record that replay ignores.
+    pub fn probe(&mut self) -> Result<(), JournalError> {
+        self.append("", &[], Utc::now())?;
+        self.sync()
+    }
+
+    /// The id the next record gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    fn rotate(&mut self) -> Result<(), JournalError> {
+        if self.dirty {
+            self.sync()?;
+        }
+        let path = self.dir.join(format!("{:016x}.seg", self.next_id));
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(&path, "creating a segment"))?;
+        let bytes = file.metadata().map_err(io_err(&path, "reading its size"))?.len();
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.dir, "syncing the directory"))?;
+        if self.segments.back().is_some_and(|s| s.first == self.next_id) {
+            // The newest segment holds nothing yet (a rotate after a failed
+            // append): write on behind what is there.
+            self.segments.pop_back();
+        }
+        self.segments.push_back(Segment { first: self.next_id, path, file, bytes });
+        Ok(())
+    }
+
+    /// Delete the segments whose records the store holds (never the newest).
+    fn release(&mut self) {
+        let released = self.released.load(Ordering::Relaxed);
+        self.seen_released = released;
+        while self.segments.len() > 1 && self.segments[1].first <= released {
+            let seg = self.segments.pop_front().expect("two segments");
+            if let Err(e) = std::fs::remove_file(&seg.path) {
+                tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a checkpointed journal segment");
+            }
+        }
+    }
+
+    /// Force appended records to the device.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if let Some(seg) = self.segments.back() {
+            seg.file.sync_data().map_err(io_err(&seg.path, "syncing"))?;
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Sync if unsynced records are older than the interval.
+    pub fn sync_if_due(&mut self) -> Result<(), JournalError> {
+        if self.dirty && self.last_sync.elapsed() >= self.fsync_every {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// When the next sync is due, if there is unsynced data.
+    pub fn sync_deadline(&self) -> Option<Instant> {
+        self.dirty.then(|| self.last_sync + self.fsync_every)
+    }
+
+    /// Bytes on disk.
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Segment files on disk.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;
