@@ -235,3 +235,154 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let _ = watcher.disconnect().await;
     agg.proc.stop();
 }
+
+/// A tmpfs of `bytes` mounted at `at` (root only); unmounted on drop.
+struct SmallDisk {
+    at: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(at: &Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(SmallDisk { at: at.to_path_buf() });
+        }
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but a tmpfs cannot be mounted (the disk-full test runs as root)");
+        }
+        eprintln!("SKIPPED: cannot mount a tmpfs (run as root to test a full disk; under CI=true this fails instead)");
+        None
+    }
+
+    /// Fill it up; returns the filler file.
+    fn fill(&self) -> std::path::PathBuf {
+        let path = self.at.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+        let small = [0u8; 512];
+        while std::io::Write::write_all(&mut f, &small).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agent, site) = ("gw-full", "plant-full");
+    let Some(disk) = SmallDisk::mount(&dir.path().join("data"), 8 * 1024 * 1024) else { return };
+    let Some(mosq) = Mosquitto::start(dir.path()) else { return };
+    let (watcher, truth) = watch(mosq.port, site).await;
+    let mut agg = aggregator(dir.path(), &mosq.url());
+    agg.wait_mqtt_connected().await;
+    let http = agg.http.clone();
+    let assets: String = (0..2)
+        .map(|i| {
+            format!("[[assets]]\nid = \"line-{i}\"\n[assets.source]\ntype = \"simulator\"\nprofile = \"line\"\ninterval_ms = 10\nrate_per_hour = 3600\n\n")
+        })
+        .collect();
+    let cfg = write_agent_config_raw(dir.path(), agent, site, &mosq.url(), &assets);
+    let text =
+        std::fs::read_to_string(&cfg).unwrap().replace("max_batch_samples = 5", "max_batch_samples = 1");
+    std::fs::write(&cfg, text).unwrap();
+    let mut a = start_agent(&cfg);
+    wait_long("the stream flowing", 30, || async {
+        let n = agent_messages(&http, agent).await;
+        if n >= 300 {
+            Ok(())
+        } else {
+            Err(format!("{n} envelopes"))
+        }
+    })
+    .await;
+
+    let filler = disk.fill();
+    let health = wait_long("/healthz saying degraded", 30, || async {
+        let resp = reqwest::get(format!("{http}/healthz")).await.map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+        if code == 503 && body["status"] == "degraded" {
+            Ok(body)
+        } else {
+            Err(format!("{code} {body}"))
+        }
+    })
+    .await;
+    let problem = format!("{} {}", health["journal"], health["store"]);
+    assert!(problem.contains("No space left"), "names the cause: {health}");
+    // Nothing is acknowledged meanwhile: the broker holds the stream.
+    let held_from = envelopes(&truth);
+    wait_long("the stream going on into the broker", 30, || async {
+        let n = envelopes(&truth);
+        if n >= held_from + 600 {
+            Ok(())
+        } else {
+            Err(format!("{n} envelopes"))
+        }
+    })
+    .await;
+    let metrics = get_text(&format!("{http}/metrics")).await;
+    assert!(metric(&metrics, "throughline_messages_held_total").unwrap() > 0.0, "held, not acknowledged");
+
+    std::fs::remove_file(filler).unwrap();
+    wait_long("/healthz ok again", 30, || async {
+        let resp = reqwest::get(format!("{http}/healthz")).await.map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        if code == 200 {
+            Ok(())
+        } else {
+            Err(format!("{code} {}", resp.text().await.unwrap_or_default()))
+        }
+    })
+    .await;
+    a.stop();
+    let mut last = (envelopes(&truth), Instant::now());
+    let published = wait_long("the truth subscriber quiet", 30, || {
+        let n = envelopes(&truth);
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        let quiet = last.1.elapsed() > Duration::from_secs(1);
+        async move {
+            if quiet {
+                Ok(n)
+            } else {
+                Err(format!("{n} envelopes"))
+            }
+        }
+    })
+    .await;
+    wait_long("everything the broker held ingested", 60, || async {
+        let n = agent_messages(&http, agent).await;
+        if n as usize >= published {
+            Ok(())
+        } else {
+            Err(format!("{n} of {published}"))
+        }
+    })
+    .await;
+    let truth = truth.lock().unwrap().clone();
+    for (asset, seen) in &truth {
+        let v = get_json(&format!("{http}/api/v1/assets/{site}/{asset}")).await;
+        assert_eq!(v["samples"].as_u64(), Some(seen.samples), "{asset}: every sample once: {v}");
+        let made = seen.last - seen.first.unwrap();
+        assert!((v["output_total"].as_f64().unwrap() - made).abs() < 1e-6, "{asset}: {v} made {made}");
+    }
+    eprintln!(
+        "full disk: {published} envelopes, {} held while the disk was full",
+        metric(&metrics, "throughline_messages_held_total").unwrap()
+    );
+    let _ = watcher.disconnect().await;
+    agg.proc.stop();
+}

@@ -94,16 +94,16 @@ pub async fn asset_history(
     let shared = s.clone();
     let (site2, asset2) = (site.clone(), asset.clone());
     let read = tokio::task::spawn_blocking(move || {
-        history::flush_before_read(&shared);
+        let complete = history::flush_before_read(&shared);
         let known = live.is_some() || shared.store.has_rollups(&site2, &asset2)?;
         let totals = if known {
             shared.store.rollup_buckets(&site2, &asset2, layout.from, layout.to, layout.step)?
         } else {
             Vec::new()
         };
-        Ok::<_, StoreError>((known, totals))
+        Ok::<_, StoreError>((known, totals, complete))
     });
-    let (known, totals) = read.await??;
+    let (known, totals, complete) = read.await??;
     if !known {
         return Err(ApiError::NotFound(format!(
             "no asset `{asset}` at site `{site}` has been registered or heard from"
@@ -117,6 +117,8 @@ pub async fn asset_history(
         "to": at(layout.to),
         "step_seconds": layout.step,
         "points": layout.len(),
+        // false while the store cannot be written: newer data is not in it yet
+        "complete": complete,
         "buckets": rollup::buckets(&layout, &totals),
     })))
 }
@@ -136,10 +138,10 @@ pub async fn group_history(
     let shared = s.clone();
     let gid = g.id.clone();
     let read = tokio::task::spawn_blocking(move || {
-        history::flush_before_read(&shared);
-        history::bucket_actuals(&shared, &gid, from, to, |_| true)
+        let complete = history::flush_before_read(&shared);
+        history::bucket_actuals(&shared, &gid, from, to, |_| true).map(|a| (a, complete))
     });
-    let actuals = read.await??;
+    let (actuals, complete) = read.await??;
     let rows: Vec<_> = actuals.iter().map(|b| b.forecast.row.clone()).collect();
     let (event_time, balances) = s.live.balances(&rows, Some(&g.id), Some(from), Some(to));
     let buckets: Vec<Value> = actuals
@@ -180,6 +182,8 @@ pub async fn group_history(
         "from": from,
         "to": to,
         "event_time": event_time,
+        // false while the store cannot be written: newer data is not in it yet
+        "complete": complete,
         "buckets": buckets,
     })))
 }

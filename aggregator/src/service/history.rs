@@ -89,11 +89,16 @@ pub fn flush(s: &Services) -> Result<usize, StoreError> {
     }
 }
 
-/// Write what is dirty before a read; a failed flush is logged and the
-/// read goes on with what is stored.
-pub fn flush_before_read(s: &Services) {
-    if let Err(e) = flush(s) {
-        tracing::debug!(error = %e, "history flush before a read failed; answering from what is stored");
+/// Write what is dirty before a read; `false` if that failed (the store
+/// cannot be written): the read goes on with what is stored, and its
+/// answer says it may not hold everything ingested (`"complete": false`).
+pub fn flush_before_read(s: &Services) -> bool {
+    match flush(s) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "history flush before a read failed; answering from what is stored");
+            false
+        }
     }
 }
 

@@ -76,7 +76,7 @@ impl Services {
                 .collect();
             (st.watermark().unwrap_or_else(Utc::now), last)
         });
-        history::flush_before_read(self);
+        let _ = history::flush_before_read(self);
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
             let assets = planner.group_assets(&g.id);
