@@ -98,7 +98,7 @@ impl App {
             None => None,
         };
         let keep = config.planning.history();
-        let mut live = state::LiveState::new(&config.assets, config.ingest.rate_window());
+        let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings());
         let restored = service::history::restore(&store, &mut live, keep)?;
         tracing::info!(minutes = restored, "per-minute history read back from the store");
         let shared = Arc::new(Services {
