@@ -103,7 +103,7 @@ impl App {
             None => None,
         };
         let keep = config.planning.history();
-        let mut live = state::LiveState::new(&config.assets, config.ingest.rate_window());
+        let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings());
         let started = std::time::Instant::now();
         let minutes = service::history::restore(&store, &mut live, keep)?;
         let checkpoint = service::history::restore_state(&store, &mut live)?;

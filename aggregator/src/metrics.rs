@@ -22,6 +22,12 @@ pub struct AgentLabels {
     pub agent: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AssetLabels {
+    pub site: String,
+    pub asset: String,
+}
+
 /// Every metric of the aggregator.
 #[derive(Debug)]
 pub struct Metrics {
@@ -33,7 +39,12 @@ pub struct Metrics {
     pub seq_gaps: Counter,
     pub seq_late_fills: Counter,
     pub counter_resets: Counter,
+    /// Counter readings that dipped but not to near zero, by asset.
+    pub counter_glitches: Family<AssetLabels, Counter>,
     pub late_samples: Counter,
+    /// Samples applied behind their asset's last one after the agent's
+    /// clock stepped back, by agent.
+    pub clock_steps: Family<AgentLabels, Counter>,
     pub history_rows_written: Counter,
     pub history_flushes: Counter,
     pub history_flush_failures: Counter,
@@ -92,7 +103,9 @@ impl Metrics {
             seq_gaps: Counter::default(),
             seq_late_fills: Counter::default(),
             counter_resets: Counter::default(),
+            counter_glitches: Family::default(),
             late_samples: Counter::default(),
+            clock_steps: Family::default(),
             history_rows_written: Counter::default(),
             history_flushes: Counter::default(),
             history_flush_failures: Counter::default(),
@@ -153,13 +166,23 @@ impl Metrics {
         );
         r.register(
             "throughline_counter_resets",
-            "Output counters that went down (treated as a restart from zero)",
+            "Output counters that went down to near zero (ingest.counter_reset_fraction of the last reading): a restart from zero",
             m.counter_resets.clone(),
         );
         r.register(
+            "throughline_counter_glitches",
+            "Output counter readings below the last good one but not near zero (jitter, a stale read): no output counted, by asset",
+            m.counter_glitches.clone(),
+        );
+        r.register(
             "throughline_late_samples",
-            "Samples older than their asset's newest, not applied to live state",
+            "Samples older than their asset's last one, from a late fill of a seq gap or out of order in their envelope: not applied to live state",
             m.late_samples.clone(),
+        );
+        r.register(
+            "throughline_clock_steps",
+            "Samples older than their asset's last one in an agent's next envelope: its clock stepped back; applied, by agent",
+            m.clock_steps.clone(),
         );
         r.register(
             "throughline_history_rows_written",
@@ -378,6 +401,16 @@ mod tests {
         assert!(text.contains("throughline_rejected_messages_total{reason=\"bad_json\"} 1"), "{text}");
         assert!(text.contains("throughline_rejected_messages_total{reason=\"oversize\"} 0"), "{text}");
         assert!(text.contains("throughline_messages_ingested_total 0"), "{text}");
+    }
+
+    #[test]
+    fn glitches_and_clock_steps_are_labelled() {
+        let m = Metrics::new();
+        m.counter_glitches.get_or_create(&AssetLabels { site: "s".into(), asset: "a".into() }).inc_by(2);
+        m.clock_steps.get_or_create(&AgentLabels { site: "s".into(), agent: "gw".into() }).inc();
+        let text = m.render();
+        assert!(text.contains("throughline_counter_glitches_total{site=\"s\",asset=\"a\"} 2"), "{text}");
+        assert!(text.contains("throughline_clock_steps_total{site=\"s\",agent=\"gw\"} 1"), "{text}");
     }
 
     #[test]

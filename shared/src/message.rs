@@ -65,7 +65,8 @@ pub struct Sample {
     #[serde(serialize_with = "ts_millis")]
     pub ts: DateTime<Utc>,
     /// Cumulative output counter in the asset's unit (pieces, or kWh for a
-    /// feeder). A value lower than the previous one is a counter reset.
+    /// feeder). A value lower than the previous one is a counter reset when
+    /// near zero, otherwise a glitch the aggregator skips.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "number")]
     pub output: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

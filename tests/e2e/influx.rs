@@ -148,11 +148,12 @@ async fn accepted_samples_reach_the_server_with_their_tags_and_timestamps() {
         {"ts": s2, "output": 120, "state": "down", "reason": "jam"},
     ]);
     publish(&client, "press-1", 1, first.clone()).await;
-    publish(&client, "mixer-9", 2, json!([{"ts": s0, "load_kw": 7.25}])).await;
+    // seq 2 is left for the late sample below (a late fill of that gap).
+    publish(&client, "mixer-9", 3, json!([{"ts": s0, "load_kw": 7.25}])).await;
     // A repeat of seq 1 is dropped by ingest and never written.
     publish(&client, "press-1", 1, first).await;
     // A late sample is real data: written with its own time.
-    publish(&client, "press-1", 3, json!([{"ts": s15, "output": 115}])).await;
+    publish(&client, "press-1", 2, json!([{"ts": s15, "output": 115}])).await;
 
     // 3 + 1 + 1 sample points and 2 state changes.
     wait_metrics(

@@ -1,5 +1,6 @@
-//! A raw MQTT client publishes garbage, duplicates, a gap and a counter
-//! reset: ingest goes on, /metrics counts each, the good samples all count.
+//! A raw MQTT client publishes garbage, duplicates, a gap, a counter reset
+//! and a counter glitch: ingest goes on, /metrics counts each, the good
+//! samples all count.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde_json::json;
 use throughline_tests::*;
 
 #[tokio::test]
-async fn garbage_duplicates_gaps_and_resets_are_counted() {
+async fn garbage_duplicates_gaps_resets_and_glitches_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let (mut agg, mqtt) = start_embedded_aggregator(dir.path());
     agg.wait_mqtt_connected().await;
@@ -53,8 +54,10 @@ async fn garbage_duplicates_gaps_and_resets_are_counted() {
         (topic.into(), good(2, &[120.0])),                                            // duplicate
         (topic.into(), good(3, &[130.0])),                                            // +10
         (topic.into(), good(1, &[100.0, 110.0])),                                     // duplicate
-        (topic.into(), good(6, &[4.0, 9.0])), // gap of 2 (4, 5); reset: +4, then +5
-        (topic.into(), good(7, &[19.0])),     // +10
+        (topic.into(), good(6, &[1.0, 6.0])), // gap of 2 (4, 5); reset (near zero): +1, then +5
+        (topic.into(), good(7, &[16.0])),     // +10
+        (topic.into(), good(8, &[15.5])),     // glitch: lower, not near zero; +0
+        (topic.into(), good(9, &[20.0])),     // +4, from the last good reading
     ];
     let total = messages.len();
     for (t, payload) in messages {
@@ -96,18 +99,24 @@ async fn garbage_duplicates_gaps_and_resets_are_counted() {
             "{reason}:\n{text}"
         );
     }
-    assert_eq!(metric(&text, "throughline_messages_ingested_total"), Some(5.0), "{text}");
-    assert_eq!(metric(&text, "throughline_samples_ingested_total"), Some(7.0), "{text}");
+    assert_eq!(metric(&text, "throughline_messages_ingested_total"), Some(7.0), "{text}");
+    assert_eq!(metric(&text, "throughline_samples_ingested_total"), Some(9.0), "{text}");
     assert_eq!(metric(&text, "throughline_duplicate_messages_total"), Some(2.0), "{text}");
     assert_eq!(metric(&text, "throughline_seq_gaps_total"), Some(2.0), "{text}");
     assert_eq!(metric(&text, "throughline_counter_resets_total"), Some(1.0), "{text}");
+    assert_eq!(
+        metric(&text, "throughline_counter_glitches_total{site=\"plant-raw\",asset=\"line-1\"}"),
+        Some(1.0),
+        "{text}"
+    );
     assert_eq!(metric(&text, "throughline_unregistered_assets"), Some(1.0), "{text}");
 
-    // The good samples all count, each once: 10 + 10 + 10 + 4 + 5 + 10.
+    // The good samples all count, each once: 10 + 10 + 10 + 1 + 5 + 10 + 4.
     let asset = get_json(&format!("{}/api/v1/assets/plant-raw/line-1", agg.http)).await;
-    assert_eq!(asset["output_total"], 49.0, "{asset}");
-    assert_eq!(asset["output_counter"], 19.0, "{asset}");
+    assert_eq!(asset["output_total"], 50.0, "{asset}");
+    assert_eq!(asset["output_counter"], 20.0, "{asset}");
     assert_eq!(asset["counter_resets"], 1, "{asset}");
+    assert_eq!(asset["counter_glitches"], 1, "{asset}");
     assert_eq!(asset["registered"], false, "{asset}");
 
     // Unknown asset and bad id answer with JSON errors.

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
-use crate::state::{AgentIx, AssetIx, LiveState, SeqTracker, TelemetryOutcome};
+use crate::state::{AgentIx, AssetIx, ClockStep, LiveState, SeqTracker, TelemetryOutcome};
 
 /// Most rate-window points kept in a snapshot.
 pub const WINDOW_POINTS: usize = 32;
@@ -38,6 +38,9 @@ pub struct AssetSnapshot {
     pub agent: Option<AgentId>,
     #[serde(default)]
     pub last_ts: Option<DateTime<Utc>>,
+    /// The asset's own watermark (never goes back).
+    #[serde(default)]
+    pub newest_ts: Option<DateTime<Utc>>,
     #[serde(default)]
     pub first_ts: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -52,6 +55,8 @@ pub struct AssetSnapshot {
     pub output_total: f64,
     #[serde(default)]
     pub counter_resets: u64,
+    #[serde(default)]
+    pub counter_glitches: u64,
     #[serde(default)]
     pub load_kw: Option<f64>,
     #[serde(default)]
@@ -84,6 +89,13 @@ pub struct AgentSnapshot {
     pub messages: u64,
     #[serde(default)]
     pub duplicates: u64,
+    #[serde(default)]
+    pub clock_steps: u64,
+    #[serde(default)]
+    pub largest_clock_step_secs: f64,
+    /// The latest clock step: (from, to).
+    #[serde(default)]
+    pub last_clock_step: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// Every asset's and agent's state that a checkpoint writes.
@@ -170,6 +182,7 @@ impl LiveState {
             asset: a.asset.clone(),
             agent: a.agent.clone(),
             last_ts: a.last_ts,
+            newest_ts: a.newest_ts,
             first_ts: a.first_ts,
             state: a.state,
             state_since: a.state_since,
@@ -177,6 +190,7 @@ impl LiveState {
             output_counter: a.output_counter,
             output_total: a.output_total,
             counter_resets: a.counter_resets,
+            counter_glitches: a.counter_glitches,
             load_kw: a.load_kw,
             samples: a.samples,
             late_samples: a.late_samples,
@@ -200,6 +214,9 @@ impl LiveState {
             seq_missing: g.seq.missing.iter().map(|(a, b)| (*a, *b)).collect(),
             messages: g.messages,
             duplicates: g.duplicates,
+            clock_steps: g.clock_steps,
+            largest_clock_step_secs: g.largest_clock_step_secs,
+            last_clock_step: g.last_clock_step.as_ref().map(|c| (c.from, c.to)),
         })
     }
 
@@ -215,6 +232,7 @@ impl LiveState {
         let a = self.asset_mut(&s.site, &s.asset).expect("present");
         a.agent = s.agent;
         a.last_ts = s.last_ts;
+        a.newest_ts = s.newest_ts.or(s.last_ts);
         a.first_ts = s.first_ts;
         a.state = s.state;
         a.state_since = s.state_since;
@@ -222,6 +240,7 @@ impl LiveState {
         a.output_counter = s.output_counter;
         a.output_total = s.output_total;
         a.counter_resets = s.counter_resets;
+        a.counter_glitches = s.counter_glitches;
         a.load_kw = s.load_kw;
         a.samples = s.samples;
         a.late_samples = s.late_samples;
@@ -230,7 +249,7 @@ impl LiveState {
             .into_iter()
             .filter_map(|(t, v)| Some((DateTime::from_timestamp_millis(t)?, v)))
             .collect();
-        if let Some(last) = s.last_ts {
+        if let Some(last) = a.newest_ts {
             if self.watermark.is_none_or(|w| last > w) {
                 self.watermark = Some(last);
             }
@@ -246,6 +265,9 @@ impl LiveState {
         g.seq = SeqTracker { max: s.seq_max, missing: s.seq_missing.into_iter().collect() };
         g.messages = s.messages;
         g.duplicates = s.duplicates;
+        g.clock_steps = s.clock_steps;
+        g.largest_clock_step_secs = s.largest_clock_step_secs;
+        g.last_clock_step = s.last_clock_step.map(|(from, to)| ClockStep { from, to });
     }
 }
 

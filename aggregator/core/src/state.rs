@@ -1,6 +1,25 @@
 //! Live state of every asset and agent, updated from validated messages.
 //! Pure: no I/O, no clock of its own; everything runs in event time (the
 //! samples' `ts`), so a replayed backlog gives the same state as live data.
+//!
+//! # Counters and clocks as gateways have them
+//!
+//! - **Output counter.** Output is the rise of the cumulative counter
+//!   between samples. A lower reading is a *reset* (PLC restart, register
+//!   rollover: the new value counts as output since zero) only when it is
+//!   near zero: at most [`StateSettings::counter_reset_fraction`] of the
+//!   last good reading. Any other dip is a *glitch* (float jitter, a stale
+//!   register read): no output, the last good reading stays the one the
+//!   next reading is compared with, and it is counted
+//!   ([`AssetLive::counter_glitches`], [`LiveEvent::CounterGlitch`]).
+//! - **Sample time.** A sample older than its asset's last one is *late*
+//!   (ignored for live state and history) when its envelope fills a gap of
+//!   its agent's `seq` (a replay, a redelivery) or arrived with a later
+//!   sample of the same envelope at or past that last time (only out of
+//!   order). In an envelope with the agent's next new `seq` it is the
+//!   agent's clock *stepping back* (NTP correcting a fast clock): applied,
+//!   see [`AssetLive::last_ts`] and [`AssetLive::newest_ts`], and counted
+//!   on the agent ([`AgentLive::clock_steps`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -86,6 +105,26 @@ impl SeqTracker {
     }
 }
 
+/// How live state reads what agents send (the `[ingest]` section).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StateSettings {
+    /// Window over which an asset's output rate is computed.
+    pub rate_window: Duration,
+    /// A counter lower than the last good reading is a reset only when it
+    /// is at most this share of it (0 < f < 1); any other dip is a glitch.
+    pub counter_reset_fraction: f64,
+}
+
+impl StateSettings {
+    /// 1 %: a counter at 100000 that reads 1000 or less has restarted.
+    pub const DEFAULT_COUNTER_RESET_FRACTION: f64 = 0.01;
+
+    /// `rate_window`, and the default reset fraction.
+    pub fn new(rate_window: Duration) -> StateSettings {
+        StateSettings { rate_window, counter_reset_fraction: Self::DEFAULT_COUNTER_RESET_FRACTION }
+    }
+}
+
 /// An asset's place in live state, given when live state first holds it
 /// and kept for its lifetime: those who keep something per asset (the
 /// rollup writer, the dashboard) use it instead of comparing ids.
@@ -105,20 +144,34 @@ pub struct AssetLive {
     pub registration: Option<AssetConfig>,
     /// Agent that last reported this asset.
     pub agent: Option<AgentId>,
+    /// Time of the last applied sample: the next interval of history starts
+    /// here. It goes back when the agent's clock steps back, so the samples
+    /// after the step continue from it.
     pub last_ts: Option<DateTime<Utc>>,
-    /// First sample time seen (the history starts there).
+    /// Newest sample time applied: the asset's own watermark. It never goes
+    /// back, so what was decided by it stays decided after a clock step: a
+    /// bucket closed for the asset stays closed, and its data stays current
+    /// while it keeps reporting. The history's minutes up to it are covered
+    /// by the samples that brought it there, so time re-covered after a step
+    /// adds output to them, not state seconds.
+    pub newest_ts: Option<DateTime<Utc>>,
+    /// Earliest sample time applied (the history starts there).
     pub first_ts: Option<DateTime<Utc>>,
     pub state: Option<AssetState>,
     pub state_since: Option<DateTime<Utc>>,
     pub reason: Option<String>,
-    /// Last raw output counter.
+    /// Last good raw output counter (a glitch does not replace it).
     pub output_counter: Option<f64>,
     /// Output since this aggregator first saw the asset, counter resets included.
     pub output_total: f64,
     pub counter_resets: u64,
+    /// Counter readings below the last good one but not near zero: skipped
+    /// for output.
+    pub counter_glitches: u64,
     pub load_kw: Option<f64>,
     pub samples: u64,
-    /// Samples older than the newest already applied (ignored for live state).
+    /// Samples older than the last applied, from a late fill of a `seq` gap
+    /// or out of order in their envelope (ignored for live state).
     pub late_samples: u64,
     pub(crate) window: VecDeque<(DateTime<Utc>, f64)>,
     /// Per-minute history in event time (for balances).
@@ -143,6 +196,7 @@ impl AssetLive {
             registration,
             agent: None,
             last_ts: None,
+            newest_ts: None,
             first_ts: None,
             state: None,
             state_since: None,
@@ -150,6 +204,7 @@ impl AssetLive {
             output_counter: None,
             output_total: 0.0,
             counter_resets: 0,
+            counter_glitches: 0,
             load_kw: None,
             samples: 0,
             late_samples: 0,
@@ -167,44 +222,71 @@ impl AssetLive {
     }
 
     /// Apply one sample, widening `touched` by the history minutes it
-    /// changed.
-    fn apply(&mut self, s: &Sample, window: Duration, touched: &mut Option<MinuteSpan>) -> SampleOutcome {
-        if self.last_ts.is_some_and(|last| s.ts < last) {
-            self.late_samples += 1;
-            return SampleOutcome::Late;
-        }
+    /// changed. `may_step`: if the sample is older than the last one, the
+    /// agent's clock stepped back (else it is late).
+    fn apply(
+        &mut self,
+        s: &Sample,
+        settings: &StateSettings,
+        may_step: bool,
+        touched: &mut Option<MinuteSpan>,
+    ) -> SampleOutcome {
+        let step_back = match self.last_ts {
+            Some(last) if s.ts < last && !may_step => {
+                self.late_samples += 1;
+                return SampleOutcome::Late;
+            }
+            Some(last) if s.ts < last => Some(last - s.ts),
+            _ => None,
+        };
         self.samples += 1;
         let prev_ts = self.last_ts.replace(s.ts);
-        self.first_ts.get_or_insert(s.ts);
-        let mut reset = false;
+        let covered_to = self.newest_ts;
+        if covered_to.is_none_or(|n| s.ts > n) {
+            self.newest_ts = Some(s.ts);
+        }
+        if self.first_ts.is_none_or(|f| s.ts < f) {
+            self.first_ts = Some(s.ts);
+        }
+        if step_back.is_some() {
+            // The window's points are on the clock before the step: the rate
+            // starts again from this sample.
+            self.window.clear();
+        }
+        let mut counter = CounterReading::Continued;
         let mut delta = 0.0;
         if let Some(out) = s.output {
-            if let Some(prev) = self.output_counter {
-                if out >= prev {
+            match self.output_counter {
+                Some(prev) if out >= prev => {
                     delta = out - prev;
-                } else {
-                    // A counter that went down restarted from zero.
-                    reset = true;
+                    self.output_counter = Some(out);
+                }
+                Some(prev) if out <= settings.counter_reset_fraction * prev => {
+                    // Near zero: the counter restarted from zero.
+                    counter = CounterReading::Reset;
                     self.counter_resets += 1;
                     delta = out;
+                    self.output_counter = Some(out);
                 }
-                self.output_total += delta;
+                Some(_) => {
+                    // Jitter or a stale read: the next reading continues
+                    // from the last good one.
+                    counter = CounterReading::Glitch;
+                    self.counter_glitches += 1;
+                }
+                None => self.output_counter = Some(out),
             }
-            self.output_counter = Some(out);
+            self.output_total += delta;
             self.window.push_back((s.ts, self.output_total));
-            let horizon = s.ts - window;
+            let horizon = s.ts - settings.rate_window;
             while self.window.len() > MAX_WINDOW_POINTS
                 || self.window.front().is_some_and(|(t, _)| *t < horizon)
             {
                 self.window.pop_front();
             }
         }
-        // The interval since the previous sample belongs to the previous
-        // state and load; the output increase is spread over it.
         if let Some(prev_ts) = prev_ts {
-            if let Some(span) = self.history.attribute(prev_ts, s.ts, delta, self.state, self.load_kw) {
-                MinuteSpan::extend(touched, span);
-            }
+            self.attribute(prev_ts, s.ts, covered_to, delta, touched);
         }
         if let Some(kw) = s.load_kw {
             MinuteSpan::extend(touched, self.history.note_load(s.ts, kw));
@@ -227,19 +309,74 @@ impl AssetLive {
         if let Some(kw) = s.load_kw {
             self.load_kw = Some(kw);
         }
-        SampleOutcome::Applied { reset, changed }
+        SampleOutcome::Applied { counter, changed, step_back }
+    }
+
+    /// Attribute the interval `[from, to)` since the previous sample to the
+    /// history: it belongs to the previous state and load, and `output` is
+    /// spread over it. After a clock step back (`to` before `from`) the
+    /// output goes to the minute of `to`, the sample's own time on the
+    /// corrected clock, and no time is attributed. The part of an interval
+    /// before `covered_to` (the newest sample before this one) is in the
+    /// history already, from the samples before the step: it gets its share
+    /// of the output but no state seconds, so no minute counts them twice.
+    fn attribute(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        covered_to: Option<DateTime<Utc>>,
+        output: f64,
+        touched: &mut Option<MinuteSpan>,
+    ) {
+        let (state, load) = (self.state, self.load_kw);
+        let Some(split) = covered_to.filter(|c| from < *c && from < to).map(|c| c.min(to)) else {
+            if let Some(span) = self.history.attribute(from, to, output, state, load) {
+                MinuteSpan::extend(touched, span);
+            }
+            return;
+        };
+        let (a, c, b) = (from.timestamp_millis(), split.timestamp_millis(), to.timestamp_millis());
+        let covered_output = output * (c - a) as f64 / (b - a) as f64;
+        // Minute by minute, as an instant in each (output only).
+        let mut t = a;
+        while t < c {
+            let end = ((t.div_euclid(60_000) + 1) * 60_000).min(c);
+            let at = DateTime::from_timestamp_millis(t).expect("between two sample times");
+            let share = covered_output * (end - t) as f64 / (c - a) as f64;
+            if let Some(span) = self.history.attribute(at, at, share, None, None) {
+                MinuteSpan::extend(touched, span);
+            }
+            t = end;
+        }
+        if split < to {
+            if let Some(span) = self.history.attribute(split, to, output - covered_output, state, load) {
+                MinuteSpan::extend(touched, span);
+            }
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SampleOutcome {
-    /// In order; `reset`: the output counter went down; `changed`: the
-    /// state changed.
+    /// Applied; `changed`: the state changed; `step_back`: how far the
+    /// agent's clock stepped back before it.
     Applied {
-        reset: bool,
+        counter: CounterReading,
         changed: bool,
+        step_back: Option<Duration>,
     },
     Late,
+}
+
+/// What a sample's output counter was, against the last good reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CounterReading {
+    /// Higher or the same, or no counter.
+    Continued,
+    /// Lower and near zero: restarted.
+    Reset,
+    /// Lower, not near zero: skipped.
+    Glitch,
 }
 
 /// Live view of one agent.
@@ -256,6 +393,45 @@ pub struct AgentLive {
     pub seq: SeqTracker,
     pub messages: u64,
     pub duplicates: u64,
+    /// Times the agent's clock stepped back (NTP correcting it), seen as
+    /// samples older than their asset's last one in an envelope with the
+    /// agent's next new `seq`. Each of its assets sees the same step; it
+    /// counts once.
+    pub clock_steps: u64,
+    /// The largest of those steps, seconds.
+    pub largest_clock_step_secs: f64,
+    /// The latest step: an asset's step that overlaps it is the same one.
+    pub last_clock_step: Option<ClockStep>,
+}
+
+/// A step back of an agent's clock, as its assets' sample times show it:
+/// from the last sample before it back to the first one after it (widened
+/// by each asset that sees the same step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockStep {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl AgentLive {
+    /// Note that one of the agent's assets went back from `from` to `to`;
+    /// true if that is a step not seen before.
+    fn note_clock_step(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        let secs = (from - to).num_milliseconds() as f64 / 1000.0;
+        self.largest_clock_step_secs = self.largest_clock_step_secs.max(secs);
+        match &mut self.last_clock_step {
+            Some(last) if to <= last.from && last.to <= from => {
+                last.from = last.from.max(from);
+                last.to = last.to.min(to);
+                false
+            }
+            _ => {
+                self.last_clock_step = Some(ClockStep { from, to });
+                self.clock_steps += 1;
+                true
+            }
+        }
+    }
 }
 
 /// One thing a telemetry message changed, for those who act on it: the
@@ -268,12 +444,20 @@ pub struct AgentLive {
 pub enum LiveEvent {
     /// Sample `index` of the envelope changed the asset's state.
     StateChanged { index: usize, state: AssetState },
-    /// Sample `index` is older than one already applied: real data with its
-    /// own time, but not for live state or history.
+    /// Sample `index` is older than its asset's last one, in a late fill of
+    /// a `seq` gap or out of order in its envelope: real data with its own
+    /// time, but not for live state or history.
     Late { index: usize },
-    /// Sample `index` brought an output counter lower than the last: taken
-    /// as a counter reset.
+    /// Sample `index` brought an output counter lower than the last, near
+    /// zero: taken as a counter reset.
     CounterReset { index: usize },
+    /// Sample `index` brought an output counter lower than the last good
+    /// one but not near zero: skipped for output.
+    CounterGlitch { index: usize },
+    /// Sample `index` is `back_ms` older than its asset's last one, in an
+    /// envelope with its agent's next `seq`: the agent's clock stepped
+    /// back. Applied, not late.
+    ClockStep { index: usize, back_ms: i64 },
     /// A registered feeder's load crossed its rating (`above`: it is above
     /// it now).
     LoadCrossed { above: bool },
@@ -288,7 +472,11 @@ pub struct TelemetryOutcome {
     pub late_fill: bool,
     pub samples: u64,
     pub counter_resets: u64,
+    pub counter_glitches: u64,
     pub late_samples: u64,
+    /// Steps back of the agent's clock not seen before (by another of its
+    /// assets): the agent's `clock_steps` grew by this.
+    pub clock_steps: u64,
     pub new_unregistered_asset: bool,
     /// The agent was not known online before this message.
     pub agent_came_online: bool,
@@ -313,7 +501,7 @@ pub struct LiveState {
     /// build per message; iterates in (site, asset) order.
     assets: BTreeMap<SiteId, BTreeMap<AssetId, AssetLive>>,
     agents: BTreeMap<AgentId, AgentLive>,
-    rate_window: Duration,
+    settings: StateSettings,
     /// Latest sample time seen from any asset: "now" in event time.
     pub(crate) watermark: Option<DateTime<Utc>>,
     /// History read back from the store for assets not registered, handed
@@ -325,11 +513,18 @@ pub struct LiveState {
 }
 
 impl LiveState {
+    /// Live state of the `registered` assets with the default settings but
+    /// for the rate window.
     pub fn new(registered: &[AssetConfig], rate_window: Duration) -> LiveState {
+        LiveState::with_settings(registered, StateSettings::new(rate_window))
+    }
+
+    /// Live state of the `registered` assets, reading samples by `settings`.
+    pub fn with_settings(registered: &[AssetConfig], settings: StateSettings) -> LiveState {
         let mut st = LiveState {
             assets: BTreeMap::new(),
             agents: BTreeMap::new(),
-            rate_window,
+            settings,
             watermark: None,
             restored: BTreeMap::new(),
             asset_ids: Vec::new(),
@@ -415,6 +610,9 @@ impl LiveState {
             seq: SeqTracker::default(),
             messages: 0,
             duplicates: 0,
+            clock_steps: 0,
+            largest_clock_step_secs: 0.0,
+            last_clock_step: None,
         })
     }
 
@@ -426,13 +624,19 @@ impl LiveState {
         let agent = self.agent_mut(&env.agent, &t.site);
         agent.last_message = Some(now);
         out.agent = Some(agent.ix);
+        // Only an envelope with a new number can bring a clock step: a late
+        // fill was made before what it follows.
+        let mut ahead = false;
         match agent.seq.observe(env.seq) {
             SeqOutcome::Duplicate => {
                 agent.duplicates += 1;
                 out.duplicate = true;
                 return out;
             }
-            SeqOutcome::Ahead { skipped } => out.seq_skipped = skipped,
+            SeqOutcome::Ahead { skipped } => {
+                out.seq_skipped = skipped;
+                ahead = true;
+            }
             SeqOutcome::LateFill => out.late_fill = true,
             SeqOutcome::First => {}
         }
@@ -441,7 +645,7 @@ impl LiveState {
             agent.online = Some(true);
             out.agent_came_online = true;
         }
-        let window = self.rate_window;
+        let settings = self.settings;
         if !self.assets.get(&t.site).is_some_and(|m| m.contains_key(&t.asset)) {
             out.new_unregistered_asset = true;
             self.insert_asset(&t.site, &t.asset, None);
@@ -455,16 +659,42 @@ impl LiveState {
         if asset.agent.as_ref() != Some(&env.agent) {
             asset.agent = Some(env.agent.clone());
         }
-        let before = asset.last_ts;
         let edge_before = asset.alert_edge_inputs();
         let mut touched = None;
+        // Newest sample time after each index, built if a sample is behind.
+        let mut later: Option<Vec<Option<DateTime<Utc>>>> = None;
         for (index, s) in env.samples.iter().enumerate() {
             out.samples += 1;
-            match asset.apply(s, window, &mut touched) {
-                SampleOutcome::Applied { reset, changed } => {
-                    if reset {
-                        out.counter_resets += 1;
-                        out.events.push(LiveEvent::CounterReset { index });
+            let last = asset.last_ts;
+            // Behind the last sample in an envelope ahead in seq: a clock
+            // step, unless a later sample here is back at or past the last
+            // time (then it is only out of order).
+            let may_step = ahead
+                && last.is_some_and(|last| {
+                    s.ts < last && {
+                        let later = later.get_or_insert_with(|| newest_after(&env.samples));
+                        later[index].is_none_or(|t| t < last)
+                    }
+                });
+            match asset.apply(s, &settings, may_step, &mut touched) {
+                SampleOutcome::Applied { counter, changed, step_back } => {
+                    if let (Some(back), Some(from)) = (step_back, last) {
+                        out.events.push(LiveEvent::ClockStep { index, back_ms: back.num_milliseconds() });
+                        let agent = self.agents.get_mut(&env.agent).expect("noted above");
+                        if agent.note_clock_step(from, s.ts) {
+                            out.clock_steps += 1;
+                        }
+                    }
+                    match counter {
+                        CounterReading::Continued => {}
+                        CounterReading::Reset => {
+                            out.counter_resets += 1;
+                            out.events.push(LiveEvent::CounterReset { index });
+                        }
+                        CounterReading::Glitch => {
+                            out.counter_glitches += 1;
+                            out.events.push(LiveEvent::CounterGlitch { index });
+                        }
                     }
                     if let (true, Some(state)) = (changed, asset.state) {
                         out.events.push(LiveEvent::StateChanged { index, state });
@@ -485,11 +715,11 @@ impl LiveState {
         }
         out.minutes = touched;
         out.history_minutes = asset.history.len();
-        if asset.last_ts != before {
-            if let Some(last) = asset.last_ts {
-                if self.watermark.is_none_or(|w| last > w) {
-                    self.watermark = Some(last);
-                }
+        // The asset's newest time, not its last: a clock step back does not
+        // move event time back.
+        if let Some(newest) = asset.newest_ts {
+            if self.watermark.is_none_or(|w| newest > w) {
+                self.watermark = Some(newest);
             }
         }
         out
@@ -534,6 +764,17 @@ impl LiveState {
     }
 }
 
+/// For each sample, the newest time among the samples after it.
+fn newest_after(samples: &[Sample]) -> Vec<Option<DateTime<Utc>>> {
+    let mut out = vec![None; samples.len()];
+    let mut newest: Option<DateTime<Utc>> = None;
+    for (i, s) in samples.iter().enumerate().rev() {
+        out[i] = newest;
+        newest = Some(newest.map_or(s.ts, |n| n.max(s.ts)));
+    }
+    out
+}
+
 /// JSON view of an asset (`/api/v1/assets`).
 #[derive(Debug, Serialize)]
 pub struct AssetView {
@@ -560,6 +801,7 @@ pub struct AssetView {
     pub samples: u64,
     pub late_samples: u64,
     pub counter_resets: u64,
+    pub counter_glitches: u64,
 }
 
 /// JSON view of an agent (`/api/v1/agents`).
@@ -577,6 +819,10 @@ pub struct AgentView {
     pub seq_missing: u64,
     pub messages: u64,
     pub duplicates: u64,
+    /// Times the agent's clock stepped back (each step once, however many
+    /// of its assets saw it), and the largest step in seconds.
+    pub clock_steps: u64,
+    pub largest_clock_step_secs: f64,
 }
 
 impl LiveState {
@@ -601,11 +847,12 @@ impl LiveState {
             output_counter: a.output_counter,
             output_total: a.output_total,
             rate_per_hour: a.rate_per_hour().map(|r| (r * 1000.0).round() / 1000.0),
-            rate_window_secs: self.rate_window.num_seconds(),
+            rate_window_secs: self.settings.rate_window.num_seconds(),
             load_kw: a.load_kw,
             samples: a.samples,
             late_samples: a.late_samples,
             counter_resets: a.counter_resets,
+            counter_glitches: a.counter_glitches,
         }
     }
 
@@ -621,6 +868,8 @@ impl LiveState {
             seq_missing: g.seq.missing(),
             messages: g.messages,
             duplicates: g.duplicates,
+            clock_steps: g.clock_steps,
+            largest_clock_step_secs: g.largest_clock_step_secs,
         }
     }
 }

@@ -1,8 +1,11 @@
-//! `[ingest]`: limits on what is accepted, and the live rate window; builds
-//! the decoder's [`Limits`].
+//! `[ingest]`: limits on what is accepted, and how live state reads the
+//! samples (rate window, counter resets); builds the decoder's [`Limits`]
+//! and live state's [`StateSettings`].
 
 use serde::Deserialize;
 use throughline_shared::Limits;
+
+use crate::state::StateSettings;
 
 /// Ingest limits and live-state settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,6 +20,11 @@ pub struct IngestConfig {
     /// Largest accepted message, in bytes.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: usize,
+    /// An output counter lower than its last good reading is a reset (a
+    /// restart from zero) only when it is at most this share of it; any
+    /// other dip is a glitch and adds no output. 0 < f < 1.
+    #[serde(default = "default_counter_reset_fraction")]
+    pub counter_reset_fraction: f64,
 }
 
 fn default_rate_window() -> u64 {
@@ -28,6 +36,9 @@ fn default_max_future() -> i64 {
 fn default_max_payload() -> usize {
     256 * 1024
 }
+fn default_counter_reset_fraction() -> f64 {
+    StateSettings::DEFAULT_COUNTER_RESET_FRACTION
+}
 
 impl Default for IngestConfig {
     fn default() -> Self {
@@ -35,6 +46,7 @@ impl Default for IngestConfig {
             rate_window_secs: default_rate_window(),
             max_future_secs: default_max_future(),
             max_payload_bytes: default_max_payload(),
+            counter_reset_fraction: default_counter_reset_fraction(),
         }
     }
 }
@@ -51,6 +63,13 @@ impl IngestConfig {
         if self.max_payload_bytes < 1024 {
             problems.push("ingest.max_payload_bytes: must be at least 1024".into());
         }
+        let f = self.counter_reset_fraction;
+        if !(f > 0.0 && f < 1.0) {
+            problems.push(format!(
+                "ingest.counter_reset_fraction: must be above 0 and below 1 (got {f}): a counter that \
+                 falls to at most this share of its last reading is a reset, e.g. 0.01"
+            ));
+        }
     }
 
     /// What the decoder accepts (the sample count per envelope is fixed).
@@ -66,6 +85,11 @@ impl IngestConfig {
     pub fn rate_window(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.rate_window_secs as i64)
     }
+
+    /// How live state reads the samples.
+    pub fn state_settings(&self) -> StateSettings {
+        StateSettings { rate_window: self.rate_window(), counter_reset_fraction: self.counter_reset_fraction }
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +101,12 @@ mod tests {
         let mut p = Vec::new();
         IngestConfig::default().validate(&mut p);
         assert!(p.is_empty(), "{p:?}");
-        let c = IngestConfig { rate_window_secs: 9, max_future_secs: -1, max_payload_bytes: 1023 };
+        let c = IngestConfig {
+            rate_window_secs: 9,
+            max_future_secs: -1,
+            max_payload_bytes: 1023,
+            counter_reset_fraction: 1.0,
+        };
         c.validate(&mut p);
         assert_eq!(
             p,
@@ -85,8 +114,19 @@ mod tests {
                 "ingest.rate_window_secs: must be at least 10",
                 "ingest.max_future_secs: must not be negative",
                 "ingest.max_payload_bytes: must be at least 1024",
+                "ingest.counter_reset_fraction: must be above 0 and below 1 (got 1): a counter that falls \
+                 to at most this share of its last reading is a reset, e.g. 0.01",
             ]
         );
+        for bad in [0.0, -0.5, f64::NAN] {
+            let mut p = Vec::new();
+            IngestConfig { counter_reset_fraction: bad, ..IngestConfig::default() }.validate(&mut p);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].starts_with("ingest.counter_reset_fraction: "), "{p:?}");
+        }
+        let s = IngestConfig { counter_reset_fraction: 0.05, ..IngestConfig::default() }.state_settings();
+        assert_eq!((s.rate_window, s.counter_reset_fraction), (chrono::Duration::minutes(5), 0.05));
+        assert_eq!(IngestConfig::default().state_settings().counter_reset_fraction, 0.01);
         let l = IngestConfig { max_future_secs: 60, ..IngestConfig::default() }.limits();
         assert_eq!((l.max_payload_bytes, l.max_future), (256 * 1024, chrono::Duration::seconds(60)));
         assert_eq!(l.max_samples, Limits::default().max_samples);

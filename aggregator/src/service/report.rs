@@ -67,12 +67,12 @@ impl Services {
             Some(id) => vec![planner.group(id).ok_or_else(|| ReportError::NoGroup(id.clone()))?],
             None => planner.groups.iter().collect(),
         };
-        // Event time and every asset's last sample, in one look at live state.
+        // Event time and every asset's newest sample, in one look at live state.
         let (now, last_sample) = self.live.read(|st| {
             let last: HashMap<(&SiteId, &AssetId), DateTime<Utc>> = groups
                 .iter()
                 .flat_map(|g| planner.group_assets(&g.id))
-                .filter_map(|a| Some(((&a.site, &a.id), st.asset(&a.site, &a.id)?.last_ts?)))
+                .filter_map(|a| Some(((&a.site, &a.id), st.asset(&a.site, &a.id)?.newest_ts?)))
                 .collect();
             (st.watermark().unwrap_or_else(Utc::now), last)
         });

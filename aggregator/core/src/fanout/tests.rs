@@ -110,7 +110,9 @@ fn one_message_fans_out_to_every_consumer() {
         2,
         vec![
             Sample { output: Some(110.0), load_kw: Some(150.0), ..s(60) },
-            Sample { output: Some(5.0), state: Some(AssetState::Down), ..s(90) },
+            // Near zero: a reset.
+            Sample { output: Some(1.0), state: Some(AssetState::Down), ..s(90) },
+            // Behind, with a later sample past it: out of order, late.
             Sample { output: Some(6.0), ..s(30) },
             Sample { output: Some(7.0), load_kw: Some(20.0), ..s(150) },
         ],

@@ -17,7 +17,7 @@ use crate::state::{AssetLive, LiveState};
 
 pub mod cache;
 
-/// An asset whose last sample is older than this (event time) projects
+/// An asset whose newest sample is older than this (event time) projects
 /// nothing: no data, no promise.
 const STALE_SECS: i64 = 600;
 /// Gap alerts look at buckets starting up to this far ahead.
@@ -109,7 +109,7 @@ impl Planner {
             .map(|cfg| {
                 let live = state.asset(&cfg.site, &cfg.id);
                 let fresh =
-                    live.and_then(|a| a.last_ts).is_some_and(|t| (now - t).num_seconds() <= STALE_SECS);
+                    live.and_then(|a| a.newest_ts).is_some_and(|t| (now - t).num_seconds() <= STALE_SECS);
                 match live {
                     Some(a) => {
                         let h = &a.history;
@@ -313,7 +313,7 @@ impl Planner {
                 for cfg in self.assets.get(&g.id).into_iter().flatten() {
                     let Some(a) = state.asset(&cfg.site, &cfg.id) else { continue };
                     let current =
-                        a.last_ts.is_some_and(|t| now - t <= tolerance && wall_now - t <= tolerance);
+                        a.newest_ts.is_some_and(|t| now - t <= tolerance && wall_now - t <= tolerance);
                     let key = AlertKey::Downtime { site: a.site.to_string(), asset: a.asset.to_string() };
                     let loss = Some(a.rate_per_hour().filter(|r| *r > 0.0).unwrap_or(cfg.rated_capacity));
                     if let Some(c) = rules::downtime(a, g, loss, now, current, book.is_open(&key)) {
@@ -350,7 +350,7 @@ impl Planner {
             .iter()
             .filter_map(|cfg| state.asset(&cfg.site, &cfg.id))
             .filter(|a| a.state == Some(throughline_shared::AssetState::Down))
-            .filter(|a| a.last_ts.is_some_and(|t| (now - t).num_seconds() <= STALE_SECS))
+            .filter(|a| a.newest_ts.is_some_and(|t| (now - t).num_seconds() <= STALE_SECS))
             .filter_map(|a| a.state_since)
             .max()
     }
@@ -376,6 +376,13 @@ impl Planner {
     /// behind is missing once its agent has been silent for
     /// `close_grace_secs` by the server clock `wall_now` (an asset never
     /// heard from: once `wall_now` is that far past `end`).
+    ///
+    /// The watermark is [`AssetLive::newest_ts`], which a clock step back
+    /// of the agent does not move: a bucket closed for the asset stays
+    /// closed. The samples after the step that fall in it still add their
+    /// output to its minutes (they are real output, stamped by the
+    /// corrected clock); at most the step's length of them, since the step
+    /// starts no further back than that.
     pub fn closing(
         &self,
         state: &LiveState,
@@ -387,7 +394,7 @@ impl Planner {
         let (mut behind, mut missing) = (Vec::new(), Vec::new());
         for cfg in self.group_assets(&group.id) {
             let live = state.asset(&cfg.site, &cfg.id);
-            if live.and_then(|a| a.last_ts).is_some_and(|t| t >= end) {
+            if live.and_then(|a| a.newest_ts).is_some_and(|t| t >= end) {
                 continue;
             }
             let heard = live

@@ -276,6 +276,44 @@ fn a_bucket_closes_for_a_group_only_when_every_asset_has_reached_its_end() {
     assert!((dev[0].value - 20.0).abs() < 0.5, "120 made against 100: {}", dev[0].summary);
 }
 
+/// A gateway's clock 3 min fast, corrected by NTP just before the bucket's
+/// end by the true clock, after it by the fast one: the bucket stays closed
+/// for the asset (its last sample is back before the end now, its newest
+/// is not), the samples after the step count, and its data stays current.
+#[test]
+fn a_clock_step_back_does_not_reopen_a_closed_bucket() {
+    let assets = vec![asset("f1", AssetKind::Feeder, "north", 100.0)];
+    let north = GroupConfig::with_defaults("north", AssetKind::Feeder);
+    let windows = Windows {
+        rate: Duration::minutes(15),
+        availability: Duration::hours(8),
+        history: Duration::hours(48),
+    };
+    let p = Planner::new(&assets, vec![north.clone()], windows);
+    let mut st = LiveState::new(&assets, Duration::seconds(300));
+    let wall = t(60);
+    // 1 kWh a minute; stamped 3 min ahead up to true minute 57 (60 on the
+    // fast clock), then on the true clock.
+    for m in 0..=57 {
+        feed(&mut st, "gw-1", "f1", m as u64 + 1, m + 3, m as f64, wall);
+    }
+    assert_eq!(p.closing(&st, &north, t(60), wall), Closing::Complete);
+    for m in 58..=59 {
+        feed(&mut st, "gw-1", "f1", m as u64 + 1, m, m as f64, wall);
+    }
+    let a = st.asset(&SiteId::parse("s").unwrap(), &AssetId::parse("f1").unwrap()).unwrap();
+    assert_eq!((a.last_ts, a.newest_ts, a.late_samples), (Some(t(59)), Some(t(60)), 0));
+    assert_eq!(st.watermark(), Some(t(60)), "event time does not go back");
+    assert_eq!(p.closing(&st, &north, t(60), wall), Closing::Complete, "closed stays closed");
+    // Every kWh is in the history, in the bucket (the two after the step
+    // too: stamped before its end).
+    assert!((a.history.output_between(t(0), t(120)) - 59.0).abs() < 1e-6);
+    assert!((a.history.output_between(t(0), t(60)) - 59.0).abs() < 1e-6);
+    // The asset is current at event time.
+    let plans = p.plans(&st, "north", t(60), t(120), t(60));
+    assert_eq!(plans[0].state, Some(AssetState::Running));
+}
+
 /// The same data set gives the same `forecast_deviation` alerts whether it
 /// arrives live, as one backfill per gateway one after another, or as four
 /// backfills interleaved at different speeds.

@@ -59,13 +59,13 @@ fn duplicates_change_nothing() {
 #[test]
 fn counter_reset_is_not_negative_output() {
     let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
-    // 100 -> 110 (+10), reset to 3 (+3), 3 -> 8 (+5)
+    // 100 -> 110 (+10), reset to 1 (+1), 1 -> 6 (+5)
     let o = st
-        .apply_telemetry(&tel("a", 1, vec![out(0, 100.0), out(10, 110.0), out(20, 3.0), out(30, 8.0)]), t0());
+        .apply_telemetry(&tel("a", 1, vec![out(0, 100.0), out(10, 110.0), out(20, 1.0), out(30, 6.0)]), t0());
     assert_eq!(o.counter_resets, 1);
     let a = st.assets().next().unwrap();
-    assert_eq!(a.output_total, 18.0);
-    assert_eq!(a.output_counter, Some(8.0));
+    assert_eq!(a.output_total, 16.0);
+    assert_eq!(a.output_counter, Some(6.0));
     assert_eq!(a.counter_resets, 1);
 }
 
@@ -157,8 +157,8 @@ fn last_will_marks_the_agent_offline() {
 #[test]
 fn bucket_output_across_a_counter_reset() {
     let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
-    // 08:00 100, 08:10 160 (+60), 08:20 reset to 30 (+30), 08:30 90 (+60).
-    let samples = vec![out(0, 100.0), out(600, 160.0), out(1200, 30.0), out(1800, 90.0)];
+    // 08:00 10000, 08:10 10060 (+60), 08:20 reset to 30 (+30), 08:30 90 (+60).
+    let samples = vec![out(0, 10000.0), out(600, 10060.0), out(1200, 30.0), out(1800, 90.0)];
     st.apply_telemetry(&tel("a", 1, samples), t0());
     let a = st.assets().next().unwrap();
     assert_eq!(a.counter_resets, 1);
@@ -171,4 +171,284 @@ fn bucket_output_across_a_counter_reset() {
     assert!(
         (h.output_between(t0() + Duration::minutes(20), t0() + Duration::minutes(30)) - 60.0).abs() < 1e-9
     );
+}
+
+/// Output counters as gateways deliver them: what each pattern adds, and
+/// whether a dip is taken as a reset (near zero) or a glitch (skipped).
+#[test]
+fn counter_dips_table() {
+    struct Case {
+        name: &'static str,
+        readings: &'static [f64],
+        added: f64,
+        resets: u64,
+        glitches: u64,
+        counter: f64,
+    }
+    let cases = [
+        Case {
+            name: "16-bit register wraps: near zero, a reset",
+            readings: &[65520.0, 65530.0, 4.0, 10.0],
+            added: 10.0 + 4.0 + 6.0,
+            resets: 1,
+            glitches: 0,
+            counter: 10.0,
+        },
+        Case {
+            name: "32-bit register wraps",
+            readings: &[4_294_967_000.0, 4_294_967_290.0, 7.0],
+            added: 290.0 + 7.0,
+            resets: 1,
+            glitches: 0,
+            counter: 7.0,
+        },
+        Case {
+            name: "PLC restart: to zero, then counting again",
+            readings: &[12_340.0, 12_345.0, 0.0, 3.0],
+            added: 5.0 + 0.0 + 3.0,
+            resets: 1,
+            glitches: 0,
+            counter: 3.0,
+        },
+        Case {
+            name: "float jitter: the low reading is skipped",
+            readings: &[100_000.0, 100_001.0, 100_000.5, 100_002.0],
+            added: 2.0,
+            resets: 0,
+            glitches: 1,
+            counter: 100_002.0,
+        },
+        Case {
+            name: "a register read twice: the same value, nothing added, no glitch",
+            readings: &[500.0, 500.0, 501.0, 501.0],
+            added: 1.0,
+            resets: 0,
+            glitches: 0,
+            counter: 501.0,
+        },
+        Case {
+            name: "a stale lower reading between good ones",
+            readings: &[1000.0, 1010.0, 990.0, 1020.0, 1030.0],
+            added: 30.0,
+            resets: 0,
+            glitches: 1,
+            counter: 1030.0,
+        },
+        Case {
+            name: "two stale readings in a row: each skipped, both against the last good one",
+            readings: &[1000.0, 1010.0, 990.0, 1005.0, 1020.0],
+            added: 20.0,
+            resets: 0,
+            glitches: 2,
+            counter: 1020.0,
+        },
+        Case {
+            name: "exactly 1 % of the last reading is a reset",
+            readings: &[1000.0, 10.0, 15.0],
+            added: 10.0 + 5.0,
+            resets: 1,
+            glitches: 0,
+            counter: 15.0,
+        },
+        Case {
+            name: "just above 1 % is a glitch",
+            readings: &[1000.0, 10.5, 1001.0],
+            added: 1.0,
+            resets: 0,
+            glitches: 1,
+            counter: 1001.0,
+        },
+    ];
+    for c in cases {
+        let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
+        let mut o = TelemetryOutcome::default();
+        let mut events = Vec::new();
+        for (i, v) in c.readings.iter().enumerate() {
+            let m = st.apply_telemetry(&tel("a", i as u64 + 1, vec![out(i as i64 * 10, *v)]), t0());
+            o.counter_resets += m.counter_resets;
+            o.counter_glitches += m.counter_glitches;
+            events.extend(m.events);
+        }
+        let a = st.assets().next().unwrap();
+        assert!((a.output_total - c.added).abs() < 1e-9, "{}: added {}", c.name, a.output_total);
+        let in_history = a.history.output_between(t0(), t0() + Duration::hours(1));
+        assert!((in_history - c.added).abs() < 1e-6, "{}: history {in_history}", c.name);
+        assert_eq!((a.counter_resets, a.counter_glitches), (c.resets, c.glitches), "{}", c.name);
+        assert_eq!((o.counter_resets, o.counter_glitches), (c.resets, c.glitches), "{}", c.name);
+        let glitch_events = events.iter().filter(|e| matches!(e, LiveEvent::CounterGlitch { .. })).count();
+        assert_eq!(glitch_events as u64, c.glitches, "{}: {events:?}", c.name);
+        assert_eq!(a.output_counter, Some(c.counter), "{}", c.name);
+        let view = st.asset_view(a);
+        assert_eq!((view.counter_resets, view.counter_glitches), (c.resets, c.glitches), "{}", c.name);
+    }
+}
+
+#[test]
+fn a_glitch_still_applies_the_samples_state_and_load() {
+    let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 2000.0)]), t0());
+    let low = Sample {
+        output: Some(1999.0),
+        state: Some(AssetState::Down),
+        load_kw: Some(3.0),
+        ..Sample::at(t0() + Duration::seconds(10))
+    };
+    let o = st.apply_telemetry(&tel("a", 2, vec![low]), t0());
+    assert_eq!(
+        o.events,
+        [
+            LiveEvent::CounterGlitch { index: 0 },
+            LiveEvent::StateChanged { index: 0, state: AssetState::Down }
+        ]
+    );
+    let a = st.assets().next().unwrap();
+    assert_eq!((a.state, a.load_kw, a.output_counter), (Some(AssetState::Down), Some(3.0), Some(2000.0)));
+    assert_eq!((a.samples, a.last_ts), (2, Some(t0() + Duration::seconds(10))));
+}
+
+#[test]
+fn the_reset_fraction_comes_from_the_settings() {
+    let settings =
+        StateSettings { counter_reset_fraction: 0.5, ..StateSettings::new(Duration::seconds(300)) };
+    let mut st = LiveState::with_settings(&[reg("a")], settings);
+    // 400 is 40 % of 1000: a reset at 50 %, a glitch at the default 1 %.
+    for (i, v) in [1000.0, 400.0, 410.0].into_iter().enumerate() {
+        st.apply_telemetry(&tel("a", i as u64 + 1, vec![out(i as i64 * 10, v)]), t0());
+    }
+    let a = st.assets().next().unwrap();
+    assert_eq!((a.counter_resets, a.counter_glitches, a.output_total), (1, 0, 410.0));
+}
+
+/// One piece a second; a sample every 10 s, three to an envelope. The
+/// agent's clock runs 4 min fast until NTP corrects it at 10 min (true
+/// time); the line stops for a minute at 11:40 and at 15:00. Every piece
+/// is counted, each stop is seen when it happens, no minute holds more
+/// than 60 s.
+#[test]
+fn a_clock_stepping_back_loses_nothing() {
+    let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
+    let fast = Duration::minutes(4);
+    let stamp =
+        |true_s: i64| t0() + Duration::seconds(true_s) + if true_s < 600 { fast } else { Duration::zero() };
+    let stops = [700..760, 900..960];
+    let pieces =
+        |true_s: i64| true_s - stops.iter().map(|r| (true_s.min(r.end) - r.start).max(0)).sum::<i64>();
+    let state = |true_s: i64| match stops.iter().any(|r| r.contains(&true_s)) {
+        true => AssetState::Down,
+        false => AssetState::Running,
+    };
+    let reading = |true_s: i64| Sample {
+        output: Some(pieces(true_s) as f64),
+        state: Some(state(true_s)),
+        ..Sample::at(stamp(true_s))
+    };
+    let times: Vec<i64> = (0..=120).map(|i| i * 10).collect();
+    let mut steps = Vec::new();
+    let mut newest = stamp(0);
+    for (seq, chunk) in times.chunks(3).enumerate() {
+        let o =
+            st.apply_telemetry(&tel("a", seq as u64 + 1, chunk.iter().map(|s| reading(*s)).collect()), t0());
+        assert_eq!(o.late_samples, 0, "envelope {seq}: {:?}", o.events);
+        steps.extend(o.events.iter().filter(|e| matches!(e, LiveEvent::ClockStep { .. })).copied());
+        let last = *chunk.last().unwrap();
+        newest = chunk.iter().map(|s| stamp(*s)).fold(newest, DateTime::max);
+        let a = st.assets().next().unwrap();
+        // Live state follows the true course all along, the stop included.
+        assert_eq!(a.output_total, pieces(last) as f64, "at {last} s");
+        assert_eq!(a.state, Some(state(last)), "at {last} s");
+        // Event time never goes back.
+        assert_eq!(st.watermark(), Some(newest), "at {last} s");
+        assert_eq!(a.newest_ts, Some(newest), "at {last} s");
+    }
+    // The step: from 09:50 on the fast clock (13:50) to 10:00.
+    assert_eq!(steps, [LiveEvent::ClockStep { index: 0, back_ms: 230_000 }]);
+    let agent = st.agent(&AgentId::parse("gw").unwrap()).unwrap();
+    assert_eq!((agent.clock_steps, agent.largest_clock_step_secs), (1, 230.0));
+    let view = st.agent_view(agent);
+    assert_eq!((view.clock_steps, view.largest_clock_step_secs), (1, 230.0));
+
+    let a = st.assets().next().unwrap();
+    let truth = pieces(1200) as f64;
+    assert_eq!(a.output_total, truth);
+    let h = &a.history;
+    let all = (t0(), t0() + Duration::hours(1));
+    assert!((h.output_between(all.0, all.1) - truth).abs() < 1e-6, "{}", h.output_between(all.0, all.1));
+    assert_eq!(a.last_ts, Some(stamp(1200)));
+    assert_eq!(a.newest_ts, Some(stamp(1200)));
+    assert_eq!(a.first_ts, Some(stamp(0)));
+    // The time from 10:00 to 13:50 came twice (fast, then corrected): its
+    // state seconds count once.
+    for (start, m) in h.minutes() {
+        assert!(m.covered_s() <= 60.0 + 1e-6, "minute {start}: {m:?}");
+    }
+    // 08:04 to 08:20: the fast clock's 08:04-08:13:50, then the corrected
+    // 08:10-08:20 (of which 08:13:50-08:20 is new).
+    let covered = (stamp(1200) - stamp(0)).num_seconds() as f64;
+    let state_s = h.running_between(all.0, all.1) + h.down_between(all.0, all.1);
+    assert!((state_s - covered).abs() < 1e-6, "{state_s} s of state over {covered} s");
+    // The first stop fell in the time the fast clock had covered already
+    // (running, then): its minutes keep those seconds and gain its output.
+    // The second is past it: its minute counts it.
+    assert!((h.down_between(all.0, all.1) - 60.0).abs() < 1e-6);
+    assert!((h.down_between(stamp(900), stamp(960)) - 60.0).abs() < 1e-6);
+    // The rate started again after the step: over the last 5 min, 240
+    // pieces (the second stop took one minute).
+    assert!((a.rate_per_hour().unwrap() - 2880.0).abs() < 1e-6, "{:?}", a.rate_per_hour());
+}
+
+#[test]
+fn a_late_fill_older_than_the_last_sample_is_still_late() {
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 10.0)]), t0());
+    // seq 2 lost for now; 3 arrives.
+    st.apply_telemetry(&tel("a", 3, vec![out(20, 30.0)]), t0());
+    let o = st.apply_telemetry(&tel("a", 2, vec![out(10, 20.0)]), t0());
+    assert!(o.late_fill);
+    assert_eq!((o.late_samples, o.clock_steps), (1, 0));
+    assert_eq!(o.events, [LiveEvent::Late { index: 0 }]);
+    let a = st.assets().next().unwrap();
+    assert_eq!((a.last_ts, a.output_total), (Some(t0() + Duration::seconds(20)), 20.0));
+    assert_eq!(st.agent(&AgentId::parse("gw").unwrap()).unwrap().clock_steps, 0);
+}
+
+#[test]
+fn out_of_order_in_one_envelope_is_late_not_a_clock_step() {
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 10.0), out(10, 20.0)]), t0());
+    // 5 s is behind 10 s, but 15 s in the same envelope is past it.
+    let o = st.apply_telemetry(&tel("a", 2, vec![out(5, 15.0), out(15, 25.0)]), t0());
+    assert_eq!(o.events, [LiveEvent::Late { index: 0 }]);
+    assert_eq!((o.late_samples, o.clock_steps), (1, 0));
+    let a = st.assets().next().unwrap();
+    assert_eq!((a.output_total, a.last_ts), (15.0, Some(t0() + Duration::seconds(15))));
+}
+
+#[test]
+fn one_clock_step_seen_by_every_asset_counts_once() {
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    let mut seq = 0;
+    let mut send = |st: &mut LiveState, asset: &str, secs: i64, v: f64| {
+        seq += 1;
+        st.apply_telemetry(&tel(asset, seq, vec![out(secs, v)]), t0())
+    };
+    for asset in ["a", "b", "c"] {
+        send(&mut st, asset, 300, 100.0);
+    }
+    send(&mut st, "a", 302, 102.0);
+    // NTP steps the clock back by 2 min: each asset sees it.
+    let steps: u64 = ["a", "b", "c"].iter().map(|asset| send(&mut st, asset, 185, 105.0).clock_steps).sum();
+    assert_eq!(steps, 1);
+    let agent = st.agent(&AgentId::parse("gw").unwrap()).unwrap();
+    assert_eq!((agent.clock_steps, agent.largest_clock_step_secs), (1, 117.0));
+    // Much later, another step: counted.
+    for asset in ["a", "b"] {
+        send(&mut st, asset, 3600, 200.0);
+    }
+    assert_eq!(send(&mut st, "a", 3590, 201.0).clock_steps, 1);
+    assert_eq!(send(&mut st, "b", 3591, 201.0).clock_steps, 0);
+    let agent = st.agent(&AgentId::parse("gw").unwrap()).unwrap();
+    assert_eq!((agent.clock_steps, agent.largest_clock_step_secs), (2, 117.0));
+    for a in st.assets() {
+        assert_eq!(a.late_samples, 0, "{}", a.asset);
+    }
 }

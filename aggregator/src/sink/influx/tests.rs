@@ -104,7 +104,10 @@ fn a_registered_line_gives_samples_state_changes_and_its_rate() {
         reason: Some("jam, belt".into()),
         ..at(2.0)
     };
-    let got = apply(&mut live, &tel("press-1", 1, vec![s1, s2, s3]));
+    // Another asset's message first, and seq 2 left out: the late message
+    // below fills that gap (a replay, not the agent's clock stepping back).
+    apply(&mut live, &tel("press-2", 1, vec![Sample { output: Some(1.0), ..at(0.0) }]));
+    let got = apply(&mut live, &tel("press-1", 3, vec![s1, s2, s3]));
     let tags = r"agent=gw-1,asset=press-1,group=family\ a,kind=line,site=plant-1";
     let want = format!(
         "throughline_state_change,{tags},state=running state_code=1i {t0}\n\
@@ -129,7 +132,7 @@ fn a_registered_line_gives_samples_state_changes_and_its_rate() {
         &mut live,
         &tel(
             "press-1",
-            3,
+            4,
             vec![
                 Sample { reason: Some("jam".into()), ..at(3.0) },
                 Sample { state: Some(AssetState::Down), ..at(4.0) },

@@ -11,8 +11,9 @@ use throughline_shared::codec::{self, Inbound};
 use throughline_shared::{Limits, RejectReason};
 
 use crate::journal::{Journal, JournalError};
-use crate::metrics::{AgentLabels, ReasonLabel};
+use crate::metrics::{AgentLabels, AssetLabels, ReasonLabel};
 use crate::service::Services;
+use crate::state::LiveEvent;
 
 /// Logs each rejection reason at most once per `every`, with how many were
 /// suppressed in between, so a misbehaving device cannot flood the log.
@@ -101,6 +102,30 @@ pub fn handle(
             m.seq_gaps.inc_by(out.seq_skipped);
             m.counter_resets.inc_by(out.counter_resets);
             m.late_samples.inc_by(out.late_samples);
+            if out.counter_glitches > 0 {
+                m.counter_glitches
+                    .get_or_create(&AssetLabels { site: t.site.to_string(), asset: t.asset.to_string() })
+                    .inc_by(out.counter_glitches);
+                tracing::debug!(site = %t.site, asset = %t.asset, glitches = out.counter_glitches, "output counter below its last good reading, not near zero: skipped");
+            }
+            if out.clock_steps > 0 {
+                m.clock_steps
+                    .get_or_create(&AgentLabels {
+                        site: t.site.to_string(),
+                        agent: t.envelope.agent.to_string(),
+                    })
+                    .inc_by(out.clock_steps);
+                let back_ms = out
+                    .events
+                    .iter()
+                    .filter_map(|e| match e {
+                        LiveEvent::ClockStep { back_ms, .. } => Some(*back_ms),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or_default();
+                tracing::info!(agent = %t.envelope.agent, asset = %t.asset, seq = t.envelope.seq, back_secs = back_ms as f64 / 1000.0, "agent clock stepped back; samples applied from the new time");
+            }
             if out.late_fill {
                 m.seq_late_fills.inc();
             }
