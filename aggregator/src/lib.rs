@@ -98,7 +98,8 @@ impl App {
             None => None,
         };
         let keep = config.planning.history();
-        let mut live = state::LiveState::new(&config.assets, config.ingest.rate_window());
+        let mut live = state::LiveState::new(&config.assets, config.ingest.rate_window())
+            .with_max_seq_jump(config.ingest.max_seq_jump);
         let restored = service::history::restore(&store, &mut live, keep)?;
         tracing::info!(minutes = restored, "per-minute history read back from the store");
         let shared = Arc::new(Services {
