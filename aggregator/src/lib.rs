@@ -103,7 +103,8 @@ impl App {
             None => None,
         };
         let keep = config.planning.history();
-        let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings());
+        let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings())
+            .with_max_seq_jump(config.ingest.max_seq_jump);
         let started = std::time::Instant::now();
         let minutes = service::history::restore(&store, &mut live, keep)?;
         let checkpoint = service::history::restore_state(&store, &mut live)?;

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub duplicates: Counter,
     pub seq_gaps: Counter,
     pub seq_late_fills: Counter,
+    pub seq_epochs: Counter,
     pub counter_resets: Counter,
     /// Counter readings that dipped but not to near zero, by asset.
     pub counter_glitches: Family<AssetLabels, Counter>,
@@ -102,6 +103,7 @@ impl Metrics {
             duplicates: Counter::default(),
             seq_gaps: Counter::default(),
             seq_late_fills: Counter::default(),
+            seq_epochs: Counter::default(),
             counter_resets: Counter::default(),
             counter_glitches: Family::default(),
             late_samples: Counter::default(),
@@ -163,6 +165,11 @@ impl Metrics {
             "throughline_seq_late_fills",
             "Messages that arrived after a later sequence number, filling a gap",
             m.seq_late_fills.clone(),
+        );
+        r.register(
+            "throughline_seq_epochs",
+            "Agents' sequence numbers that jumped beyond ingest.max_seq_jump: a new numbering, nothing counted missing",
+            m.seq_epochs.clone(),
         );
         r.register(
             "throughline_counter_resets",

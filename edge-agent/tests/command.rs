@@ -113,14 +113,17 @@ async fn periodic_mode_runs_the_program_again_and_again() {
 #[tokio::test]
 async fn long_running_bad_line_is_reported_and_the_rest_go_on() {
     let dir = tempfile::tempdir().unwrap();
-    // Good, bad, then (once the test has seen the error) good again.
+    // Good, bad, then (once the test has seen the error) good again, with
+    // a `ts` of its own: a day old (older than 30 days would be refused).
     let script = r#"echo '{"output":1,"state":"running"}'
 echo 'this is not json'
 while [ ! -e "$GO_FILE" ]; do sleep 0.02; done
-echo '{"ts":"2026-01-01T00:00:00Z","output":3,"state":"down","reason":"jam"}'
+echo '{"ts":"'"$TS"'","output":3,"state":"down","reason":"jam"}'
 exec sleep 1000"#;
+    let ts =
+        (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let extra = format!(
-        "mode = \"long-running\"\nworking_dir = \"{}\"\nenv = {{ GO_FILE = \"go\" }}",
+        "mode = \"long-running\"\nworking_dir = \"{}\"\nenv = {{ GO_FILE = \"go\", TS = \"{ts}\" }}",
         dir.path().display()
     );
     let c = config(&sh_asset("press-1", script, &extra));
@@ -136,7 +139,7 @@ exec sleep 1000"#;
     let second = agent.reading().await;
     assert_eq!(second.sample.output, Some(3.0));
     assert_eq!(second.sample.reason.as_deref(), Some("jam"));
-    assert_eq!(second.sample.ts.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+    assert_eq!(second.sample.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), ts);
     let h = agent.health_until("command:press-1", |h| h.ok).await;
     assert_eq!(h.errors, 1, "the one bad line");
     assert!(agent.rx.try_recv().is_err(), "nothing else arrived");

@@ -23,11 +23,20 @@ pub struct Limits {
     pub max_samples: usize,
     /// How far a sample's `ts` may lie ahead of the receiver's clock.
     pub max_future: Duration,
+    /// How far a sample's `ts` may lie behind the receiver's clock: longer
+    /// than an agent's spool holds, so a backlog is never refused, but a
+    /// clock that says 1970 (a Pi before NTP) is.
+    pub max_past: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_payload_bytes: 256 * 1024, max_samples: 4096, max_future: Duration::minutes(5) }
+        Limits {
+            max_payload_bytes: 256 * 1024,
+            max_samples: 4096,
+            max_future: Duration::minutes(5),
+            max_past: Duration::days(30),
+        }
     }
 }
 
@@ -63,11 +72,13 @@ pub enum RejectReason {
     BadTimestamp,
     /// `ts` lies further in the future than the receiver tolerates.
     FutureTimestamp,
+    /// `ts` lies further in the past than the receiver tolerates.
+    PastTimestamp,
 }
 
 impl RejectReason {
     /// Every reason, for metrics that list all of them from the start.
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 15] = [
         RejectReason::BadTopic,
         RejectReason::BadId,
         RejectReason::Oversize,
@@ -82,6 +93,7 @@ impl RejectReason {
         RejectReason::NegativeValue,
         RejectReason::BadTimestamp,
         RejectReason::FutureTimestamp,
+        RejectReason::PastTimestamp,
     ];
 
     /// Stable snake_case label.
@@ -101,6 +113,7 @@ impl RejectReason {
             RejectReason::NegativeValue => "negative_value",
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::PastTimestamp => "past_timestamp",
         }
     }
 }
@@ -297,25 +310,44 @@ fn decode_envelope_owned(
             format!("{} samples, the limit is {}", raw_samples.len(), limits.max_samples),
         ));
     }
-    let latest = now + limits.max_future;
+    let window = TsWindow {
+        earliest: now.checked_sub_signed(limits.max_past).unwrap_or(DateTime::<Utc>::MIN_UTC),
+        latest: now.checked_add_signed(limits.max_future).unwrap_or(DateTime::<Utc>::MAX_UTC),
+    };
     let mut samples = Vec::with_capacity(raw_samples.len());
     for (i, s) in raw_samples.into_iter().enumerate() {
-        samples.push(validate_sample(i, s, latest)?);
+        samples.push(validate_sample(i, s, window)?);
     }
     Ok(Envelope { v: PROTOCOL_VERSION, agent, seq, samples })
 }
 
-fn validate_sample(i: usize, s: RawSample, latest: DateTime<Utc>) -> Result<Sample, CodecError> {
+/// The sample times a receiver accepts, from its clock and [`Limits`].
+#[derive(Debug, Clone, Copy)]
+struct TsWindow {
+    earliest: DateTime<Utc>,
+    latest: DateTime<Utc>,
+}
+
+fn validate_sample(i: usize, s: RawSample, window: TsWindow) -> Result<Sample, CodecError> {
     let at = |msg: String| format!("samples[{i}]: {msg}");
     let ts = s.ts.ok_or_else(|| CodecError::new(RejectReason::MissingField, at("`ts` is missing".into())))?;
     let ts = parse_rfc3339(&ts).map_err(|e| {
         CodecError::new(RejectReason::BadTimestamp, at(format!("`ts` {ts:?} is not RFC 3339 ({e})")))
     })?;
-    if ts > latest {
+    if ts > window.latest {
         return Err(CodecError::new(
             RejectReason::FutureTimestamp,
             at(format!(
                 "`ts` {} is ahead of the receiver's clock by more than the tolerance",
+                ts.to_rfc3339()
+            )),
+        ));
+    }
+    if ts < window.earliest {
+        return Err(CodecError::new(
+            RejectReason::PastTimestamp,
+            at(format!(
+                "`ts` {} is behind the receiver's clock by more than the tolerance (a clock not set?)",
                 ts.to_rfc3339()
             )),
         ));

@@ -1,6 +1,6 @@
-//! A raw MQTT client publishes garbage, duplicates, a gap, a counter reset
-//! and a counter glitch: ingest goes on, /metrics counts each, the good
-//! samples all count.
+//! A raw MQTT client publishes garbage, duplicates, a gap, a counter reset,
+//! a counter glitch, a sample from 1970 and a jump of the numbering: ingest
+//! goes on, /metrics counts each, the good samples all count.
 
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ async fn garbage_duplicates_gaps_resets_and_glitches_are_counted() {
     };
     let sample = json!([{"ts": now, "output": 1}]);
     let future = json!([{"ts": "2099-01-01T00:00:00Z", "output": 1}]);
+    let past = json!([{"ts": "1970-01-01T00:00:00Z", "output": 1}]);
     let negative = json!([{"ts": now, "load_kw": -3}]);
     let messages: Vec<(String, String)> = vec![
         (topic.into(), good(1, &[100.0, 110.0])),  // +10
@@ -58,6 +59,8 @@ async fn garbage_duplicates_gaps_resets_and_glitches_are_counted() {
         (topic.into(), good(7, &[16.0])),     // +10
         (topic.into(), good(8, &[15.5])),     // glitch: lower, not near zero; +0
         (topic.into(), good(9, &[20.0])),     // +4, from the last good reading
+        (topic.into(), json!({"v": 1, "agent": "gw-raw", "seq": 10, "samples": past}).to_string()), // past_timestamp
+        (topic.into(), good(5_000_010, &[29.0])), // +9; a new epoch, not 5 million missing
     ];
     let total = messages.len();
     for (t, payload) in messages {
@@ -88,6 +91,7 @@ async fn garbage_duplicates_gaps_resets_and_glitches_are_counted() {
         "missing_field",
         "agent_mismatch",
         "future_timestamp",
+        "past_timestamp",
         "negative_value",
         "no_measurement",
         "bad_id",
@@ -99,10 +103,11 @@ async fn garbage_duplicates_gaps_resets_and_glitches_are_counted() {
             "{reason}:\n{text}"
         );
     }
-    assert_eq!(metric(&text, "throughline_messages_ingested_total"), Some(7.0), "{text}");
-    assert_eq!(metric(&text, "throughline_samples_ingested_total"), Some(9.0), "{text}");
+    assert_eq!(metric(&text, "throughline_messages_ingested_total"), Some(8.0), "{text}");
+    assert_eq!(metric(&text, "throughline_samples_ingested_total"), Some(10.0), "{text}");
     assert_eq!(metric(&text, "throughline_duplicate_messages_total"), Some(2.0), "{text}");
     assert_eq!(metric(&text, "throughline_seq_gaps_total"), Some(2.0), "{text}");
+    assert_eq!(metric(&text, "throughline_seq_epochs_total"), Some(1.0), "{text}");
     assert_eq!(metric(&text, "throughline_counter_resets_total"), Some(1.0), "{text}");
     assert_eq!(
         metric(&text, "throughline_counter_glitches_total{site=\"plant-raw\",asset=\"line-1\"}"),
@@ -111,13 +116,17 @@ async fn garbage_duplicates_gaps_resets_and_glitches_are_counted() {
     );
     assert_eq!(metric(&text, "throughline_unregistered_assets"), Some(1.0), "{text}");
 
-    // The good samples all count, each once: 10 + 10 + 10 + 1 + 5 + 10 + 4.
+    // The good samples all count, each once: 10 + 10 + 10 + 1 + 5 + 10 + 4 + 9.
     let asset = get_json(&format!("{}/api/v1/assets/plant-raw/line-1", agg.http)).await;
-    assert_eq!(asset["output_total"], 50.0, "{asset}");
-    assert_eq!(asset["output_counter"], 20.0, "{asset}");
+    assert_eq!(asset["output_total"], 59.0, "{asset}");
+    assert_eq!(asset["output_counter"], 29.0, "{asset}");
     assert_eq!(asset["counter_resets"], 1, "{asset}");
     assert_eq!(asset["counter_glitches"], 1, "{asset}");
     assert_eq!(asset["registered"], false, "{asset}");
+    let agents = get_json(&format!("{}/api/v1/agents", agg.http)).await;
+    let agent = agents["agents"].as_array().unwrap().iter().find(|a| a["agent"] == "gw-raw").unwrap();
+    assert_eq!((agent["seq_epochs"].as_u64(), agent["seq_missing"].as_u64()), (Some(1), Some(0)), "{agent}");
+    assert_eq!(agent["last_seq"], 5_000_010, "{agent}");
 
     // Unknown asset and bad id answer with JSON errors.
     let r = reqwest::get(format!("{}/api/v1/assets/plant-raw/nope", agg.http)).await.unwrap();

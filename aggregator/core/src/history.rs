@@ -4,6 +4,19 @@
 //! output increase spread over it), queried by the balance engine for "output
 //! made in this bucket", "rate while running" and "availability".
 //!
+//! # Gaps
+//! An interval longer than [`MAX_ATTRIBUTION_SECS`] is a gap: only its last
+//! `MAX_ATTRIBUTION_SECS` are filled (with the earlier state and load, and
+//! the whole output increase of the interval); the time before stays
+//! without slots, "no data", like the time before an asset's first sample.
+//! So one sample costs at most 11 slots whatever the time since the one
+//! before: an agent whose clock said 1970 and then the right time, or one
+//! silent for a year, makes a handful of minutes, not a row per minute.
+//! The output is not lost, and it lands where a clock that jumped forward
+//! (the usual cause of a long gap) produced it: just before the new sample.
+//! For an asset that really produced through the silence, the minutes
+//! before the new sample show the whole increase, so their rate reads high.
+//!
 //! Memory is bounded: slots older than the retention are dropped, except
 //! those the caller says are not written yet. Every change returns the
 //! [`MinuteSpan`] it touched, so whoever writes the slots knows which.
@@ -14,17 +27,18 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use throughline_shared::AssetState;
 
-/// Longest interval between two samples whose time is attributed to the
-/// earlier sample's state and load; beyond it the asset's state is unknown
-/// (the agent was silent) and only the output increase is spread.
+/// Longest interval between two samples attributed whole to the earlier
+/// sample's state and load, its output increase spread over it; a longer
+/// one is a gap of which only the last `MAX_ATTRIBUTION_SECS` are filled
+/// (see the module docs).
 pub const MAX_ATTRIBUTION_SECS: f64 = 600.0;
 
 /// One minute of one asset.
 ///
 /// The state seconds (running, idle, setup, maintenance, down, unknown) add
 /// up to the time covered by intervals between two samples: `unknown` is
-/// time without a known state (before the first state, or beyond
-/// [`MAX_ATTRIBUTION_SECS`] of silence).
+/// time without a known state (before the first state). A gap longer than
+/// [`MAX_ATTRIBUTION_SECS`] covers only its last `MAX_ATTRIBUTION_SECS`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
 pub struct Minute {
     pub output: f64,
@@ -67,7 +81,10 @@ pub struct History {
 }
 
 /// The minutes a change touched, as epoch seconds of the first and last
-/// minute's start (inclusive).
+/// minute's start (inclusive). The minutes between need not all have been
+/// changed, nor exist: a message with samples a year apart spans a year but
+/// changes a few minutes at each end. Walk the slots inside a span
+/// ([`History::starts_within`]), never each minute of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinuteSpan {
     pub first: i64,
@@ -88,11 +105,6 @@ impl MinuteSpan {
     pub fn extend(span: &mut Option<MinuteSpan>, other: MinuteSpan) {
         *span = Some(span.map_or(other, |s| s.join(other)));
     }
-
-    /// The minute starts (epoch seconds) of the span, oldest first.
-    pub fn starts(self) -> impl Iterator<Item = i64> {
-        (self.first.div_euclid(60)..=self.last.div_euclid(60)).map(|m| m * 60)
-    }
 }
 
 fn secs(t: DateTime<Utc>) -> f64 {
@@ -100,9 +112,10 @@ fn secs(t: DateTime<Utc>) -> f64 {
 }
 
 impl History {
-    /// Attribute `[from, to)`: `output` spread evenly; state and load time
-    /// only for the last `MAX_ATTRIBUTION_SECS` of it. Returns the minutes
-    /// changed.
+    /// Attribute `[from, to)` to `state` and `load_kw`, `output` spread
+    /// evenly over it; of a longer interval than [`MAX_ATTRIBUTION_SECS`]
+    /// only the last `MAX_ATTRIBUTION_SECS`, with all of `output` (at most
+    /// 11 minutes, whatever the length). Returns the minutes changed.
     pub fn attribute(
         &mut self,
         from: DateTime<Utc>,
@@ -121,8 +134,9 @@ impl History {
             return None;
         }
         let mut touched = None;
+        // A gap: the time before its last MAX_ATTRIBUTION_SECS has no data.
+        let a = a.max(b - MAX_ATTRIBUTION_SECS);
         let span = b - a;
-        let known_from = (b - MAX_ATTRIBUTION_SECS).max(a);
         let mut t = a;
         while t < b {
             let minute = (t / 60.0).floor();
@@ -133,22 +147,18 @@ impl History {
             slot.output += output * piece / span;
             slot.covered_from = slot.covered_from.min(t - minute * 60.0);
             slot.covered_to = slot.covered_to.max(end - minute * 60.0);
-            let known = (end - t.max(known_from)).max(0.0);
-            slot.unknown_s += piece - known;
-            if known > 0.0 {
-                match state {
-                    Some(AssetState::Running) => slot.running_s += known,
-                    Some(AssetState::Idle) => slot.idle_s += known,
-                    Some(AssetState::Setup) => slot.setup_s += known,
-                    Some(AssetState::Maintenance) => slot.maintenance_s += known,
-                    Some(AssetState::Down) => slot.down_s += known,
-                    None => slot.unknown_s += known,
-                }
-                if let Some(kw) = load_kw {
-                    slot.load_kws += kw * known;
-                    slot.load_s += known;
-                    slot.load_max_kw = slot.load_max_kw.max(kw);
-                }
+            match state {
+                Some(AssetState::Running) => slot.running_s += piece,
+                Some(AssetState::Idle) => slot.idle_s += piece,
+                Some(AssetState::Setup) => slot.setup_s += piece,
+                Some(AssetState::Maintenance) => slot.maintenance_s += piece,
+                Some(AssetState::Down) => slot.down_s += piece,
+                None => slot.unknown_s += piece,
+            }
+            if let Some(kw) = load_kw {
+                slot.load_kws += kw * piece;
+                slot.load_s += piece;
+                slot.load_max_kw = slot.load_max_kw.max(kw);
             }
             t = end;
         }
@@ -203,6 +213,12 @@ impl History {
         for (start, slot) in rows {
             self.slots.entry(start.div_euclid(60)).or_insert(slot);
         }
+    }
+
+    /// The minute starts (epoch seconds) of the slots inside `span`, oldest
+    /// first: as many as there are slots, however long the span.
+    pub fn starts_within(&self, span: MinuteSpan) -> impl Iterator<Item = i64> + '_ {
+        self.slots.range(span.first.div_euclid(60)..=span.last.div_euclid(60)).map(|(m, _)| m * 60)
     }
 
     /// Every slot, as (minute start in epoch seconds, slot), oldest first.
@@ -299,11 +315,61 @@ mod tests {
     }
 
     #[test]
-    fn long_silence_attributes_output_but_not_state() {
+    fn a_long_gap_fills_only_its_last_ten_minutes() {
         let mut h = History::default();
-        h.attribute(t(0, 0), t(60, 0), 600.0, Some(AssetState::Running), None);
-        assert!((h.output_between(t(0, 0), t(60, 0)) - 600.0).abs() < 1e-6);
+        let span = h.attribute(t(0, 0), t(60, 0), 600.0, Some(AssetState::Running), Some(5.0)).unwrap();
+        assert_eq!((span.first, span.last), (t(50, 0).timestamp(), t(59, 0).timestamp()));
+        assert_eq!(h.len(), 10, "08:50 .. 08:59, nothing before");
+        assert!((h.output_between(t(0, 0), t(60, 0)) - 600.0).abs() < 1e-6, "no output lost");
+        assert!((h.output_between(t(50, 0), t(60, 0)) - 600.0).abs() < 1e-6, "all of it at the end");
         assert!((h.running_between(t(0, 0), t(60, 0)) - MAX_ATTRIBUTION_SECS).abs() < 1e-6);
+        let unknown: f64 = h.minutes().map(|(_, m)| m.unknown_s).sum();
+        assert_eq!(unknown, 0.0, "the gap is no data, not unknown seconds");
+        assert!(h.minute(t(49, 0).timestamp()).is_none());
+        let loaded: f64 = h.minutes().map(|(_, m)| m.load_s).sum();
+        assert!((loaded - MAX_ATTRIBUTION_SECS).abs() < 1e-6);
+        // Not aligned to minutes: the last 600 s touch 11 of them.
+        let mut h = History::default();
+        h.attribute(t(0, 0), t(60, 30), 60.0, None, None);
+        assert_eq!(h.len(), 11);
+        assert!((h.output_between(t(0, 0), t(61, 0)) - 60.0).abs() < 1e-9);
+        let unknown: f64 = h.minutes().map(|(_, m)| m.unknown_s).sum();
+        assert!((unknown - MAX_ATTRIBUTION_SECS).abs() < 1e-9, "no state yet: unknown, 600 s only");
+        // Up to the limit the whole interval counts, as before.
+        let mut h = History::default();
+        h.attribute(t(0, 0), t(10, 0), 10.0, Some(AssetState::Down), None);
+        assert_eq!(h.len(), 10);
+        assert!((h.down_between(t(0, 0), t(10, 0)) - 600.0).abs() < 1e-9);
+        assert!((h.output_between(t(0, 0), t(1, 0)) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_cost_of_a_sample_does_not_grow_with_the_gap() {
+        let now = t(0, 0);
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        for (from, what) in [
+            (epoch, "1970"),
+            (now - Duration::days(365), "a year"),
+            (now - Duration::days(2), "two days"),
+            (now - Duration::minutes(11), "eleven minutes"),
+        ] {
+            let mut h = History::default();
+            h.note_sample(from);
+            let started = std::time::Instant::now();
+            let span = h.attribute(from, now, 1234.0, Some(AssetState::Running), Some(3.0)).unwrap();
+            h.note_sample(now);
+            let took = started.elapsed();
+            assert!(h.len() <= 12, "{what}: {} minutes", h.len());
+            assert!(h.starts_within(span).count() <= 11, "{what}");
+            assert!(took < std::time::Duration::from_secs(1), "{what}: {took:?}");
+            assert!((h.output_between(from, now + Duration::minutes(1)) - 1234.0).abs() < 1e-6, "{what}");
+            assert!((h.running_between(from, now) - MAX_ATTRIBUTION_SECS).abs() < 1e-6, "{what}");
+        }
+        // A span from 1970 to now over two slots walks two slots.
+        let mut h = History::default();
+        let a = h.note_sample(epoch);
+        let b = h.note_sample(now);
+        assert_eq!(h.starts_within(a.join(b)).collect::<Vec<_>>(), [0, now.timestamp()]);
     }
 
     #[test]
@@ -314,7 +380,7 @@ mod tests {
             assert_eq!((span.first, span.last), (t(m, 0).timestamp(), t(m, 0).timestamp()));
         }
         let span = h.attribute(t(100, 30), t(103, 0), 3.0, None, None).unwrap();
-        assert_eq!(span.starts().collect::<Vec<_>>(), [100, 101, 102].map(|m| t(m, 0).timestamp()));
+        assert_eq!(h.starts_within(span).collect::<Vec<_>>(), [100, 101, 102].map(|m| t(m, 0).timestamp()));
         // Minutes not yet written stay.
         h.prune(t(90, 0), |_| true);
         assert_eq!(h.len(), 103);

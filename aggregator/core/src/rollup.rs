@@ -110,8 +110,8 @@ pub struct StateSeconds {
     pub setup: f64,
     pub maintenance: f64,
     pub down: f64,
-    /// Covered by data, state not known (before the first state, or a
-    /// silence longer than 10 minutes).
+    /// Covered by data, state not known (before the first state). A
+    /// silence longer than 10 minutes is not covered but for its last 10.
     pub unknown: f64,
 }
 
@@ -211,8 +211,10 @@ impl PendingMinutes {
     /// yet written stay until they are).
     pub fn note(&mut self, state: &mut LiveState, out: &TelemetryOutcome) {
         let Some(ix) = out.asset else { return };
-        if let Some(span) = out.minutes {
-            self.minutes.entry(ix).or_default().extend(span.starts());
+        if let (Some(span), Some(a)) = (out.minutes, state.asset_at(ix)) {
+            // The slots inside the span, not each minute of it: samples far
+            // apart in one message span much more than they change.
+            self.minutes.entry(ix).or_default().extend(a.history.starts_within(span));
         }
         if out.history_minutes as i64 > self.keep.num_minutes() + 60 {
             let Some(last) = state.asset_at(ix).and_then(|a| a.last_ts) else { return };

@@ -90,6 +90,8 @@ pub struct AgentSnapshot {
     #[serde(default)]
     pub duplicates: u64,
     #[serde(default)]
+    pub seq_epochs: u64,
+    #[serde(default)]
     pub clock_steps: u64,
     #[serde(default)]
     pub largest_clock_step_secs: f64,
@@ -214,6 +216,7 @@ impl LiveState {
             seq_missing: g.seq.missing.iter().map(|(a, b)| (*a, *b)).collect(),
             messages: g.messages,
             duplicates: g.duplicates,
+            seq_epochs: g.seq_epochs,
             clock_steps: g.clock_steps,
             largest_clock_step_secs: g.largest_clock_step_secs,
             last_clock_step: g.last_clock_step.as_ref().map(|c| (c.from, c.to)),
@@ -265,6 +268,7 @@ impl LiveState {
         g.seq = SeqTracker { max: s.seq_max, missing: s.seq_missing.into_iter().collect() };
         g.messages = s.messages;
         g.duplicates = s.duplicates;
+        g.seq_epochs = s.seq_epochs;
         g.clock_steps = s.clock_steps;
         g.largest_clock_step_secs = s.largest_clock_step_secs;
         g.last_clock_step = s.last_clock_step.map(|(from, to)| ClockStep { from, to });

@@ -36,6 +36,11 @@ use crate::model::{AssetConfig, AssetKind};
 const MAX_MISSING_RANGES: usize = 1024;
 /// Most points kept in an asset's rate window.
 const MAX_WINDOW_POINTS: usize = 4096;
+/// Largest jump of an agent's `seq`, up or down, still taken as the same
+/// numbering (`ingest.max_seq_jump`): a day of envelopes of a busy agent
+/// (ten a second), far below where a fresh numbering lands (our agent's,
+/// after a lost state file, is the clock in milliseconds: years away).
+pub const DEFAULT_MAX_SEQ_JUMP: u64 = 1_000_000;
 
 /// What a sequence number means given what was seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +53,22 @@ pub enum SeqOutcome {
     LateFill,
     /// Seen before: drop.
     Duplicate,
+    /// Further from the highest number than the window allows, above or
+    /// below (and not a missing one): the agent numbers afresh (a lost state
+    /// file; a numbering started from a clock that said 1970; a device that
+    /// counts from 1 again; a corrupt `seq`). Taken as new; the tracker
+    /// restarts from it and counts nothing as missing. `previous` is the
+    /// highest number before.
+    NewEpoch { previous: u64 },
 }
 
 /// Per-agent duplicate detection on `seq`: the highest number seen plus the
 /// ranges below it still missing. Everything else below the highest is a
-/// repeat. Memory stays small however long the agent runs.
+/// repeat, unless it is more than the window below: then, as for a jump
+/// more than the window above, the numbering starts a new epoch (a jump
+/// cannot make millions of numbers missing, nor a restart from a low number
+/// drop everything as repeats). Memory stays small however long the agent
+/// runs.
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
     pub(crate) max: Option<u64>,
@@ -61,12 +77,17 @@ pub struct SeqTracker {
 }
 
 impl SeqTracker {
-    pub fn observe(&mut self, seq: u64) -> SeqOutcome {
+    /// What `seq` is, `max_jump` being the largest distance from the highest
+    /// number still taken as the same numbering; remembers it.
+    pub fn observe(&mut self, seq: u64, max_jump: u64) -> SeqOutcome {
         let Some(max) = self.max else {
             self.max = Some(seq);
             return SeqOutcome::First;
         };
         if seq > max {
+            if seq - max > max_jump {
+                return self.new_epoch(seq, max);
+            }
             let skipped = seq - max - 1;
             if skipped > 0 {
                 self.missing.insert(max + 1, seq - 1);
@@ -77,13 +98,15 @@ impl SeqTracker {
             self.max = Some(seq);
             return SeqOutcome::Ahead { skipped };
         }
-        // Below the highest: new only if inside a missing range.
-        let Some((&start, &end)) = self.missing.range(..=seq).next_back() else {
+        // Below the highest: new only if inside a missing range, or so far
+        // below that it is another numbering.
+        let Some((&start, &end)) = self.missing.range(..=seq).next_back().filter(|&(_, &end)| seq <= end)
+        else {
+            if max - seq > max_jump {
+                return self.new_epoch(seq, max);
+            }
             return SeqOutcome::Duplicate;
         };
-        if seq > end {
-            return SeqOutcome::Duplicate;
-        }
         self.missing.remove(&start);
         if start < seq {
             self.missing.insert(start, seq - 1);
@@ -92,6 +115,12 @@ impl SeqTracker {
             self.missing.insert(seq + 1, end);
         }
         SeqOutcome::LateFill
+    }
+
+    fn new_epoch(&mut self, seq: u64, previous: u64) -> SeqOutcome {
+        self.max = Some(seq);
+        self.missing.clear();
+        SeqOutcome::NewEpoch { previous }
     }
 
     /// Highest sequence number seen.
@@ -402,6 +431,8 @@ pub struct AgentLive {
     pub largest_clock_step_secs: f64,
     /// The latest step: an asset's step that overlaps it is the same one.
     pub last_clock_step: Option<ClockStep>,
+    /// Times its numbering started afresh ([`SeqOutcome::NewEpoch`]).
+    pub seq_epochs: u64,
 }
 
 /// A step back of an agent's clock, as its assets' sample times show it:
@@ -470,6 +501,9 @@ pub struct TelemetryOutcome {
     pub duplicate: bool,
     pub seq_skipped: u64,
     pub late_fill: bool,
+    /// The agent's numbering started afresh with this message: the highest
+    /// number before ([`SeqOutcome::NewEpoch`]).
+    pub seq_epoch: Option<u64>,
     pub samples: u64,
     pub counter_resets: u64,
     pub counter_glitches: u64,
@@ -502,6 +536,8 @@ pub struct LiveState {
     assets: BTreeMap<SiteId, BTreeMap<AssetId, AssetLive>>,
     agents: BTreeMap<AgentId, AgentLive>,
     settings: StateSettings,
+    /// Largest `seq` jump still taken as the same numbering.
+    max_seq_jump: u64,
     /// Latest sample time seen from any asset: "now" in event time.
     pub(crate) watermark: Option<DateTime<Utc>>,
     /// History read back from the store for assets not registered, handed
@@ -525,6 +561,7 @@ impl LiveState {
             assets: BTreeMap::new(),
             agents: BTreeMap::new(),
             settings,
+            max_seq_jump: DEFAULT_MAX_SEQ_JUMP,
             watermark: None,
             restored: BTreeMap::new(),
             asset_ids: Vec::new(),
@@ -536,6 +573,14 @@ impl LiveState {
             }
         }
         st
+    }
+
+    /// Take a `seq` more than `max_jump` away from an agent's highest as a
+    /// new numbering ([`SeqOutcome::NewEpoch`]); [`DEFAULT_MAX_SEQ_JUMP`]
+    /// otherwise.
+    pub fn with_max_seq_jump(mut self, max_jump: u64) -> LiveState {
+        self.max_seq_jump = max_jump;
+        self
     }
 
     pub(crate) fn insert_asset(&mut self, site: &SiteId, asset: &AssetId, registration: Option<AssetConfig>) {
@@ -613,6 +658,7 @@ impl LiveState {
             clock_steps: 0,
             largest_clock_step_secs: 0.0,
             last_clock_step: None,
+            seq_epochs: 0,
         })
     }
 
@@ -621,13 +667,14 @@ impl LiveState {
     pub fn apply_telemetry(&mut self, t: &Telemetry, now: DateTime<Utc>) -> TelemetryOutcome {
         let mut out = TelemetryOutcome::default();
         let env = &t.envelope;
+        let max_seq_jump = self.max_seq_jump;
         let agent = self.agent_mut(&env.agent, &t.site);
         agent.last_message = Some(now);
         out.agent = Some(agent.ix);
         // Only an envelope with a new number can bring a clock step: a late
         // fill was made before what it follows.
         let mut ahead = false;
-        match agent.seq.observe(env.seq) {
+        match agent.seq.observe(env.seq, max_seq_jump) {
             SeqOutcome::Duplicate => {
                 agent.duplicates += 1;
                 out.duplicate = true;
@@ -638,6 +685,10 @@ impl LiveState {
                 ahead = true;
             }
             SeqOutcome::LateFill => out.late_fill = true,
+            SeqOutcome::NewEpoch { previous } => {
+                agent.seq_epochs += 1;
+                out.seq_epoch = Some(previous);
+            }
             SeqOutcome::First => {}
         }
         agent.messages += 1;
@@ -817,6 +868,9 @@ pub struct AgentView {
     pub last_message: Option<DateTime<Utc>>,
     pub last_seq: Option<u64>,
     pub seq_missing: u64,
+    /// Times the agent's numbering started afresh (a jump of `seq` beyond
+    /// `ingest.max_seq_jump`, up or down).
+    pub seq_epochs: u64,
     pub messages: u64,
     pub duplicates: u64,
     /// Times the agent's clock stepped back (each step once, however many
@@ -866,6 +920,7 @@ impl LiveState {
             last_message: g.last_message,
             last_seq: g.seq.max(),
             seq_missing: g.seq.missing(),
+            seq_epochs: g.seq_epochs,
             messages: g.messages,
             duplicates: g.duplicates,
             clock_steps: g.clock_steps,

@@ -1,6 +1,6 @@
 //! `[ingest]`: limits on what is accepted, and how live state reads the
-//! samples (rate window, counter resets); builds the decoder's [`Limits`]
-//! and live state's [`StateSettings`].
+//! samples (rate window, counter resets, sequence window); builds the
+//! decoder's [`Limits`] and live state's [`StateSettings`].
 
 use serde::Deserialize;
 use throughline_shared::Limits;
@@ -17,6 +17,17 @@ pub struct IngestConfig {
     /// How far ahead of this server's clock a sample's `ts` may be, in seconds.
     #[serde(default = "default_max_future")]
     pub max_future_secs: i64,
+    /// How far behind this server's clock a sample's `ts` may be, in
+    /// seconds: longer than an agent's spool holds (a backlog replayed after
+    /// an outage must pass), short enough to refuse a clock that was never
+    /// set (a Pi without a clock battery says 1970 until NTP).
+    #[serde(default = "default_max_past")]
+    pub max_past_secs: i64,
+    /// Largest forward or backward jump of an agent's `seq` still taken as
+    /// the same numbering; a larger one starts a new epoch (nothing counted
+    /// as missing). Above the most envelopes a device delivers out of order.
+    #[serde(default = "default_max_seq_jump")]
+    pub max_seq_jump: u64,
     /// Largest accepted message, in bytes.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: usize,
@@ -33,6 +44,14 @@ fn default_rate_window() -> u64 {
 fn default_max_future() -> i64 {
     300
 }
+fn default_max_past() -> i64 {
+    30 * 86_400
+}
+fn default_max_seq_jump() -> u64 {
+    throughline_core::state::DEFAULT_MAX_SEQ_JUMP
+}
+/// 100 years: more is not a tolerance, and would overflow the clock arithmetic.
+const MAX_PAST_SECS_LIMIT: i64 = 36_500 * 86_400;
 fn default_max_payload() -> usize {
     256 * 1024
 }
@@ -45,6 +64,8 @@ impl Default for IngestConfig {
         IngestConfig {
             rate_window_secs: default_rate_window(),
             max_future_secs: default_max_future(),
+            max_past_secs: default_max_past(),
+            max_seq_jump: default_max_seq_jump(),
             max_payload_bytes: default_max_payload(),
             counter_reset_fraction: default_counter_reset_fraction(),
         }
@@ -59,6 +80,14 @@ impl IngestConfig {
         }
         if self.max_future_secs < 0 {
             problems.push("ingest.max_future_secs: must not be negative".into());
+        }
+        if !(1..=MAX_PAST_SECS_LIMIT).contains(&self.max_past_secs) {
+            problems.push(format!(
+                "ingest.max_past_secs: must be between 1 and {MAX_PAST_SECS_LIMIT} (100 years)"
+            ));
+        }
+        if self.max_seq_jump == 0 {
+            problems.push("ingest.max_seq_jump: must be at least 1".into());
         }
         if self.max_payload_bytes < 1024 {
             problems.push("ingest.max_payload_bytes: must be at least 1024".into());
@@ -78,6 +107,7 @@ impl IngestConfig {
             max_payload_bytes: self.max_payload_bytes,
             max_samples: Limits::default().max_samples,
             max_future: chrono::Duration::seconds(self.max_future_secs),
+            max_past: chrono::Duration::seconds(self.max_past_secs),
         }
     }
 
@@ -104,6 +134,8 @@ mod tests {
         let c = IngestConfig {
             rate_window_secs: 9,
             max_future_secs: -1,
+            max_past_secs: 0,
+            max_seq_jump: 0,
             max_payload_bytes: 1023,
             counter_reset_fraction: 1.0,
         };
@@ -113,6 +145,8 @@ mod tests {
             [
                 "ingest.rate_window_secs: must be at least 10",
                 "ingest.max_future_secs: must not be negative",
+                "ingest.max_past_secs: must be between 1 and 3153600000 (100 years)",
+                "ingest.max_seq_jump: must be at least 1",
                 "ingest.max_payload_bytes: must be at least 1024",
                 "ingest.counter_reset_fraction: must be above 0 and below 1 (got 1): a counter that falls \
                  to at most this share of its last reading is a reset, e.g. 0.01",
@@ -127,8 +161,17 @@ mod tests {
         let s = IngestConfig { counter_reset_fraction: 0.05, ..IngestConfig::default() }.state_settings();
         assert_eq!((s.rate_window, s.counter_reset_fraction), (chrono::Duration::minutes(5), 0.05));
         assert_eq!(IngestConfig::default().state_settings().counter_reset_fraction, 0.01);
+        let mut p = Vec::new();
+        IngestConfig { max_past_secs: MAX_PAST_SECS_LIMIT + 1, ..IngestConfig::default() }.validate(&mut p);
+        assert_eq!(p.len(), 1, "{p:?}");
         let l = IngestConfig { max_future_secs: 60, ..IngestConfig::default() }.limits();
         assert_eq!((l.max_payload_bytes, l.max_future), (256 * 1024, chrono::Duration::seconds(60)));
+        assert_eq!(l.max_past, chrono::Duration::days(30), "the default");
+        assert_eq!(
+            IngestConfig { max_past_secs: 3600, ..IngestConfig::default() }.limits().max_past,
+            chrono::Duration::hours(1)
+        );
+        assert_eq!(IngestConfig::default().max_seq_jump, 1_000_000);
         assert_eq!(l.max_samples, Limits::default().max_samples);
         assert_eq!(IngestConfig::default().rate_window(), chrono::Duration::minutes(5));
     }

@@ -97,6 +97,8 @@ fn every_rejection_reason() {
         (env(r#"{"ts":"yesterday","output":1}"#), RejectReason::BadTimestamp),
         (env(r#"{"ts":"2026-11-23T08:00:05","output":1}"#), RejectReason::BadTimestamp),
         (env(r#"{"ts":"2026-11-23T09:00:00Z","output":1}"#), RejectReason::FutureTimestamp),
+        (env(r#"{"ts":"1970-01-01T00:00:00Z","output":1}"#), RejectReason::PastTimestamp),
+        (env(r#"{"ts":"2026-10-24T08:00:09Z","output":1}"#), RejectReason::PastTimestamp),
         (env(r#"{"ts":"2026-11-23T08:00:05Z","output":NaN}"#), RejectReason::BadJson),
         (env(r#"{"ts":"2026-11-23T08:00:05Z","output":1e999}"#), RejectReason::BadJson),
         (env(r#"{"ts":"2026-11-23T08:00:05Z","output":-5}"#), RejectReason::NegativeValue),
@@ -135,7 +137,12 @@ fn non_finite_values_are_refused_even_if_a_parser_produced_them() {
         reason: None,
         load_kw: None,
     };
-    assert_eq!(validate_sample(0, s, now()).unwrap_err().reason, RejectReason::NonFiniteValue);
+    assert_eq!(
+        validate_sample(0, s, TsWindow { earliest: now() - Duration::days(1), latest: now() })
+            .unwrap_err()
+            .reason,
+        RejectReason::NonFiniteValue
+    );
     let s = RawSample {
         ts: Some("2026-11-23T08:00:05Z".into()),
         output: None,
@@ -143,7 +150,39 @@ fn non_finite_values_are_refused_even_if_a_parser_produced_them() {
         reason: None,
         load_kw: Some(f64::INFINITY),
     };
-    assert_eq!(validate_sample(0, s, now()).unwrap_err().reason, RejectReason::NonFiniteValue);
+    assert_eq!(
+        validate_sample(0, s, TsWindow { earliest: now() - Duration::days(1), latest: now() })
+            .unwrap_err()
+            .reason,
+        RejectReason::NonFiniteValue
+    );
+}
+
+#[test]
+fn samples_older_than_max_past_are_refused() {
+    let agent = AgentId::parse("gw-press-01").unwrap();
+    let env = |ts: &str| {
+        format!(r#"{{"v":1,"agent":"gw-press-01","seq":1,"samples":[{{"ts":"{ts}","output":1}}]}}"#)
+    };
+    let decode_at = |ts: &str, limits: &Limits| decode_envelope(&agent, env(ts).as_bytes(), now(), limits);
+    let l = Limits::default();
+    assert_eq!(l.max_past, Duration::days(30));
+    // Exactly 30 days behind is still accepted (a full spool replaying).
+    assert!(decode_at("2026-10-24T08:00:10Z", &l).is_ok());
+    let e = decode_at("2026-10-24T08:00:09.999Z", &l).unwrap_err();
+    assert_eq!(e.reason, RejectReason::PastTimestamp);
+    assert!(e.detail.contains("samples[0]") && e.detail.contains("behind"), "{e}");
+    assert_eq!(decode_at("1970-01-01T00:00:00Z", &l).unwrap_err().reason, RejectReason::PastTimestamp);
+    // The limit is the receiver's; one bad sample refuses the envelope.
+    let l = Limits { max_past: Duration::hours(1), ..Limits::default() };
+    assert_eq!(decode_at("2026-11-23T07:00:09Z", &l).unwrap_err().reason, RejectReason::PastTimestamp);
+    assert!(decode_at("2026-11-23T07:00:11Z", &l).is_ok());
+    let two = r#"{"v":1,"agent":"gw-press-01","seq":1,"samples":[{"ts":"2026-11-23T08:00:05Z","output":1},{"ts":"1970-01-01T00:00:00Z","output":1}]}"#;
+    let e = decode_envelope(&agent, two.as_bytes(), now(), &l).unwrap_err();
+    assert!(e.reason == RejectReason::PastTimestamp && e.detail.contains("samples[1]"), "{e}");
+    // A limit past the calendar's reach accepts everything instead of overflowing.
+    let l = Limits { max_past: Duration::MAX, max_future: Duration::MAX, ..Limits::default() };
+    assert!(decode_at("1970-01-01T00:00:00Z", &l).is_ok());
 }
 
 #[test]

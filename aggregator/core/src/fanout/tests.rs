@@ -184,3 +184,34 @@ fn a_failed_write_is_put_back_and_pending_minutes_survive_pruning() {
     let h = &st.asset(&t.site, &t.asset).unwrap().history;
     assert!(h.len() <= 61, "written minutes older than an hour are dropped: {}", h.len());
 }
+
+#[test]
+fn a_1970_sample_then_a_current_one_costs_a_few_minutes() {
+    let epoch = Sample {
+        output: Some(1000.0),
+        state: Some(AssetState::Running),
+        ..Sample::at(chrono::DateTime::UNIX_EPOCH)
+    };
+    // In two messages, and both in one (the message then spans 57 years).
+    for (seq, messages) in [
+        (1, vec![vec![epoch.clone()], vec![out(0, 1003.0)]]),
+        (10, vec![vec![epoch.clone(), out(0, 1003.0)]]),
+    ] {
+        let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
+        let mut pending = PendingMinutes::new(Duration::hours(48));
+        let started = std::time::Instant::now();
+        for (i, samples) in messages.into_iter().enumerate() {
+            let o = st.apply_telemetry(&tel("a", seq + i as u64, samples), t0());
+            pending.note(&mut st, &o);
+        }
+        let rows = pending.take(&st);
+        let took = started.elapsed();
+        let a = st.assets().next().unwrap();
+        assert!(a.history.len() <= 12, "{} minutes", a.history.len());
+        assert_eq!(rows[0].2.len(), a.history.len(), "each minute written once, none made up");
+        assert_eq!(a.output_total, 3.0);
+        let written: f64 = rows[0].2.iter().map(|(_, m)| m.output).sum();
+        assert!((written - 3.0).abs() < 1e-9, "{written}");
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    }
+}

@@ -19,12 +19,12 @@ fn seq_tracker_table() {
         (14, Duplicate),
         (9, Duplicate), // below the first seen: treated as a repeat
         (16, Ahead { skipped: 0 }),
-        (1_000_016, Ahead { skipped: 999_999 }), // an agent restart after a lost state file
+        (1_000_016, Ahead { skipped: 999_999 }), // a jump of exactly the default window: still a gap
         (500_000, LateFill),
     ];
     let mut t = SeqTracker::default();
     for (i, (seq, want)) in cases.iter().enumerate() {
-        assert_eq!(t.observe(*seq), *want, "case {i}: seq {seq}");
+        assert_eq!(t.observe(*seq, DEFAULT_MAX_SEQ_JUMP), *want, "case {i}: seq {seq}");
     }
     assert_eq!(t.max(), Some(1_000_016));
     assert_eq!(t.missing(), 999_998);
@@ -34,11 +34,70 @@ fn seq_tracker_table() {
 fn seq_tracker_memory_is_bounded() {
     let mut t = SeqTracker::default();
     for i in 0..(MAX_MISSING_RANGES as u64 + 10) {
-        t.observe(i * 2);
+        t.observe(i * 2, DEFAULT_MAX_SEQ_JUMP);
     }
     assert_eq!(t.missing.len(), MAX_MISSING_RANGES);
     // The oldest gaps are forgotten and count as repeats.
-    assert_eq!(t.observe(1), SeqOutcome::Duplicate);
+    assert_eq!(t.observe(1, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Duplicate);
+}
+
+#[test]
+fn seq_jumps_beyond_the_window_start_a_new_epoch() {
+    use SeqOutcome::*;
+    const W: u64 = 1000;
+    // (seq, expected outcome, highest and missing after it) in arrival order
+    let cases: &[(u64, SeqOutcome, u64, u64)] = &[
+        (10, First, 10, 0),
+        (1010, Ahead { skipped: 999 }, 1010, 999), // a jump of exactly the window: a gap
+        (u64::MAX, NewEpoch { previous: 1010 }, u64::MAX, 0), // not 1.8e19 missing
+        (1011, NewEpoch { previous: u64::MAX }, 1011, 0), // back: the same agent, still not missing
+        (1011, Duplicate, 1011, 0),
+        (1013, Ahead { skipped: 1 }, 1013, 1),
+        (1012, LateFill, 1013, 0),
+        (13, Duplicate, 1013, 0),                 // the window below: a repeat
+        (12, NewEpoch { previous: 1013 }, 12, 0), // further: a numbering from 1 again
+        (13, Ahead { skipped: 0 }, 13, 0),        // ...which goes on normally
+        (5, Duplicate, 13, 0),
+        (3013, NewEpoch { previous: 13 }, 3013, 0), // a lost state file: numbering from the clock
+        (3513, Ahead { skipped: 499 }, 3513, 499),
+        (4013, Ahead { skipped: 499 }, 4013, 998),
+        (3014, LateFill, 4013, 997), // a missing number far below is still new
+        (3013, Duplicate, 4013, 997),
+        (2012, NewEpoch { previous: 4013 }, 2012, 0), // more than the window below, not missing
+    ];
+    let mut t = SeqTracker::default();
+    for (i, &(seq, want, max, missing)) in cases.iter().enumerate() {
+        assert_eq!(t.observe(seq, W), want, "case {i}: seq {seq}");
+        assert_eq!((t.max(), t.missing()), (Some(max), missing), "case {i}: seq {seq}");
+    }
+    // The window is the caller's: with the default, a jump of a million is a gap.
+    let mut t = SeqTracker::default();
+    t.observe(0, DEFAULT_MAX_SEQ_JUMP);
+    assert_eq!(t.observe(1_000_000, DEFAULT_MAX_SEQ_JUMP), Ahead { skipped: 999_999 });
+    assert_eq!(t.observe(2_000_001, DEFAULT_MAX_SEQ_JUMP), NewEpoch { previous: 1_000_000 });
+}
+
+#[test]
+fn a_new_epoch_is_counted_on_the_agent_and_in_the_outcome() {
+    let mut st = LiveState::new(&[reg("a")], Duration::seconds(300)).with_max_seq_jump(100);
+    let o = st.apply_telemetry(&tel("a", 5, vec![out(0, 1.0)]), t0());
+    assert_eq!((o.seq_epoch, o.seq_skipped), (None, 0));
+    let o = st.apply_telemetry(&tel("a", u64::MAX, vec![out(1, 2.0)]), t0());
+    assert_eq!((o.seq_epoch, o.seq_skipped, o.duplicate, o.samples), (Some(5), 0, false, 1));
+    let o = st.apply_telemetry(&tel("a", 6, vec![out(2, 3.0)]), t0());
+    assert_eq!(o.seq_epoch, Some(u64::MAX));
+    let o = st.apply_telemetry(&tel("a", 8, vec![out(3, 4.0)]), t0());
+    assert_eq!((o.seq_epoch, o.seq_skipped), (None, 1));
+    let g = st.agents().next().unwrap();
+    assert_eq!((g.seq_epochs, g.messages, g.duplicates), (2, 4, 0));
+    let v = st.agent_view(g);
+    assert_eq!((v.seq_epochs, v.last_seq, v.seq_missing), (2, Some(8), 1));
+    assert_eq!(st.assets().next().unwrap().output_total, 3.0, "every message applied");
+    // Without the setting, the default window.
+    let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
+    st.apply_telemetry(&tel("a", 5, vec![out(0, 1.0)]), t0());
+    let o = st.apply_telemetry(&tel("a", 5 + DEFAULT_MAX_SEQ_JUMP, vec![out(1, 2.0)]), t0());
+    assert_eq!((o.seq_epoch, o.seq_skipped), (None, DEFAULT_MAX_SEQ_JUMP - 1));
 }
 
 #[test]

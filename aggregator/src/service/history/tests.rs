@@ -77,8 +77,8 @@ fn send(live: &mut Plant, asset: &str, seq: u64, samples: Vec<Sample>) {
 /// - 0..60 running; load 10 kW then 20 kW from 30 s; 60 pieces;
 /// - 60..90 down, 90..120 setup (load 0 from 90 s);
 /// - 120..180 running, 60 pieces;
-/// - silence from 180 s to 1200 s (08:20): the last 600 s count as
-///   running, the 420 s before as unknown; no output.
+/// - silence from 180 s to 1200 s (08:20), a gap: the last 600 s count as
+///   running, the 420 s before have no data (no minutes); no output.
 fn scenario(live: &mut Plant) {
     use AssetState::*;
     send(
@@ -153,14 +153,16 @@ fn minutes_hold_output_state_seconds_load_and_samples() {
         (30.0, 30.0, 600.0, 20.0, 2)
     );
     assert_eq!((m2.output, m2.running_s, m2.load_kws, m2.load_s), (60.0, 60.0, 0.0, 60.0));
-    assert_eq!((m3.unknown_s, m3.running_s, m3.load_s, m3.samples), (60.0, 0.0, 0.0, 1));
-    // Minutes 3..9 unknown, 10..19 running (the last 600 s of the silence).
-    assert_eq!(m.iter().find(|(s, _)| *s == 540).unwrap().1.unknown_s, 60.0);
+    assert_eq!((m3.unknown_s, m3.running_s, m3.load_s, m3.samples), (0.0, 0.0, 0.0, 1));
+    // Minutes 4..9 hold nothing, 10..19 running (the last 600 s of the silence).
+    assert!(m.iter().all(|(s, _)| !(240..600).contains(s)), "{m:?}");
     assert_eq!(m.iter().find(|(s, _)| *s == 600).unwrap().1.running_s, 60.0);
+    assert_eq!(m.len(), 15);
     for (start, slot) in &m {
         let covered = slot.covered_s();
         assert!(covered <= 60.0, "minute {start}: {covered} s covered");
-        if *start < 1200 {
+        assert_eq!(slot.unknown_s, 0.0, "minute {start}: every state is known");
+        if *start < 180 || (600..1200).contains(start) {
             assert_eq!(covered, 60.0, "minute {start}: {slot:?}");
         }
     }
@@ -188,8 +190,9 @@ fn downsampled_buckets_sum_their_minutes() {
     assert_eq!(b[0].load_mean_kw, Some(8.333333));
     assert_eq!(b[0].load_max_kw, Some(20.0));
     assert_eq!(b[0].samples, 5);
-    assert_eq!((b[1].output, b[1].rate_per_hour), (Some(0.0), Some(0.0)));
-    assert_eq!((b[1].seconds.unknown, b[1].covered_seconds), (180.0, 180.0));
+    // 08:03..08:06: the 08:03 sample, then the gap without data.
+    assert_eq!((b[1].output, b[1].rate_per_hour), (Some(0.0), None));
+    assert_eq!((b[1].seconds.unknown, b[1].covered_seconds), (0.0, 0.0));
     assert_eq!((b[1].load_mean_kw, b[1].load_max_kw, b[1].samples), (None, None, 1));
 
     // 08:00..08:21 in at most 5 buckets: 5 minutes each, the last one 1.
@@ -201,7 +204,8 @@ fn downsampled_buckets_sum_their_minutes() {
     );
     assert_eq!(b.iter().filter_map(|b| b.output).sum::<f64>(), 120.0);
     assert_eq!((b[2].seconds.running, b[2].seconds.unknown), (300.0, 0.0));
-    assert_eq!((b[1].seconds.unknown, b[0].seconds.unknown), (300.0, 120.0));
+    assert_eq!((b[1].output, b[1].covered_seconds), (None, 0.0), "the gap has no data");
+    assert_eq!(b[0].seconds.unknown, 0.0);
     // The last bucket holds only the 08:20 sample: no covered time, no rate.
     assert_eq!(
         (b[4].output, b[4].covered_seconds, b[4].rate_per_hour, b[4].samples),
@@ -222,8 +226,8 @@ fn downsampled_buckets_sum_their_minutes() {
     assert_eq!((b[2].output, b[3].output), (Some(60.0), Some(0.0)));
     // Partly covered bucket: rate over the covered time only.
     let b = query(&store, 0, 600, 1);
-    assert_eq!((b[0].output, b[0].covered_seconds), (Some(120.0), 600.0));
-    assert_eq!(b[0].rate_per_hour, Some(720.0));
+    assert_eq!((b[0].output, b[0].covered_seconds), (Some(120.0), 180.0));
+    assert_eq!(b[0].rate_per_hour, Some(2400.0));
 }
 
 #[test]
@@ -232,7 +236,7 @@ fn late_data_rewrites_its_minutes_and_nothing_else() {
     let mut live = Plant::new(&[reg()]);
     scenario(&mut live);
     let first = live.take_dirty_minutes();
-    assert_eq!(store.write_rollups(&first).unwrap(), 21, "08:00 .. 08:20");
+    assert_eq!(store.write_rollups(&first).unwrap(), 15, "08:00 .. 08:03, 08:10 .. 08:20");
     assert!(live.take_dirty_minutes().is_empty(), "taken once");
     // 08:25, 60 more pieces: spread over 08:20..08:25, so the 08:20 row
     // (written already) changes and four new minutes appear.
@@ -242,7 +246,7 @@ fn late_data_rewrites_its_minutes_and_nothing_else() {
     assert_eq!(starts, vec![1200, 1260, 1320, 1380, 1440, 1500]);
     assert_eq!(store.write_rollups(&dirty).unwrap(), 6);
     let rows = store.rollup_minutes("s", "line-1", 0).unwrap();
-    assert_eq!(rows.len(), 26);
+    assert_eq!(rows.len(), 20);
     let m20 = rows.iter().find(|(s, _)| *s == t(1200).timestamp()).unwrap().1;
     assert_eq!((m20.output, m20.samples), (12.0, 1), "replaced whole, not added to");
     let b = query(&store, 0, 1560, 1);
@@ -262,10 +266,12 @@ fn a_failed_write_leaves_the_minutes_dirty() {
 fn pruning_memory_keeps_minutes_not_yet_written() {
     let mut live = Plant::new(&[reg()]);
     live.set_history_keep(Duration::hours(2));
-    // One sample after three hours of silence: 180 minutes of output, more
-    // than the 2 h kept in memory; the older ones must still be written.
-    send(&mut live, "line-1", 1, vec![sample(0, 0.0, Some(AssetState::Running), None)]);
-    send(&mut live, "line-1", 2, vec![sample(3 * 3600, 180.0, Some(AssetState::Running), None)]);
+    // Three hours of samples five minutes apart in one message: 180 minutes
+    // of output, more than the 2 h kept in memory; the older ones must
+    // still be written.
+    let samples =
+        (0..=36).map(|i| sample(i * 300, i as f64 * 5.0, Some(AssetState::Running), None)).collect();
+    send(&mut live, "line-1", 2, samples);
     send(&mut live, "line-1", 3, vec![sample(3 * 3600 + 60, 181.0, Some(AssetState::Running), None)]);
     let rows = live.take_dirty_minutes();
     let total: f64 = rows[0].2.iter().map(|(_, m)| m.output).sum();
@@ -286,7 +292,7 @@ fn store_round_trip_restore_and_retention() {
     let dirty = live.take_dirty_minutes();
     {
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.write_rollups(&dirty).unwrap(), 21 + 2);
+        assert_eq!(store.write_rollups(&dirty).unwrap(), 15 + 2);
     }
     // Reopened (a restart): every minute comes back exactly.
     let store = Store::open(&path).unwrap();
@@ -300,7 +306,7 @@ fn store_round_trip_restore_and_retention() {
     // Restore into a fresh live state: the registered asset at once, the
     // unregistered one when it reports again.
     let mut fresh = Plant::new(&[reg()]);
-    assert_eq!(restore(&store, &mut fresh.state, Duration::hours(48)).unwrap(), 23);
+    assert_eq!(restore(&store, &mut fresh.state, Duration::hours(48)).unwrap(), 17);
     let h = &fresh.asset(&site(), &line()).unwrap().history;
     assert_eq!(h.output_between(t(0), t(1260)), 120.0);
     assert_eq!(h.running_between(t(0), t(1260)), 720.0);
@@ -315,7 +321,7 @@ fn store_round_trip_restore_and_retention() {
     assert_eq!(short.asset(&site(), &line()).unwrap().history.len(), 6, "08:15 .. 08:20");
 
     // Retention: rows before the cutoff go, the rest stay.
-    assert_eq!(store.prune_rollups(t(600).timestamp()).unwrap(), 10 + 2);
+    assert_eq!(store.prune_rollups(t(600).timestamp()).unwrap(), 4 + 2);
     assert_eq!(store.rollup_minutes("s", "line-1", 0).unwrap().len(), 11);
     assert_eq!(store.prune_rollups(t(600).timestamp()).unwrap(), 0);
     assert!(!store.has_rollups(&site(), &AssetId::parse("other").unwrap()).unwrap());

@@ -4,40 +4,127 @@
 pub mod mqtt;
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use throughline_shared::codec::{self, Inbound};
-use throughline_shared::{Limits, RejectReason};
+use throughline_shared::{AgentId, Limits, RejectReason, Topic};
 
 use crate::journal::{Journal, JournalError};
 use crate::metrics::{AgentLabels, AssetLabels, ReasonLabel};
 use crate::service::Services;
 use crate::state::LiveEvent;
 
+/// How often one agent's clock refusals, or its numbering restarts, are
+/// logged at most.
+const PER_AGENT_EVERY: Duration = Duration::from_secs(60);
+/// Most agents throttled one by one; beyond it (many ids in one minute) a
+/// new agent shares its reason's throttle, so memory stays bounded
+/// whatever is published.
+const MAX_AGENTS: usize = 1024;
+
+/// At most one line per key per `every`, counting the lines held back.
+#[derive(Debug)]
+struct Throttle<K> {
+    every: Duration,
+    /// Key -> when it was last logged, lines suppressed since.
+    last: HashMap<K, (Instant, u64)>,
+}
+
+impl<K: Hash + Eq> Throttle<K> {
+    fn new(every: Duration) -> Throttle<K> {
+        Throttle { every, last: HashMap::new() }
+    }
+
+    /// Whether `key` is logged at `now`; a new key finds no room while
+    /// `cap` keys were logged within `every`.
+    fn pass(&mut self, key: K, now: Instant, cap: usize) -> Verdict {
+        if let Some((at, suppressed)) = self.last.get_mut(&key) {
+            if now.duration_since(*at) < self.every {
+                *suppressed += 1;
+                return Verdict::Hold;
+            }
+            *at = now;
+            return Verdict::Log { suppressed: std::mem::take(suppressed) };
+        }
+        if self.last.len() >= cap {
+            let every = self.every;
+            self.last.retain(|_, (at, _)| now.duration_since(*at) < every);
+            if self.last.len() >= cap {
+                return Verdict::NoRoom;
+            }
+        }
+        self.last.insert(key, (now, 0));
+        Verdict::Log { suppressed: 0 }
+    }
+}
+
+/// What [`Throttle::pass`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Log it, saying how many lines were held back since the last.
+    Log {
+        suppressed: u64,
+    },
+    Hold,
+    NoRoom,
+}
+
+/// What is throttled per agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PerAgent {
+    Rejected(RejectReason),
+    SeqEpoch,
+}
+
 /// Logs each rejection reason at most once per `every`, with how many were
-/// suppressed in between, so a misbehaving device cannot flood the log.
+/// suppressed in between, so a misbehaving device cannot flood the log. A
+/// sample time out of bounds (`past_timestamp`, `future_timestamp`) is one
+/// agent's clock, repeated with each of its messages: logged at most once
+/// per agent per minute instead, so one bad clock does not hide another's.
+/// So is a restart of an agent's numbering.
 #[derive(Debug)]
 pub struct RejectLog {
-    every: Duration,
-    last: HashMap<RejectReason, (Instant, u64)>,
+    last: Throttle<RejectReason>,
+    agents: Throttle<(PerAgent, AgentId)>,
 }
 
 impl RejectLog {
     pub fn new(every: Duration) -> RejectLog {
-        RejectLog { every, last: HashMap::new() }
+        RejectLog { last: Throttle::new(every), agents: Throttle::new(PER_AGENT_EVERY) }
     }
 
-    fn note(&mut self, reason: RejectReason, topic: &str, detail: &str) {
-        let now = Instant::now();
-        match self.last.get_mut(&reason) {
-            Some((at, suppressed)) if now.duration_since(*at) < self.every => *suppressed += 1,
-            entry => {
-                let suppressed = entry.map_or(0, |(_, s)| *s);
-                tracing::warn!(reason = reason.label(), topic, detail, suppressed, "message rejected");
-                self.last.insert(reason, (now, 0));
-            }
-        }
+    /// Whether a refusal is logged; `true` when it was.
+    fn note(&mut self, reason: RejectReason, topic: &str, detail: &str, now: Instant) -> bool {
+        let per_agent = matches!(reason, RejectReason::PastTimestamp | RejectReason::FutureTimestamp);
+        let agent = match Topic::parse(topic) {
+            Ok(Topic::Telemetry { agent, .. } | Topic::Status { agent, .. }) if per_agent => Some(agent),
+            _ => None,
+        };
+        let verdict = match agent {
+            Some(agent) => self.agents.pass((PerAgent::Rejected(reason), agent), now, MAX_AGENTS),
+            None => Verdict::NoRoom,
+        };
+        let verdict = match verdict {
+            Verdict::NoRoom => self.last.pass(reason, now, usize::MAX),
+            v => v,
+        };
+        let Verdict::Log { suppressed } = verdict else { return false };
+        tracing::warn!(reason = reason.label(), topic, detail, suppressed, "message rejected");
+        true
+    }
+
+    /// Whether an agent's new numbering is logged; `true` when it was. Rare
+    /// enough to be logged without room to throttle it.
+    fn note_epoch(&mut self, agent: &AgentId, seq: u64, previous: u64, now: Instant) -> bool {
+        let suppressed = match self.agents.pass((PerAgent::SeqEpoch, agent.clone()), now, MAX_AGENTS) {
+            Verdict::Log { suppressed } => suppressed,
+            Verdict::NoRoom => 0,
+            Verdict::Hold => return false,
+        };
+        tracing::info!(%agent, seq, previous, suppressed, "sequence numbers restarted: a new epoch, nothing counted as missing");
+        true
     }
 }
 
@@ -88,7 +175,7 @@ pub fn handle(
     match codec::decode(topic, payload, now, limits) {
         Err(e) => {
             m.rejected.get_or_create(&ReasonLabel { reason: e.reason.label() }).inc();
-            log.note(e.reason, topic, &e.detail);
+            log.note(e.reason, topic, &e.detail, Instant::now());
         }
         Ok(Inbound::Telemetry(t)) => {
             let out = shared.live.apply_telemetry(&t, now, shared.influx.as_ref());
@@ -129,6 +216,10 @@ pub fn handle(
             if out.late_fill {
                 m.seq_late_fills.inc();
             }
+            if let Some(previous) = out.seq_epoch {
+                m.seq_epochs.inc();
+                log.note_epoch(&t.envelope.agent, t.envelope.seq, previous, Instant::now());
+            }
             if out.seq_skipped > 0 {
                 tracing::info!(agent = %t.envelope.agent, seq = t.envelope.seq, skipped = out.seq_skipped, "sequence gap");
             }
@@ -155,5 +246,67 @@ pub fn handle(
                 tracing::info!(site = %s.site, agent = %s.agent, online = s.status.online, "agent status");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAST: &str = "throughline/v1/s/gw-a/line-1/telemetry";
+
+    fn topic(agent: &str) -> String {
+        format!("throughline/v1/s/{agent}/line-1/telemetry")
+    }
+
+    #[test]
+    fn clock_refusals_are_logged_once_per_agent_per_minute() {
+        let mut log = RejectLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let past = RejectReason::PastTimestamp;
+        assert!(log.note(past, PAST, "1970", at(0)));
+        assert!(!log.note(past, PAST, "1970", at(1)), "the same agent, within the minute");
+        assert!(log.note(past, &topic("gw-b"), "1970", at(2)), "another agent is not hidden");
+        assert!(log.note(RejectReason::FutureTimestamp, PAST, "2099", at(3)), "another reason");
+        assert!(!log.note(past, PAST, "1970", at(30)), "a per-reason 10 s would have logged it");
+        assert!(log.note(past, PAST, "1970", at(60)), "a minute later");
+        assert_eq!(
+            log.agents.last[&(PerAgent::Rejected(past), AgentId::parse("gw-a").unwrap())],
+            (at(60), 0)
+        );
+        // Other reasons stay throttled per reason, whichever agent.
+        let bad = RejectReason::BadJson;
+        assert!(log.note(bad, PAST, "x", at(0)));
+        assert!(!log.note(bad, &topic("gw-b"), "x", at(5)));
+        assert!(log.note(bad, &topic("gw-b"), "x", at(10)));
+    }
+
+    #[test]
+    fn per_agent_memory_is_bounded() {
+        let mut log = RejectLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let past = RejectReason::PastTimestamp;
+        for i in 0..MAX_AGENTS {
+            assert!(log.note(past, &topic(&format!("gw-{i}")), "1970", t0));
+        }
+        // Full within the minute: a new agent shares the reason's throttle.
+        assert!(log.note(past, &topic("gw-new"), "1970", t0));
+        assert!(!log.note(past, &topic("gw-newer"), "1970", t0));
+        assert_eq!(log.agents.last.len(), MAX_AGENTS);
+        // A minute on, the old entries make room.
+        assert!(log.note(past, &topic("gw-newer"), "1970", t0 + PER_AGENT_EVERY));
+        assert_eq!(log.agents.last.len(), 1);
+    }
+
+    #[test]
+    fn a_new_epoch_is_logged_once_per_agent_per_minute() {
+        let mut log = RejectLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let (a, b) = (AgentId::parse("gw-a").unwrap(), AgentId::parse("gw-b").unwrap());
+        assert!(log.note_epoch(&a, u64::MAX, 10, t0));
+        assert!(!log.note_epoch(&a, 11, u64::MAX, t0 + Duration::from_secs(1)));
+        assert!(log.note_epoch(&b, 5, 1_000_000_000, t0 + Duration::from_secs(1)));
+        assert!(log.note_epoch(&a, 12, 5_000_000, t0 + PER_AGENT_EVERY));
     }
 }

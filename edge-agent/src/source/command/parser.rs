@@ -36,12 +36,21 @@ pub fn parse_line(line: &[u8], now: DateTime<Utc>) -> Result<Sample, String> {
             .map_err(|e| format!("`ts` {ts:?} is not RFC 3339 with an offset ({e})"))?
             .with_timezone(&Utc),
     };
-    let max_future = Limits::default().max_future;
+    // The aggregator's default bounds: a line it would refuse would take
+    // its whole batch with it.
+    let Limits { max_future, max_past, .. } = Limits::default();
     if ts > now + max_future {
         return Err(format!(
             "`ts` {} is more than {} minutes ahead of this machine's clock",
             ts.to_rfc3339(),
             max_future.num_minutes()
+        ));
+    }
+    if ts < now - max_past {
+        return Err(format!(
+            "`ts` {} is more than {} days behind this machine's clock",
+            ts.to_rfc3339(),
+            max_past.num_days()
         ));
     }
     if raw.output.is_none() && raw.state.is_none() && raw.reason.is_none() && raw.load_kw.is_none() {
@@ -115,6 +124,7 @@ mod tests {
         assert_eq!((s.output, s.state, s.load_kw), (Some(120455.0), Some(AssetState::Running), Some(42.5)));
         let s = parse(r#"  {"state": "down", "reason": "jam", "output": null}  "#).unwrap();
         assert_eq!(s.ts, now(), "no ts: stamped now");
+        assert!(parse(r#"{"ts":"2026-10-24T08:00:00Z","output":1}"#).is_ok(), "30 days behind");
         assert_eq!((s.state, s.reason.as_deref(), s.output), (Some(AssetState::Down), Some("jam"), None));
     }
 
@@ -129,6 +139,8 @@ mod tests {
             (r#"{"ts":"yesterday","output":1}"#, "not RFC 3339"),
             (r#"{"ts":1700000000,"output":1}"#, "invalid type: integer"),
             (r#"{"ts":"2026-11-23T08:10:00Z","output":1}"#, "ahead of this machine's clock"),
+            (r#"{"ts":"1970-01-01T00:00:00Z","output":1}"#, "more than 30 days behind this machine's clock"),
+            (r#"{"ts":"2026-10-24T07:59:59Z","output":1}"#, "behind this machine's clock"),
             (r#"{"load_kw":-0.5}"#, "`load_kw` is -0.5, below 0"),
             (r#"{"output":-1}"#, "`output` is -1, below 0"),
             (r#"{"output":"12"}"#, "invalid type: string"),
