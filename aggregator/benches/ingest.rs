@@ -9,19 +9,24 @@
 //! `ingest/single` is one sample per message, `ingest/batch50` fifty. Every
 //! message carries the next `seq` of its agent and later timestamps, so each
 //! is applied (no duplicates), as in a live plant. `ingest/duplicate` is a
-//! repeat of a message already applied (the dedup path).
+//! repeat of a message already applied (the dedup path). The `_journaled`
+//! variants also append each message to the ingest journal first (one
+//! `write`, an fsync a second), as the ingest task does before its ack: the
+//! ratio to the plain variant in the same run is the journal's cost.
 //!
 //! Under callgrind (instructions per message; see docs/benchmarks.md):
 //! `INGEST_PROFILE=single|batch50 INGEST_MESSAGES=N target/release/deps/ingest-* --bench`
 //! handles N messages once and exits, without criterion.
 
 use std::hint::black_box;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, Criterion, Throughput};
 use throughline_aggregator::config::{AssetConfig, AssetKind, Config, GroupConfig};
+use throughline_aggregator::journal::Journal;
 use throughline_aggregator::tasks::ingest::{handle, RejectLog};
 use throughline_aggregator::{App, Services};
 use throughline_shared::{AssetId, Limits, SiteId};
@@ -117,11 +122,27 @@ impl Plant {
         }
         t.elapsed()
     }
+
+    /// [`Plant::handle_all`], each message journaled first.
+    fn journal_all(&self, msgs: &[(String, Vec<u8>)], log: &mut RejectLog, journal: &mut Journal) -> Duration {
+        let now = Utc::now();
+        let t = Instant::now();
+        for (topic, payload) in msgs {
+            let id = journal.append(topic, payload, now).expect("journal append");
+            handle(&self.shared, &self.limits, log, topic, payload, black_box(now));
+            self.shared.live.journaled(id);
+            journal.sync_if_due().expect("journal sync");
+        }
+        t.elapsed()
+    }
 }
 
-fn run(c: &mut Criterion, name: &str, samples: usize) {
+fn run(c: &mut Criterion, name: &str, samples: usize, journaled: bool) {
     let mut p = plant();
     let mut log = RejectLog::new(Duration::from_secs(10));
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, _) =
+        Journal::open(dir.path(), Duration::from_secs(1), 0, Arc::new(AtomicU64::new(0)), |_| {}).unwrap();
     // Warm the state: every asset known, history windows filled a little.
     let warm = p.messages(ASSETS * 20, samples, 0);
     p.handle_all(&warm, &mut log);
@@ -132,7 +153,11 @@ fn run(c: &mut Criterion, name: &str, samples: usize) {
         b.iter_custom(|iters| {
             let msgs = p.messages(iters as usize, samples, next);
             next += iters as usize;
-            p.handle_all(&msgs, &mut log)
+            if journaled {
+                p.journal_all(&msgs, &mut log, &mut journal)
+            } else {
+                p.handle_all(&msgs, &mut log)
+            }
         })
     });
     g.finish();
@@ -142,11 +167,13 @@ fn run(c: &mut Criterion, name: &str, samples: usize) {
 }
 
 fn single(c: &mut Criterion) {
-    run(c, "single", 1);
+    run(c, "single", 1, false);
+    run(c, "single_journaled", 1, true);
 }
 
 fn batch50(c: &mut Criterion) {
-    run(c, "batch50", 50);
+    run(c, "batch50", 50, false);
+    run(c, "batch50_journaled", 50, true);
 }
 
 fn duplicate(c: &mut Criterion) {

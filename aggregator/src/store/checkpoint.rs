@@ -131,3 +131,80 @@ fn put_checkpoint(tx: &rusqlite::Transaction<'_>, cp: &Checkpoint, now_ms: i64) 
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use throughline_shared::{AgentId, AssetId, SiteId};
+
+    use super::*;
+    use crate::history::Minute;
+
+    fn asset(n: u64) -> AssetSnapshot {
+        AssetSnapshot {
+            site: SiteId::parse("s").unwrap(),
+            asset: AssetId::parse("l1").unwrap(),
+            agent: None,
+            last_ts: Some(Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap()),
+            newest_ts: None,
+            first_ts: None,
+            state: None,
+            state_since: None,
+            reason: None,
+            output_counter: Some(n as f64),
+            output_total: n as f64,
+            counter_resets: 0,
+            counter_glitches: 0,
+            load_kw: None,
+            samples: n,
+            late_samples: 0,
+            window: vec![(1, 2.0)],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_comes_back_and_its_position_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let r = store.load_checkpoint().unwrap();
+        assert_eq!((r.journal_next, r.state.is_empty()), (0, true), "nothing before the first");
+        let rows = vec![(
+            SiteId::parse("s").unwrap(),
+            AssetId::parse("l1").unwrap(),
+            vec![(1_764_576_000, Minute { output: 3.0, samples: 2, ..Minute::default() })],
+        )];
+        let agent = AgentSnapshot {
+            agent: AgentId::parse("gw").unwrap(),
+            site: SiteId::parse("s").unwrap(),
+            online: Some(true),
+            software: None,
+            last_message: None,
+            seq_max: Some(41),
+            seq_missing: vec![(3, 5)],
+            messages: 39,
+            duplicates: 1,
+            seq_epochs: 0,
+            clock_steps: 0,
+            largest_clock_step_secs: 0.0,
+            last_clock_step: None,
+        };
+        let cp = Checkpoint {
+            rows,
+            state: StateRows { assets: vec![asset(7)], agents: vec![agent.clone()] },
+            journal_next: Some(42),
+        };
+        assert_eq!(store.write_checkpoint(&cp, 0).unwrap(), 1);
+        // A later checkpoint replaces the asset; an older position is ignored.
+        let later = Checkpoint {
+            rows: vec![],
+            state: StateRows { assets: vec![asset(9)], agents: vec![] },
+            journal_next: Some(40),
+        };
+        store.write_checkpoint(&later, 1).unwrap();
+        let r = store.load_checkpoint().unwrap();
+        assert_eq!(r.journal_next, 42);
+        assert_eq!(r.state.assets, vec![asset(9)]);
+        assert_eq!(r.state.agents, vec![agent]);
+        assert_eq!(store.rollup_totals(&cp.rows[0].0, &cp.rows[0].1, 0, i64::MAX).unwrap().output, 3.0);
+    }
+}
