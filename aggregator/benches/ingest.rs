@@ -124,7 +124,12 @@ impl Plant {
     }
 
     /// [`Plant::handle_all`], each message journaled first.
-    fn journal_all(&self, msgs: &[(String, Vec<u8>)], log: &mut RejectLog, journal: &mut Journal) -> Duration {
+    fn journal_all(
+        &self,
+        msgs: &[(String, Vec<u8>)],
+        log: &mut RejectLog,
+        journal: &mut Journal,
+    ) -> Duration {
         let now = Utc::now();
         let t = Instant::now();
         for (topic, payload) in msgs {

@@ -18,8 +18,25 @@ const ENVELOPES: usize = 20_000;
 struct Seen {
     seqs: BTreeSet<u64>,
     samples: u64,
-    first: Option<f64>,
-    last: f64,
+    /// Output counter readings by envelope seq.
+    outputs: BTreeMap<u64, Vec<f64>>,
+}
+
+impl Seen {
+    /// What the counters say was made, in seq order: increases, and after a
+    /// restart of the agent (its simulator counts from zero again) the new
+    /// reading.
+    fn made(&self) -> f64 {
+        let mut prev: Option<f64> = None;
+        let mut made = 0.0;
+        for &out in self.outputs.values().flatten() {
+            if let Some(p) = prev {
+                made += if out >= p { out - p } else { out };
+            }
+            prev = Some(out);
+        }
+        made
+    }
 }
 
 type Truth = Arc<Mutex<BTreeMap<String, Seen>>>;
@@ -29,6 +46,8 @@ async fn watch(port: u16, site: &str) -> (rumqttc::AsyncClient, Truth) {
     let truth: Truth = Arc::default();
     let mut opts = rumqttc::MqttOptions::new(unique("truth"), "127.0.0.1", port);
     opts.set_max_packet_size(1 << 20, 1 << 20);
+    // A persistent session: across a broker restart it misses nothing.
+    opts.set_clean_session(false);
     let (client, mut el) = rumqttc::AsyncClient::new(opts, 100);
     client
         .subscribe(format!("throughline/v1/{site}/+/+/telemetry"), rumqttc::QoS::AtLeastOnce)
@@ -45,19 +64,21 @@ async fn watch(port: u16, site: &str) -> (rumqttc::AsyncClient, Truth) {
                     let v: Value = serde_json::from_slice(&p.payload).unwrap();
                     let mut t = seen.lock().unwrap();
                     let s = t.entry(asset).or_default();
-                    if !s.seqs.insert(v["seq"].as_u64().unwrap()) {
+                    let seq = v["seq"].as_u64().unwrap();
+                    if !s.seqs.insert(seq) {
                         continue;
                     }
                     for sample in v["samples"].as_array().unwrap() {
                         s.samples += 1;
                         if let Some(out) = sample["output"].as_f64() {
-                            s.first.get_or_insert(out);
-                            s.last = out;
+                            s.outputs.entry(seq).or_default().push(out);
                         }
                     }
                 }
                 Ok(_) => {}
-                Err(_) => return,
+                Err(rumqttc::ConnectionError::RequestsDone) => return,
+                // The broker is away: poll again, which reconnects.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     });
@@ -111,6 +132,104 @@ async fn agent_messages(http: &str, agent: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// An agent config of `lines` simulated lines at 100 readings/s, one
+/// reading per envelope (asset ids `{agent}-line-{i}`).
+fn fast_agent(dir: &Path, agent: &str, site: &str, broker: &str, lines: usize) -> std::path::PathBuf {
+    let assets: String = (0..lines)
+        .map(|i| {
+            format!("[[assets]]\nid = \"{agent}-line-{i}\"\n[assets.source]\ntype = \"simulator\"\nprofile = \"line\"\ninterval_ms = 10\nrate_per_hour = {}\n\n", 3600 + 360 * i)
+        })
+        .collect();
+    let cfg = write_agent_config_raw(dir, agent, site, broker, &assets);
+    let text =
+        std::fs::read_to_string(&cfg).unwrap().replace("max_batch_samples = 5", "max_batch_samples = 1");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// Envelopes every agent of the site delivered to the aggregator (not
+/// counting duplicates).
+async fn site_messages(http: &str) -> u64 {
+    let Ok(resp) = reqwest::get(format!("{http}/api/v1/agents")).await else { return 0 };
+    let v: Value = resp.json().await.unwrap_or_default();
+    v["agents"].as_array().map(|a| a.iter().filter_map(|g| g["messages"].as_u64()).sum()).unwrap_or(0)
+}
+
+/// Wait until the truth subscriber has seen nothing new for a second;
+/// returns the envelopes it saw.
+async fn quiet(truth: &Truth) -> usize {
+    let mut last = (envelopes(truth), Instant::now());
+    wait_long("the truth subscriber quiet", 30, || {
+        let n = envelopes(truth);
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        let quiet = last.1.elapsed() > Duration::from_secs(1);
+        async move {
+            if quiet {
+                Ok(n)
+            } else {
+                Err(format!("{n} envelopes"))
+            }
+        }
+    })
+    .await
+}
+
+/// The aggregator at `http` has every envelope the agents published, each
+/// once: per asset the samples, the output and the stored history equal
+/// what the truth subscriber saw; no agent misses a number.
+async fn assert_counted_once(http: &str, site: &str, truth: &Truth) -> usize {
+    let published = quiet(truth).await;
+    wait_long("every envelope at the aggregator", 60, || async {
+        let n = site_messages(http).await;
+        if n as usize >= published {
+            Ok(())
+        } else {
+            Err(format!("{n} of {published}"))
+        }
+    })
+    .await;
+    let agents = get_json(&format!("{http}/api/v1/agents")).await;
+    let delivered: u64 =
+        agents["agents"].as_array().unwrap().iter().map(|g| g["messages"].as_u64().unwrap()).sum();
+    assert_eq!(delivered as usize, published, "0 lost, 0 double-counted: {agents}");
+    let truth = truth.lock().unwrap().clone();
+    // Numbers the agent never published (the block it skips after a crash)
+    // are missing at the aggregator too; nothing else is.
+    let mut seqs: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for (asset, seen) in &truth {
+        let agent = asset.rsplit_once("-line-").unwrap().0;
+        seqs.entry(agent).or_default().extend(&seen.seqs);
+    }
+    for g in agents["agents"].as_array().unwrap() {
+        let s = &seqs[g["agent"].as_str().unwrap()];
+        let never = s.last().unwrap() - s.first().unwrap() + 1 - s.len() as u64;
+        assert_eq!(g["seq_missing"].as_u64(), Some(never), "{g}");
+    }
+    let (from, to) = (
+        chrono::Utc::now() - chrono::Duration::minutes(10),
+        chrono::Utc::now() + chrono::Duration::minutes(2),
+    );
+    for (asset, seen) in &truth {
+        let v = get_json(&format!("{http}/api/v1/assets/{site}/{asset}")).await;
+        assert_eq!(v["samples"].as_u64(), Some(seen.samples), "{asset}: every sample once: {v}");
+        let made = seen.made();
+        let total = v["output_total"].as_f64().unwrap();
+        assert!((total - made).abs() < 1e-6, "{asset}: output {total}, published counters say {made}");
+        let h = get_json(&format!(
+            "{http}/api/v1/assets/{site}/{asset}/history?from={}&to={}&points=1",
+            from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))
+        .await;
+        let b = &h["buckets"][0];
+        assert!((b["output"].as_f64().unwrap() - made).abs() < 1e-3, "{asset}: history {b}, made {made}");
+        assert_eq!(b["samples"].as_u64(), Some(seen.samples), "{asset}: {b}");
+    }
+    published
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,18 +238,8 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let (watcher, truth) = watch(mosq.port, site).await;
     let mut agg = aggregator(dir.path(), &mosq.url());
     agg.wait_mqtt_connected().await;
-
     // Ten lines at 100 readings/s, one reading per envelope: ~1,000 envelopes/s.
-    let assets: String = (0..LINES)
-        .map(|i| {
-            format!("[[assets]]\nid = \"line-{i}\"\n[assets.source]\ntype = \"simulator\"\nprofile = \"line\"\ninterval_ms = 10\nrate_per_hour = {}\n\n", 3600 + 360 * i)
-        })
-        .collect();
-    let cfg = write_agent_config_raw(dir.path(), agent, site, &mosq.url(), &assets);
-    let text =
-        std::fs::read_to_string(&cfg).unwrap().replace("max_batch_samples = 5", "max_batch_samples = 1");
-    std::fs::write(&cfg, text).unwrap();
-    let mut a = start_agent(&cfg);
+    let mut a = start_agent(&fast_agent(dir.path(), agent, site, &mosq.url(), LINES));
 
     let http = agg.http.clone();
     // After a checkpoint (every 10 s), so that the restart reads state back
@@ -172,66 +281,138 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     })
     .await;
     a.stop();
-    // The truth subscriber has everything the agent published once it is quiet.
-    let mut last = (envelopes(&truth), Instant::now());
-    let published = wait_long("the truth subscriber quiet", 30, || {
-        let n = envelopes(&truth);
-        if n != last.0 {
-            last = (n, Instant::now());
-        }
-        let quiet = last.1.elapsed() > Duration::from_secs(1);
-        async move {
-            if quiet {
-                Ok(n)
-            } else {
-                Err(format!("{n} envelopes"))
-            }
-        }
-    })
-    .await;
-    wait_long("every envelope at the restarted aggregator", 60, || async {
-        let n = agent_messages(&http, agent).await;
-        if n as usize >= published {
-            Ok(())
-        } else {
-            Err(format!("{n} of {published}"))
-        }
-    })
-    .await;
-
+    let published = assert_counted_once(&http, site, &truth).await;
+    assert_eq!(truth.lock().unwrap().len(), LINES);
     let metrics = get_text(&format!("{http}/metrics")).await;
     let replayed = metric(&metrics, "throughline_journal_replayed_total").unwrap();
     assert!(replayed > 0.0, "the restart replayed the journal (acknowledged, not yet checkpointed)");
-    let agents = get_json(&format!("{http}/api/v1/agents")).await;
-    let g = agents["agents"].as_array().unwrap().iter().find(|g| g["agent"] == agent).unwrap().clone();
-    assert_eq!(g["messages"].as_u64().unwrap() as usize, published, "0 lost, 0 double-counted: {g}");
-    assert_eq!(g["seq_missing"], 0, "{g}");
-    let truth = truth.lock().unwrap().clone();
-    assert_eq!(truth.len(), LINES);
-    let (from, to) = (
-        chrono::Utc::now() - chrono::Duration::minutes(10),
-        chrono::Utc::now() + chrono::Duration::minutes(2),
-    );
-    for (asset, seen) in &truth {
-        let v = get_json(&format!("{http}/api/v1/assets/{site}/{asset}")).await;
-        assert_eq!(v["samples"].as_u64(), Some(seen.samples), "{asset}: every sample once: {v}");
-        let made = seen.last - seen.first.unwrap();
-        let total = v["output_total"].as_f64().unwrap();
-        assert!((total - made).abs() < 1e-6, "{asset}: output {total}, published counters say {made}");
-        let h = get_json(&format!(
-            "{http}/api/v1/assets/{site}/{asset}/history?from={}&to={}&points=1",
-            from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ))
-        .await;
-        let b = &h["buckets"][0];
-        assert!((b["output"].as_f64().unwrap() - made).abs() < 1e-3, "{asset}: history {b}, made {made}");
-        assert_eq!(b["samples"].as_u64(), Some(seen.samples), "{asset}: {b}");
+    eprintln!("kill -9 mid-stream: {published} envelopes, {replayed} replayed from the journal");
+    let _ = watcher.disconnect().await;
+    agg.proc.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_right_after_catching_up_a_backlog_of_three_agents_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-catchup";
+    let Some(mosq) = Mosquitto::start(dir.path()) else { return };
+    let (watcher, truth) = watch(mosq.port, site).await;
+    // The aggregator's session exists, then it is away while three agents
+    // produce: the broker queues the backlog for it.
+    let mut agg = aggregator(dir.path(), &mosq.url());
+    agg.wait_mqtt_connected().await;
+    agg.proc.stop();
+    let mut agents: Vec<Proc> = (0..3)
+        .map(|i| start_agent(&fast_agent(dir.path(), &format!("gw-c{i}"), site, &mosq.url(), 2)))
+        .collect();
+    wait_long("a backlog of 6,000 envelopes", 60, || async {
+        let n = envelopes(&truth);
+        if n >= 6000 {
+            Ok(())
+        } else {
+            Err(format!("{n} envelopes"))
+        }
+    })
+    .await;
+    let mut agg = aggregator(dir.path(), &mosq.url());
+    let http = agg.http.clone();
+    let backlog = envelopes(&truth) as u64;
+    wait_long("the backlog caught up", 60, || async {
+        let n = site_messages(&http).await;
+        if n >= backlog {
+            Ok(())
+        } else {
+            Err(format!("{n} of {backlog}"))
+        }
+    })
+    .await;
+    // Within a second of catching up, long before the next checkpoint.
+    agg.proc.signal("KILL");
+    agg.proc.wait_exit();
+    let mut agg = aggregator(dir.path(), &mosq.url());
+    let http = agg.http.clone();
+    for a in &mut agents {
+        a.stop();
     }
-    eprintln!(
-        "kill -9 mid-stream: {published} envelopes, {replayed} replayed from the journal, {} redelivered duplicates recognised",
-        g["duplicates"]
-    );
+    let published = assert_counted_once(&http, site, &truth).await;
+    let replayed =
+        metric(&get_text(&format!("{http}/metrics")).await, "throughline_journal_replayed_total").unwrap();
+    eprintln!("kill -9 after a catch-up: {published} envelopes ({backlog} of backlog), {replayed} replayed");
+    let _ = watcher.disconnect().await;
+    agg.proc.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_before_its_cursor_was_written_resends_and_nothing_counts_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agent, site) = ("gw-resend", "plant-resend");
+    let Some(mut mosq) = Mosquitto::start(dir.path()) else { return };
+    let (watcher, truth) = watch(mosq.port, site).await;
+    let mut agg = aggregator(dir.path(), &mosq.url());
+    agg.wait_mqtt_connected().await;
+    let cfg = fast_agent(dir.path(), agent, site, &mosq.url(), 2);
+    let log = dir.path().join("agent.log");
+    let mut a = start_agent_logged(&cfg, &log);
+    let http = agg.http.clone();
+    wait_long("the stream flowing", 30, || async {
+        let n = agent_messages(&http, agent).await;
+        if n >= 200 {
+            Ok(())
+        } else {
+            Err(format!("{n} envelopes"))
+        }
+    })
+    .await;
+    // A broker outage builds a backlog in the agent's spool.
+    mosq.stop();
+    let spool_dir = dir.path().join(format!("state-{agent}/spool"));
+    let before = spool_bytes(&spool_dir);
+    wait_long("the agent spooling", 30, || async {
+        let now = spool_bytes(&spool_dir);
+        if now >= before + 100_000 {
+            Ok(())
+        } else {
+            Err(format!("{now} bytes"))
+        }
+    })
+    .await;
+    mosq.restart();
+    wait_long("the backlog delivered", 30, || async {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("spooled backlog delivered") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
+    // Killed before its spool cursor is rewritten: it will send again what
+    // the broker acknowledged. The aggregator restarts meanwhile.
+    a.signal("KILL");
+    a.wait_exit();
+    agg.proc.signal("KILL");
+    agg.proc.wait_exit();
+    let mut agg = aggregator(dir.path(), &mosq.url());
+    let http = agg.http.clone();
+    let mut a = start_agent(&cfg);
+    wait_long("the agent back", 30, || async {
+        let n = agent_messages(&http, agent).await;
+        let d = get_json(&format!("{http}/api/v1/agents")).await;
+        let online = d["agents"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|g| g["agent"] == agent && g["online"] == true));
+        if n > 0 && online {
+            Ok(())
+        } else {
+            Err(format!("{n} envelopes"))
+        }
+    })
+    .await;
+    a.stop();
+    let published = assert_counted_once(&http, site, &truth).await;
+    let agents = get_json(&format!("{http}/api/v1/agents")).await;
+    let dups = agents["agents"][0]["duplicates"].as_u64().unwrap_or(0);
+    eprintln!("agent killed before its cursor: {published} envelopes, {dups} resent envelopes recognised as duplicates");
     let _ = watcher.disconnect().await;
     agg.proc.stop();
 }
@@ -376,7 +557,7 @@ async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_r
     for (asset, seen) in &truth {
         let v = get_json(&format!("{http}/api/v1/assets/{site}/{asset}")).await;
         assert_eq!(v["samples"].as_u64(), Some(seen.samples), "{asset}: every sample once: {v}");
-        let made = seen.last - seen.first.unwrap();
+        let made = seen.made();
         assert!((v["output_total"].as_f64().unwrap() - made).abs() < 1e-6, "{asset}: {v} made {made}");
     }
     eprintln!(
