@@ -3,6 +3,7 @@
 
 mod acl;
 mod agent_lifecycle;
+mod backfill;
 mod dashboard;
 mod history;
 mod influx;

@@ -46,6 +46,25 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Add `other` (sums add, the highest load is the higher).
+    pub fn add(&mut self, other: &Totals) {
+        self.output += other.output;
+        self.running_s += other.running_s;
+        self.idle_s += other.idle_s;
+        self.setup_s += other.setup_s;
+        self.maintenance_s += other.maintenance_s;
+        self.down_s += other.down_s;
+        self.unknown_s += other.unknown_s;
+        self.load_kws += other.load_kws;
+        self.load_s += other.load_s;
+        self.load_max_kw = match (self.load_max_kw, other.load_max_kw) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.samples += other.samples;
+        self.minutes += other.minutes;
+    }
+
     /// Seconds covered by data (all state seconds).
     pub fn covered_s(&self) -> f64 {
         self.running_s + self.idle_s + self.setup_s + self.maintenance_s + self.down_s + self.unknown_s

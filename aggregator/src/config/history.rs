@@ -26,6 +26,10 @@ pub struct HistoryConfig {
     /// once an hour and at start.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Hourly rollups (the sums of each hour's minutes) are kept this many
+    /// days: old months and quarters stay readable, at 1/60 of the rows.
+    #[serde(default = "default_hourly_retention_days")]
+    pub hourly_retention_days: u32,
 }
 
 fn default_flush_secs() -> u64 {
@@ -33,6 +37,9 @@ fn default_flush_secs() -> u64 {
 }
 fn default_retention_days() -> u32 {
     90
+}
+fn default_hourly_retention_days() -> u32 {
+    800
 }
 fn default_journal_fsync_ms() -> u64 {
     1000
@@ -43,6 +50,7 @@ impl Default for HistoryConfig {
         HistoryConfig {
             flush_secs: default_flush_secs(),
             retention_days: default_retention_days(),
+            hourly_retention_days: default_hourly_retention_days(),
             journal_fsync_ms: default_journal_fsync_ms(),
         }
     }
@@ -58,6 +66,12 @@ impl HistoryConfig {
             p.push(format!(
                 "history.retention_days: must be between 1 and 36500, found {}",
                 self.retention_days
+            ));
+        }
+        if self.hourly_retention_days < self.retention_days || self.hourly_retention_days > 36_500 {
+            p.push(format!(
+                "history.hourly_retention_days: must be between history.retention_days ({}) and 36500, found {}",
+                self.retention_days, self.hourly_retention_days
             ));
         }
         if !(1..=60_000).contains(&self.journal_fsync_ms) {
@@ -77,6 +91,7 @@ impl HistoryConfig {
     pub fn build(&self) -> Rollups {
         Rollups::new(
             chrono::Duration::days(i64::from(self.retention_days)),
+            chrono::Duration::days(i64::from(self.hourly_retention_days)),
             Duration::from_secs(self.flush_secs.max(1)),
         )
     }
@@ -91,16 +106,29 @@ mod tests {
         let mut p = Vec::new();
         HistoryConfig::default().validate(&mut p);
         assert!(p.is_empty(), "{p:?}");
-        HistoryConfig { flush_secs: 3601, retention_days: 0, journal_fsync_ms: 0 }.validate(&mut p);
+        HistoryConfig {
+            flush_secs: 3601,
+            retention_days: 0,
+            hourly_retention_days: 40_000,
+            journal_fsync_ms: 0,
+        }
+        .validate(&mut p);
         assert_eq!(
             p,
             [
                 "history.flush_secs: must be between 1 and 3600, found 3601",
                 "history.retention_days: must be between 1 and 36500, found 0",
+                "history.hourly_retention_days: must be between history.retention_days (0) and 36500, found 40000",
                 "history.journal_fsync_ms: must be between 1 and 60000, found 0",
             ]
         );
-        let r = HistoryConfig { flush_secs: 30, retention_days: 7, journal_fsync_ms: 1000 }.build();
+        let r = HistoryConfig {
+            flush_secs: 30,
+            retention_days: 7,
+            hourly_retention_days: 30,
+            journal_fsync_ms: 1000,
+        }
+        .build();
         assert_eq!((r.every, r.retention()), (Duration::from_secs(30), chrono::Duration::days(7)));
     }
 }

@@ -35,14 +35,16 @@ use crate::store::{Store, StoreError, StoredForecast};
 pub struct Rollups {
     flush: Mutex<()>,
     retention: chrono::Duration,
+    hourly_retention: chrono::Duration,
     /// How often the flusher writes.
     pub every: Duration,
 }
 
 impl Rollups {
-    /// Keep rollups for `retention`; write changed minutes `every` so often.
-    pub fn new(retention: chrono::Duration, every: Duration) -> Rollups {
-        Rollups { flush: Mutex::new(()), retention, every }
+    /// Keep minute rollups for `retention` and hourly ones for
+    /// `hourly_retention`; write changed minutes `every` so often.
+    pub fn new(retention: chrono::Duration, hourly_retention: chrono::Duration, every: Duration) -> Rollups {
+        Rollups { flush: Mutex::new(()), retention, hourly_retention, every }
     }
 
     /// How long rollups are kept.
@@ -141,7 +143,8 @@ pub fn bucket_actuals(
 /// Delete rollups older than the retention (by `now`, the server clock);
 /// returns how many went.
 pub fn prune(s: &Services, now: DateTime<Utc>) -> Result<usize, StoreError> {
-    let n = s.store.prune_rollups((now - s.rollups.retention).timestamp())?;
+    let n = s.store.prune_rollups((now - s.rollups.retention).timestamp())?
+        + s.store.prune_hourly_rollups((now - s.rollups.hourly_retention).timestamp())?;
     s.metrics.history_rows_pruned.inc_by(n as u64);
     Ok(n)
 }

@@ -71,6 +71,10 @@ impl Store {
         ] {
             conn.execute_batch(schema).map_err(err)?;
         }
+        let hours = rollups::backfill_hours(&conn).map_err(err)?;
+        if hours > 0 {
+            tracing::info!(hours, "hourly rollups built from the stored minutes");
+        }
         Ok(Store { conn: Mutex::new(conn), path: p })
     }
 

@@ -324,5 +324,13 @@ fn store_round_trip_restore_and_retention() {
     assert_eq!(store.prune_rollups(t(600).timestamp()).unwrap(), 4 + 2);
     assert_eq!(store.rollup_minutes("s", "line-1", 0).unwrap().len(), 11);
     assert_eq!(store.prune_rollups(t(600).timestamp()).unwrap(), 0);
-    assert!(!store.has_rollups(&site(), &AssetId::parse("other").unwrap()).unwrap());
+    // Its hours outlive the minutes, until their own retention.
+    let other = AssetId::parse("other").unwrap();
+    assert!(store.has_rollups(&site(), &other).unwrap());
+    assert_eq!(
+        store.rollup_totals(&site(), &other, t0().timestamp(), t(3600).timestamp()).unwrap().output,
+        4.0
+    );
+    store.prune_hourly_rollups(t(3600).timestamp()).unwrap();
+    assert!(!store.has_rollups(&site(), &other).unwrap());
 }
