@@ -199,15 +199,30 @@ impl Journal {
         payload: &[u8],
         received: DateTime<Utc>,
     ) -> Result<u64, JournalError> {
+        self.append_many(&[(topic, payload)], received)
+    }
+
+    /// Append several messages with one `write`; returns the id of the
+    /// first (the others follow it). All or none count as appended.
+    pub fn append_many(
+        &mut self,
+        messages: &[(&str, &[u8])],
+        received: DateTime<Utc>,
+    ) -> Result<u64, JournalError> {
         if self.released.load(Ordering::Relaxed) != self.seen_released {
             self.release();
         }
         if self.segments.back().is_none_or(|s| s.bytes >= self.segment_bytes) {
             self.rotate()?;
         }
-        let id = self.next_id;
+        let first = self.next_id;
         let at = received.timestamp_millis().to_le_bytes();
-        encode_parts(&mut self.buf, id, topic, &[&at, payload]);
+        self.buf.clear();
+        let mut record = Vec::new();
+        for (i, (topic, payload)) in messages.iter().enumerate() {
+            encode_parts(&mut record, first + i as u64, topic, &[&at, payload]);
+            self.buf.extend_from_slice(&record);
+        }
         let seg = self.segments.back_mut().expect("a segment after rotate");
         if let Err(e) = seg.file.write_all(&self.buf) {
             // A partial write leaves a torn record: skipped at the next
@@ -216,9 +231,9 @@ impl Journal {
             return Err(io_err(&seg.path, "appending")(e));
         }
         seg.bytes += self.buf.len() as u64;
-        self.next_id += 1;
+        self.next_id += messages.len() as u64;
         self.dirty = true;
-        Ok(id)
+        Ok(first)
     }
 
     /// Whether a record can be written now (after a failure): appends an

@@ -84,3 +84,17 @@ fn checkpointed_segments_are_deleted_but_never_the_newest() {
     assert_eq!(r.records, 0);
     assert_eq!(j.next_id(), 22);
 }
+
+#[test]
+fn a_batch_is_one_write_with_consecutive_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _, _) = open(dir.path(), 0);
+    j.append("t/a", b"one", at(0)).unwrap();
+    let first = j.append_many(&[("t/a", b"two"), ("t/b", b"three"), ("t/c", b"four")], at(1)).unwrap();
+    assert_eq!((first, j.next_id()), (1, 4));
+    drop(j);
+    let (_, r, seen) = open(dir.path(), 0);
+    assert_eq!(r.records, 4);
+    let got: Vec<(u64, &str, &[u8])> = seen.iter().map(|s| (s.0, s.2.as_str(), s.3.as_slice())).collect();
+    assert_eq!(got, [(0, "t/a", &b"one"[..]), (1, "t/a", b"two"), (2, "t/b", b"three"), (3, "t/c", b"four")]);
+}

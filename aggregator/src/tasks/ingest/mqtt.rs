@@ -77,6 +77,20 @@ pub fn client(s: &IngestSettings) -> (AsyncClient, EventLoop) {
 
 /// How often a failing journal is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Most messages journaled with one write.
+const MAX_BATCH: usize = 256;
+
+/// Messages received and not yet journaled, applied or acknowledged: those
+/// of one read from the network, journaled with one write.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<Publish>,
+    /// Acks the request channel had no room for, sent before the next poll.
+    owed: Vec<Publish>,
+    /// Not acknowledged because the journal failed, since the last probe
+    /// that wrote.
+    held: u64,
+}
 
 /// Run until `token` is cancelled.
 pub async fn run(
@@ -90,14 +104,18 @@ pub async fn run(
     let mut log = RejectLog::new(Duration::from_secs(10));
     let mut backoff = Duration::from_millis(200);
     let mut failures = FailureLog::connection();
-    // Acks the request channel had no room for, sent before the next poll.
-    let mut owed: Vec<Publish> = Vec::new();
-    // The journal failed: messages are not acknowledged until a probe writes.
-    let mut held = 0u64;
+    let mut batch = Batch::default();
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        owed.retain(|p| client.try_ack(p).is_err());
+        // The rest of the last read is handed out without waiting: journal
+        // the batch once it is all here.
+        if !batch.messages.is_empty()
+            && (eventloop.state.events.is_empty() || batch.messages.len() >= MAX_BATCH)
+        {
+            commit(&client, &shared, &s, &mut log, &mut journal, &mut batch);
+        }
+        batch.owed.retain(|p| client.try_ack(p).is_err());
         let sync_at = journal.sync_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
             _ = token.cancelled() => break,
@@ -107,11 +125,11 @@ pub async fn run(
                 }
                 continue;
             }
-            _ = probe.tick(), if held > 0 => {
+            _ = probe.tick(), if batch.held > 0 => {
                 if journal.probe().is_ok() {
-                    tracing::info!(held, "journal written again: reconnecting so the broker sends the messages it holds");
+                    tracing::info!(held = batch.held, "journal written again: reconnecting so the broker sends the messages it holds");
                     shared.durability.journal_ok();
-                    held = 0;
+                    batch.held = 0;
                     let _ = client.try_disconnect();
                 }
                 continue;
@@ -119,23 +137,14 @@ pub async fn run(
             e = eventloop.poll() => e,
         };
         match event {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                if receive(&shared, &s, &mut log, &mut journal, &p) {
-                    if p.qos != QoS::AtMostOnce && client.try_ack(&p).is_err() {
-                        owed.push(p);
-                    }
-                } else {
-                    held += 1;
-                    shared.metrics.messages_held.inc();
-                }
-            }
+            Ok(Event::Incoming(Packet::Publish(p))) => batch.messages.push(p),
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(broker = %s.broker, session_present = ack.session_present, "connected to broker");
                 failures.reset();
                 backoff = Duration::from_millis(200);
                 // Acks owed to the last connection: the broker sends those
                 // messages again (recognised as duplicates).
-                owed.clear();
+                batch.owed.clear();
                 // One SUBSCRIBE for both filters: its SUBACK means both are
                 // in place, so "connected" is never reported while
                 // telemetry could still be missed.
@@ -150,6 +159,9 @@ pub async fn run(
             }
             Ok(_) => {}
             Err(e) => {
+                // What was read before the connection dropped is kept (the
+                // broker sends it again; then it is a duplicate).
+                commit(&client, &shared, &s, &mut log, &mut journal, &mut batch);
                 shared.set_connected(false);
                 shared.metrics.mqtt_reconnects.inc();
                 if failures.fail() {
@@ -166,7 +178,7 @@ pub async fn run(
         }
     }
     // Leave cleanly so the broker keeps the persistent session for our
-    // return; what it sends meanwhile is not acknowledged and comes again.
+    // return; what it sent and was not acknowledged comes again.
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Ok(ev) = eventloop.poll().await {
@@ -186,31 +198,50 @@ pub async fn run(
 /// Longest wait between two connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// Journal and apply one message; `false` if the journal could not take it
-/// (then it is neither applied nor to be acknowledged).
-fn receive(
+/// Journal the batch with one write, then apply and acknowledge each
+/// message in order. If the journal cannot take it, nothing of it is
+/// applied or acknowledged (the broker keeps it). Messages the decoder
+/// refuses by size alone are not journaled, only counted and acknowledged.
+fn commit(
+    client: &AsyncClient,
     shared: &Services,
     s: &IngestSettings,
     log: &mut RejectLog,
     journal: &mut Journal,
-    p: &Publish,
-) -> bool {
-    let now = Utc::now();
-    // What the decoder refuses by size alone is not worth a journal record.
-    if p.payload.len() > s.limits.max_payload_bytes {
-        handle(shared, &s.limits, log, &p.topic, &p.payload, now);
-        return true;
+    batch: &mut Batch,
+) {
+    if batch.messages.is_empty() {
+        return;
     }
-    match journal.append(&p.topic, &p.payload, now) {
-        Ok(id) => {
-            shared.metrics.journal_appends.inc();
-            handle(shared, &s.limits, log, &p.topic, &p.payload, now);
-            shared.live.journaled(id);
-            true
-        }
+    let now = Utc::now();
+    let max = s.limits.max_payload_bytes;
+    let messages = std::mem::take(&mut batch.messages);
+    let kept: Vec<(&str, &[u8])> = messages
+        .iter()
+        .filter(|p| p.payload.len() <= max)
+        .map(|p| (p.topic.as_str(), &p.payload[..]))
+        .collect();
+    let journaled = kept.len() as u64;
+    let first = if kept.is_empty() { Ok(0) } else { journal.append_many(&kept, now) };
+    drop(kept);
+    let mut id = match first {
+        Ok(id) => id,
         Err(e) => {
             journal_failed(shared, &e);
-            false
+            batch.held += messages.len() as u64;
+            shared.metrics.messages_held.inc_by(messages.len() as u64);
+            return;
+        }
+    };
+    shared.metrics.journal_appends.inc_by(journaled);
+    for p in messages {
+        handle(shared, &s.limits, log, &p.topic, &p.payload, now);
+        if p.payload.len() <= max {
+            shared.live.journaled(id);
+            id += 1;
+        }
+        if p.qos != QoS::AtMostOnce && client.try_ack(&p).is_err() {
+            batch.owed.push(p);
         }
     }
 }
