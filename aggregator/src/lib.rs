@@ -4,7 +4,7 @@
 //! # Layout, lowest layer first (imports go downwards only; checked by
 //! `tests/layers.rs`)
 //! - The planning core (`throughline_core`, re-exported): [`model`],
-//!   [`history`], [`balance`], [`ctp`], [`forecast`], [`state`], [`alert`],
+//!   [`stops`], [`history`], [`balance`], [`ctp`], [`forecast`], [`state`], [`alert`],
 //!   [`rollup`], [`snapshot`], [`projection`], [`fanout`], [`accuracy`]. No I/O, no clock, no async.
 //! - [`metrics`]: Prometheus/OpenMetrics counters. [`store`]: the SQLite
 //!   state store, one file per table family. [`journal`]: the ingest
@@ -45,6 +45,7 @@ pub mod tasks;
 /// The planning core, under the names the rest of the aggregator uses.
 pub use throughline_core::{
     accuracy, alert, balance, ctp, fanout, forecast, history, model, projection, rollup, snapshot, state,
+    stops,
 };
 
 use std::net::SocketAddr;
@@ -104,7 +105,8 @@ impl App {
         };
         let keep = config.planning.history();
         let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings())
-            .with_max_seq_jump(config.ingest.max_seq_jump);
+            .with_max_seq_jump(config.ingest.max_seq_jump)
+            .with_stop_window(config.planning.windows().availability);
         let started = std::time::Instant::now();
         let minutes = service::history::restore(&store, &mut live, keep)?;
         let checkpoint = service::history::restore_state(&store, &mut live)?;

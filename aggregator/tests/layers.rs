@@ -27,7 +27,7 @@ const CRATES: &[Crate] = &[
     Crate {
         src: "core/src",
         layers: &[
-            &["model"],
+            &["model", "stops"],
             &["history", "balance", "ctp", "forecast", "testkit"],
             &["state"],
             &["alert", "rollup", "snapshot"],
@@ -51,6 +51,7 @@ const CRATES: &[Crate] = &[
                 "rollup",
                 "snapshot",
                 "state",
+                "stops",
             ],
             &["metrics", "store", "journal"],
             &["error"],

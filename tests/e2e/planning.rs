@@ -624,3 +624,161 @@ async fn a_short_stop_is_counted_and_a_long_one_raises_one_schedule_alert() {
     client.disconnect().await.unwrap();
     agg.proc.stop();
 }
+
+/// Publish `samples` (envelope `seq`) for `asset` and wait until it has
+/// `total` samples applied.
+async fn publish_applied(
+    client: &rumqttc::AsyncClient,
+    http: &str,
+    site: &str,
+    asset: &str,
+    (seq, samples, total): (u64, Value, u64),
+) {
+    publish_telemetry(client, site, "gw-repair", asset, seq, samples).await;
+    let url = format!("{http}/api/v1/assets/{site}/{asset}");
+    wait_for("the samples applied", || async {
+        let v = get_json(&url).await;
+        if v["samples"].as_u64() == Some(total) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+}
+
+/// A down line is projected back after the median of its own stops, end to
+/// end: six 20 s jams in a bucket the line still covers open no `schedule`
+/// alert (only the first, without history, is a condition, and it is
+/// debounced), the balance says when each is expected back and why; then a
+/// stop that outlasts every jam projects zero for the rest of the bucket
+/// and opens one alert that says so. Samples carry their own times, up to
+/// 25 minutes in the past, published by a raw client.
+#[tokio::test]
+async fn short_jams_are_projected_back_and_only_a_stop_longer_than_them_raises_a_schedule_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-repair";
+    let config = write_plant_config_debounced(dir.path(), site, 60, "");
+    let mqtt = free_port();
+    let mut agg = start_plant(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+    let http = agg.http.clone();
+    let metrics_url = format!("{http}/metrics");
+    let balance_url = format!("{http}/api/v1/balance?group=family-a");
+    let debounced = || async {
+        let m = get_text(&metrics_url).await;
+        metric(&m, "throughline_alert_conditions_debounced_total{kind=\"schedule\"}")
+            .unwrap_or_else(|| panic!("no debounce metric in {m}"))
+    };
+    let evaluated = || async {
+        let before =
+            metric(&get_text(&metrics_url).await, "throughline_alert_evaluations_total").unwrap_or(0.0);
+        wait_for("two evaluations", || async {
+            let n =
+                metric(&get_text(&metrics_url).await, "throughline_alert_evaluations_total").unwrap_or(0.0);
+            if n >= before + 2.0 {
+                Ok(())
+            } else {
+                Err(n.to_string())
+            }
+        })
+        .await;
+    };
+    let line_1 = |balance: &Value| balance["balances"][0]["assets"][0].clone();
+
+    // line-1 makes 10 pieces/s (its rated 36000/h) while running; a sample
+    // every 10 s, times in seconds from now. line-2 stays silent (no state,
+    // no projection).
+    let now = Utc::now();
+    let mut output = 0.0;
+    let mut last_running = true;
+    let (mut seq, mut total) = (0, 0);
+    let client = raw_client(mqtt, &unique("repair"));
+    let mut send = |from: i64, to: i64, state: &'static str| {
+        let samples: Vec<Value> = (from..=to)
+            .step_by(10)
+            .map(|s| {
+                if last_running {
+                    output += 100.0;
+                }
+                last_running = state == "running";
+                json!({"ts": rfc(now + Duration::seconds(s)), "output": output, "state": state,
+                       "reason": (state == "down").then_some("jam")})
+            })
+            .collect();
+        seq += 1;
+        total += samples.len() as u64;
+        (seq, json!(samples), total)
+    };
+    publish_applied(&client, &http, site, "line-1", send(-1500, -1210, "running")).await;
+    // The bucket: an hour around now, 20000 pieces. Running, the line makes
+    // about 30000; projected at zero from a stop early on, far less.
+    let (start, end) = (now - Duration::minutes(30), now + Duration::minutes(30));
+    let csv = format!("group,start,end,demand,unit\nfamily-a,{},{},20000,pieces\n", rfc(start), rfc(end));
+    let (status, body) = post(&format!("{http}/api/v1/forecasts"), "text/csv", Some(TOKEN), csv).await;
+    assert_eq!(status, 200, "{body}");
+    evaluated().await;
+    let balance = get_json(&balance_url).await;
+    assert_eq!(balance["balances"][0]["status"], "ok", "covered while running: {balance}");
+
+    // Six jams of 20 s, one every 2 minutes, each seen by evaluations while
+    // it lasts.
+    for k in 0..6 {
+        let t = -1200 + 120 * k;
+        publish_applied(&client, &http, site, "line-1", send(t, t + 10, "down")).await;
+        evaluated().await;
+        let a = line_1(&get_json(&balance_url).await);
+        assert_eq!(a["state"], "down", "{a}");
+        if k == 0 {
+            assert_eq!(a["return_basis"]["rule"], "no_history", "{a}");
+            assert!(a["expected_return"].is_null(), "{a}");
+        } else {
+            // Back 20 s after it stopped: the median of the jams before it.
+            let back: DateTime<Utc> = a["expected_return"].as_str().unwrap().parse().unwrap();
+            assert!((back - (now + Duration::seconds(t + 20))).num_milliseconds().abs() <= 1, "jam {k}: {a}");
+            assert_eq!(a["return_basis"]["rule"], "reason_median", "{a}");
+            assert_eq!(a["return_basis"]["stops"], k, "{a}");
+            assert_eq!(
+                a["return_basis"]["text"],
+                format!("median of {k} jam stop{} in the last 8 h: 20 s", if k == 1 { "" } else { "s" }),
+                "{a}"
+            );
+        }
+        publish_applied(&client, &http, site, "line-1", send(t + 20, t + 110, "running")).await;
+        evaluated().await;
+        assert!(alerts_of(&http, "schedule").await.is_empty(), "jam {k} raised a schedule alert");
+    }
+    assert_eq!(debounced().await, 1.0, "only the first jam, without history, was a condition");
+
+    // Running until 5 minutes ago, then down: 10 s in it is expected back
+    // with the jams; once longer than all of them it is projected at zero
+    // and, down for more than the 60 s debounce, raises one alert.
+    publish_applied(&client, &http, site, "line-1", send(-480, -310, "running")).await;
+    publish_applied(&client, &http, site, "line-1", send(-300, -290, "down")).await;
+    evaluated().await;
+    assert_eq!(line_1(&get_json(&balance_url).await)["return_basis"]["rule"], "reason_median");
+    assert!(alerts_of(&http, "schedule").await.is_empty(), "10 s into the stop: expected back");
+    publish_applied(&client, &http, site, "line-1", send(-280, 0, "down")).await;
+    let alert = wait_alert(&http, "schedule", |a| a["group"] == "family-a").await;
+    // The stop's time of day, with its date only on the day before event time.
+    let stopped = now - Duration::seconds(300);
+    let since = stopped.format(if stopped.date_naive() == now.date_naive() {
+        "%H:%M UTC"
+    } else {
+        "%Y-%m-%d %H:%M UTC"
+    });
+    let says = format!(
+        "Assumes line-1 down (jam) since {since}, down longer than any of its 6 jam stops in the last 8 h: \
+         projected at zero for the rest of the bucket."
+    );
+    assert!(alert["summary"].as_str().unwrap().ends_with(&says), "{alert}");
+    let a = &alert["details"]["assets"].as_array().unwrap().iter().find(|a| a["asset"] == "line-1").unwrap();
+    assert_eq!((a["return_basis"]["rule"].as_str(), a["expected_return"].as_str()), (Some("exceeded"), None));
+    evaluated().await;
+    assert_eq!(alerts_of(&http, "schedule").await.len(), 1, "one alert");
+    assert_eq!(debounced().await, 1.0, "the long stop is an alert, not a debounced condition");
+    let b = line_1(&get_json(&balance_url).await);
+    assert_eq!(b["return_basis"]["rule"], "exceeded", "{b}");
+    client.disconnect().await.unwrap();
+    agg.proc.stop();
+}

@@ -6,13 +6,16 @@
 //! Lines: supply = output made in the bucket so far + projected output for
 //! the rest of it; each running asset contributes its recent rate while
 //! running x its measured availability x the hours left; an asset that is
-//! down (or idle, in setup or maintenance) contributes nothing until it
-//! reports running again. gap = effective demand - supply.
+//! down contributes the same from its expected return on (the projection
+//! takes it from the asset's repair history, [`crate::stops`]), or nothing
+//! without one; idle, in setup or maintenance, nothing until it reports
+//! running again. gap = effective demand - supply.
 //!
 //! Feeders: supply = energy delivered so far + what the group's rated
-//! capacity can deliver in the hours left (x availability); `projected` is
-//! the energy if the current load continues. Peak and current load are held
-//! against the rated capacity: a group loaded above it is short at once.
+//! capacity can deliver in the hours left (x availability), a down feeder's
+//! from its expected return; `projected` is the energy if the current load
+//! continues. Peak and current load are held against the rated capacity: a
+//! group loaded above it is short at once.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,7 @@ use throughline_shared::{AssetId, AssetState, SiteId};
 
 use crate::model::{hours_between, ForecastRow, Unit};
 use crate::model::{AssetKind, GroupConfig};
+use crate::stops::ReturnBasis;
 
 /// One asset of the group as the engine sees it for one bucket.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +44,11 @@ pub struct AssetPlan {
     pub load_kw: Option<f64>,
     /// Highest load in the bucket so far, kW.
     pub peak_kw: Option<f64>,
+    /// A down asset: when it is expected back (none: it adds nothing for
+    /// the rest of the bucket).
+    pub expected_return: Option<DateTime<Utc>>,
+    /// A down asset: how `expected_return` was found.
+    pub return_basis: Option<ReturnBasis>,
 }
 
 /// Where a bucket stands.
@@ -72,6 +81,13 @@ pub struct Contribution {
     pub rate: f64,
     /// Capacity it could add per hour (rated minus what it makes now).
     pub spare_rate: f64,
+    /// A down asset: when it is projected back (none: at zero for the rest
+    /// of the bucket); it makes `rate` from then on.
+    #[serde(default)]
+    pub expected_return: Option<DateTime<Utc>>,
+    /// A down asset: the assumption behind `expected_return`.
+    #[serde(default)]
+    pub return_basis: Option<ReturnBasis>,
 }
 
 /// The balance of one (group, bucket).
@@ -100,7 +116,8 @@ pub struct BucketBalance {
     /// gap / effective demand, percent (0 when demand is 0).
     pub gap_pct: f64,
     pub status: Status,
-    /// Sum of the projection rates of running assets (units/h).
+    /// Sum of the projection rates of running assets (units/h); a down line
+    /// expected back is not in it.
     pub group_rate: f64,
     /// Sum of the assets' spare rates (units/h).
     pub spare_rate: f64,
@@ -146,6 +163,15 @@ pub fn balance(
         made += asset_made;
         rated_total += a.rated;
         let availability = a.availability.clamp(0.0, 1.0);
+        // A down asset expected back produces from its return on: the hours
+        // of the rest of the bucket after it.
+        let back = a.expected_return.filter(|_| a.state == Some(AssetState::Down));
+        let hours = match (back, phase) {
+            (_, Phase::Closed) | (None, _) => hours_left,
+            (Some(t), _) => {
+                hours_between(t.max(now).max(forecast.start), forecast.end).clamp(0.0, hours_left)
+            }
+        };
         let (rate, spare) = match group.kind {
             AssetKind::Line => match a.state {
                 Some(AssetState::Running) => {
@@ -153,6 +179,9 @@ pub fn balance(
                     (r * availability, (a.rated - r).max(0.0))
                 }
                 Some(AssetState::Idle) => (0.0, a.rated),
+                Some(AssetState::Down) if back.is_some() => {
+                    (a.rate_running.unwrap_or(a.rated) * availability, 0.0)
+                }
                 _ => (0.0, 0.0),
             },
             AssetKind::Feeder => {
@@ -167,15 +196,18 @@ pub fn balance(
                 // Only a feeder known to be in service adds capacity; a
                 // stale or silent one (state unknown) counts as out.
                 let in_service = matches!(a.state, Some(AssetState::Running | AssetState::Idle));
-                if in_service {
-                    capacity_rest += a.rated * availability * hours_left;
+                if in_service || back.is_some() {
+                    capacity_rest += a.rated * availability * hours;
                 }
                 (kw, (a.rated - kw).max(0.0))
             }
         };
-        let asset_projected = rate * hours_left;
+        // A feeder's `projected` is its current load continuing.
+        let asset_projected = rate * if group.kind == AssetKind::Line { hours } else { hours_left };
         projected_rest += asset_projected;
-        group_rate += rate;
+        if back.is_none() || group.kind == AssetKind::Feeder {
+            group_rate += rate;
+        }
         spare_rate += spare;
         contributions.push(Contribution {
             site: a.site.clone(),
@@ -185,6 +217,8 @@ pub fn balance(
             projected: asset_projected,
             rate,
             spare_rate: spare,
+            expected_return: back,
+            return_basis: a.return_basis.clone(),
         });
     }
     let projected = made + projected_rest;

@@ -17,6 +17,8 @@
 //! - [`snapshot`]: what of live state a checkpoint stores and a restart
 //!   reads back (last counters, states, event times, sequence windows).
 //! - [`history`]: per-minute output, state seconds and load of one asset.
+//! - [`stops`]: an asset's recent stops, and the repair time they suggest
+//!   for the stop under way (when a down asset is projected back).
 //! - [`balance`]: one forecast bucket of one group against what its assets
 //!   made and can still make.
 //! - [`projection`]: the plant's groups and assets, and from live state the
@@ -44,5 +46,6 @@ pub mod projection;
 pub mod rollup;
 pub mod snapshot;
 pub mod state;
+pub mod stops;
 #[cfg(test)]
 mod testkit;

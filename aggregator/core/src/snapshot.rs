@@ -10,7 +10,9 @@
 //! - envelopes the broker redelivers are still recognised as duplicates
 //!   (the sequence window is known),
 //! - an asset's event time does not start again from nothing (the close
-//!   rule and "time left" go on from where they were).
+//!   rule and "time left" go on from where they were),
+//! - a stop under way is still projected from the asset's repair history
+//!   (its recent stops are kept).
 //!
 //! The per-minute history itself comes back from the rollups
 //! ([`LiveState::restore_history`]). The rate window is kept thinned to at
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
 use crate::state::{AgentIx, AssetIx, ClockStep, LiveState, SeqTracker, TelemetryOutcome};
+use crate::stops::{Stop, StopLog};
 
 /// Most rate-window points kept in a snapshot.
 pub const WINDOW_POINTS: usize = 32;
@@ -66,6 +69,10 @@ pub struct AssetSnapshot {
     /// Rate window points: (ms since the epoch, cumulative output).
     #[serde(default)]
     pub window: Vec<(i64, f64)>,
+    /// Recent ended `down` stops, oldest first (none in a snapshot written
+    /// before they were kept).
+    #[serde(default)]
+    pub stops: Vec<Stop>,
 }
 
 /// One agent's live state, as stored.
@@ -200,6 +207,7 @@ impl LiveState {
                 a.window.iter().map(|&(t, v)| (t, v)).map(|(t, v)| (t.timestamp_millis(), v)),
                 WINDOW_POINTS,
             ),
+            stops: a.stops.iter().cloned().collect(),
         })
     }
 
@@ -252,6 +260,7 @@ impl LiveState {
             .into_iter()
             .filter_map(|(t, v)| Some((DateTime::from_timestamp_millis(t)?, v)))
             .collect();
+        a.stops = StopLog::from_stops(s.stops);
         if let Some(last) = a.newest_ts {
             if self.watermark.is_none_or(|w| last > w) {
                 self.watermark = Some(last);

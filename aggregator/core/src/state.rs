@@ -30,6 +30,7 @@ use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
 
 use crate::history::{History, MinuteSpan};
 use crate::model::{AssetConfig, AssetKind};
+use crate::stops::{Stop, StopLog};
 
 /// Most gap ranges remembered per agent; beyond it the oldest are forgotten
 /// (a message from a forgotten gap then counts as a duplicate).
@@ -41,6 +42,9 @@ const MAX_WINDOW_POINTS: usize = 4096;
 /// (ten a second), far below where a fresh numbering lands (our agent's,
 /// after a lost state file, is the clock in milliseconds: years away).
 pub const DEFAULT_MAX_SEQ_JUMP: u64 = 1_000_000;
+/// How long ended stops are kept without [`LiveState::with_stop_window`]:
+/// the default availability window.
+pub const DEFAULT_STOP_WINDOW_HOURS: i64 = 8;
 
 /// What a sequence number means given what was seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +209,9 @@ pub struct AssetLive {
     pub(crate) window: VecDeque<(DateTime<Utc>, f64)>,
     /// Per-minute history in event time (for balances).
     pub history: History,
+    /// Its recent `down` stops, each noted when it ends: what a stop under
+    /// way is projected to last ([`crate::stops`]).
+    pub stops: StopLog,
 }
 
 impl AssetLive {
@@ -239,6 +246,7 @@ impl AssetLive {
             late_samples: 0,
             window: VecDeque::new(),
             history: History::default(),
+            stops: StopLog::default(),
         }
     }
 
@@ -252,11 +260,13 @@ impl AssetLive {
 
     /// Apply one sample, widening `touched` by the history minutes it
     /// changed. `may_step`: if the sample is older than the last one, the
-    /// agent's clock stepped back (else it is late).
+    /// agent's clock stepped back (else it is late). A `down` stop it ends
+    /// is noted in [`AssetLive::stops`], which keeps `stop_window` of them.
     fn apply(
         &mut self,
         s: &Sample,
         settings: &StateSettings,
+        stop_window: Duration,
         may_step: bool,
         touched: &mut Option<MinuteSpan>,
     ) -> SampleOutcome {
@@ -325,6 +335,15 @@ impl AssetLive {
         if let Some(st) = s.state {
             if self.state != Some(st) {
                 changed = true;
+                if let (Some(AssetState::Down), Some(since)) = (self.state, self.state_since) {
+                    // Its length in event time; none after a clock step
+                    // back to before it began.
+                    let secs = (s.ts - since).num_milliseconds() as f64 / 1000.0;
+                    if secs > 0.0 {
+                        self.stops
+                            .record(Stop { reason: self.reason.clone(), start: since, secs }, stop_window);
+                    }
+                }
                 self.state = Some(st);
                 self.state_since = Some(s.ts);
                 if s.reason.is_none() {
@@ -538,6 +557,8 @@ pub struct LiveState {
     settings: StateSettings,
     /// Largest `seq` jump still taken as the same numbering.
     max_seq_jump: u64,
+    /// How long an asset's ended stops are kept ([`AssetLive::stops`]).
+    stop_window: Duration,
     /// Latest sample time seen from any asset: "now" in event time.
     pub(crate) watermark: Option<DateTime<Utc>>,
     /// History read back from the store for assets not registered, handed
@@ -562,6 +583,7 @@ impl LiveState {
             agents: BTreeMap::new(),
             settings,
             max_seq_jump: DEFAULT_MAX_SEQ_JUMP,
+            stop_window: Duration::hours(DEFAULT_STOP_WINDOW_HOURS),
             watermark: None,
             restored: BTreeMap::new(),
             asset_ids: Vec::new(),
@@ -580,6 +602,14 @@ impl LiveState {
     /// otherwise.
     pub fn with_max_seq_jump(mut self, max_jump: u64) -> LiveState {
         self.max_seq_jump = max_jump;
+        self
+    }
+
+    /// Keep each asset's stops for `window` after they end (the projection
+    /// reads them over its availability window, so at least that long);
+    /// [`DEFAULT_STOP_WINDOW_HOURS`] otherwise.
+    pub fn with_stop_window(mut self, window: Duration) -> LiveState {
+        self.stop_window = window;
         self
     }
 
@@ -697,6 +727,7 @@ impl LiveState {
             out.agent_came_online = true;
         }
         let settings = self.settings;
+        let stop_window = self.stop_window;
         if !self.assets.get(&t.site).is_some_and(|m| m.contains_key(&t.asset)) {
             out.new_unregistered_asset = true;
             self.insert_asset(&t.site, &t.asset, None);
@@ -727,7 +758,7 @@ impl LiveState {
                         later[index].is_none_or(|t| t < last)
                     }
                 });
-            match asset.apply(s, &settings, may_step, &mut touched) {
+            match asset.apply(s, &settings, stop_window, may_step, &mut touched) {
                 SampleOutcome::Applied { counter, changed, step_back } => {
                     if let (Some(back), Some(from)) = (step_back, last) {
                         out.events.push(LiveEvent::ClockStep { index, back_ms: back.num_milliseconds() });

@@ -38,6 +38,13 @@ pub fn validate_groups(groups: &[GroupConfig], assets: &[AssetConfig], p: &mut V
                 g.alert_after_secs
             ));
         }
+        if let Some(m) = g.default_repair_minutes {
+            if !(m.is_finite() && m > 0.0 && m <= 10_080.0) {
+                p.push(format!(
+                    "groups[{i}].default_repair_minutes: must be more than 0 and at most 10080, found {m}"
+                ));
+            }
+        }
         if g.close_grace_secs > MAX_CLOSE_GRACE_SECS {
             p.push(format!(
                 "groups[{i}].close_grace_secs: must be between 0 and {MAX_CLOSE_GRACE_SECS}, found {}",
@@ -105,6 +112,7 @@ shortfall_pct = 101
 id = "g"
 kind = "feeder"
 alert_after_secs = 86401
+default_repair_minutes = 0
 [[assets]]
 site = "s"
 id = "a"
@@ -129,6 +137,7 @@ rated_capacity = 1
             "groups[0].shortfall_pct: must be between 0 and 100, found 101",
             "groups[1].id: `g` is empty or appears twice",
             "groups[1].alert_after_secs: must be between 0 and 86400, found 86401",
+            "groups[1].default_repair_minutes: must be more than 0 and at most 10080, found 0",
             "assets[0].group: group `g` is a Feeder group but the asset is a Line",
             "assets[1].group: group `mixed` mixes lines and feeders (also `c`); declare it under [[groups]]",
         ] {

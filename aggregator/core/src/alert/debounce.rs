@@ -1,7 +1,9 @@
 //! The debounce of gap alerts: a `schedule` or `dispatch` condition must
 //! hold for its group's `alert_after_secs` **in event time** before its
-//! alert opens. A stop projects zero for the rest of the bucket, so a
-//! 20-second jam would otherwise open (and a minute later resolve) an alert.
+//! alert opens. A stop without repair history, or longer than every stop
+//! of it ([`crate::stops`]), projects zero for the rest of the bucket, so
+//! such a 20-second jam would otherwise open (and a minute later resolve)
+//! an alert.
 //!
 //! [`Pending`] keeps, per [`AlertKey`], the event time a condition was first
 //! seen while no alert held its key. It is pure and bounded: an entry lives

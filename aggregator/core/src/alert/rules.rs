@@ -15,6 +15,48 @@ fn hhmm(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// A time of day, with its date when not on the day of `now`.
+fn clock(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if t.date_naive() == now.date_naive() {
+        t.format("%H:%M UTC").to_string()
+    } else {
+        hhmm(t)
+    }
+}
+
+/// Down assets named in a gap alert's summary with their projected return.
+const SUMMARY_DOWN_ASSETS: usize = 5;
+
+/// What the projection assumed for each down asset of the bucket, as a
+/// sentence for the summary ("" when none is down): "Assumes press-2 down
+/// (jam) since 10:02 UTC, expected back 10:09 UTC (median of 7 jam stops
+/// in the last 8 h: 7 min)."
+fn return_assumptions(b: &BucketBalance) -> String {
+    let said: Vec<String> = b
+        .assets
+        .iter()
+        .filter(|a| a.state == Some(throughline_shared::AssetState::Down))
+        .filter_map(|a| {
+            let basis = a.return_basis.as_ref()?;
+            let reason = basis.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let back = match a.expected_return {
+                Some(t) => format!("expected back {} ({})", clock(t, b.now), basis.text),
+                None => basis.text.clone(),
+            };
+            Some(format!("{} down{reason} since {}, {back}", a.asset, clock(basis.down_since, b.now)))
+        })
+        .collect();
+    if said.is_empty() {
+        return String::new();
+    }
+    let more = said.len().saturating_sub(SUMMARY_DOWN_ASSETS);
+    let mut text = format!(" Assumes {}", said[..said.len() - more].join("; "));
+    if more > 0 {
+        text += &format!("; and {more} more down");
+    }
+    text + "."
+}
+
 fn fmt_qty(x: f64) -> String {
     if x.abs() >= 100.0 {
         format!("{x:.0}")
@@ -77,13 +119,14 @@ pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool
                 return None;
             }
             let summary = format!(
-                "{} is projected {} {unit} ({:.1} %) short of {} for {window}: {} made, {} more expected at the current rate.",
+                "{} is projected {} {unit} ({:.1} %) short of {} for {window}: {} made, {} more expected at the current rate.{}",
                 b.group,
                 fmt_qty(b.gap),
                 b.gap_pct,
                 fmt_qty(b.effective_demand),
                 fmt_qty(b.made),
                 fmt_qty(b.projected - b.made),
+                return_assumptions(b),
             );
             let mut options = Vec::new();
             if let Some(h) = b.extra_hours {
@@ -148,10 +191,11 @@ pub fn gap(b: &BucketBalance, g: &GroupConfig, site: Option<&str>, is_open: bool
             }
             let per_hour = if b.hours_left > 0.0 { b.gap / b.hours_left } else { b.gap };
             let summary = format!(
-                "{} forecast needs {} kWh ({:.1} %) more than its rated capacity can deliver for {window}.",
+                "{} forecast needs {} kWh ({:.1} %) more than its rated capacity can deliver for {window}.{}",
                 b.group,
                 fmt_qty(b.gap),
-                b.gap_pct
+                b.gap_pct,
+                return_assumptions(b),
             );
             let action = format!(
                 "Arrange {} kW of transfer or dispatch adjustment for the remaining {:.1} h, or {:.1} h at full rated capacity of another region.",
@@ -346,6 +390,8 @@ mod tests {
             availability: 1.0,
             load_kw: None,
             peak_kw: None,
+            expected_return: None,
+            return_basis: None,
         };
         balance(&g, &f, &[a], t(240))
     }
@@ -372,6 +418,8 @@ mod tests {
                 availability: 1.0,
                 load_kw: None,
                 peak_kw: None,
+                expected_return: None,
+                return_basis: None,
             })
             .collect();
         let b = balance(&g, &f, &plans, t(60));
@@ -434,6 +482,83 @@ mod tests {
             }
         }
         assert_eq!((opened, resolved), (1, 1), "one alert for the hovering, resolved once below 3 %");
+    }
+
+    #[test]
+    fn a_schedule_alert_says_what_it_assumed_for_each_down_asset() {
+        use crate::stops::{expected_return, Stop, StopLog};
+        let g = GroupConfig::with_defaults("family-a", AssetKind::Line);
+        let f = ForecastRow {
+            group: g.id.clone(),
+            start: t(0),
+            end: t(480),
+            demand: 2000.0,
+            unit: Unit::Pieces,
+            uplift_pct: 0.0,
+        };
+        // press-2: seven jams of 5 to 9 minutes before it went down at
+        // 10:02; press-3 down without any history.
+        let jams = StopLog::from_stops(
+            [5, 6, 7, 7, 7, 8, 9]
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Stop {
+                    reason: Some("jam".into()),
+                    start: t(i as i64 * 15),
+                    secs: *m as f64 * 60.0,
+                })
+                .collect(),
+        );
+        let now = t(124);
+        let plan = |id: &str, state, made, since: i64, stops: &StopLog| {
+            let r = (state == AssetState::Down)
+                .then(|| expected_return(stops, Some("jam"), t(since), now, Duration::hours(8), None));
+            AssetPlan {
+                site: SiteId::parse("s").unwrap(),
+                asset: AssetId::parse(id).unwrap(),
+                rated: 120.0,
+                state: Some(state),
+                made,
+                rate_running: Some(100.0),
+                availability: 1.0,
+                load_kw: None,
+                peak_kw: None,
+                expected_return: r.as_ref().and_then(|r| r.at),
+                return_basis: r.map(|r| r.basis),
+            }
+        };
+        let plans = [
+            plan("press-1", AssetState::Running, 200.0, 0, &StopLog::default()),
+            plan("press-2", AssetState::Down, 200.0, 122, &jams),
+            plan("press-3", AssetState::Down, 200.0, 100, &StopLog::default()),
+        ];
+        let b = balance(&g, &f, &plans, now);
+        let c = gap(&b, &g, Some("s"), false).expect("short");
+        assert!(
+            c.summary.ends_with(
+                " Assumes press-2 down (jam) since 10:02 UTC, expected back 10:09 UTC \
+                 (median of 7 jam stops in the last 8 h: 7 min); press-3 down (jam) since 09:40 UTC, \
+                 no repair history: projected at zero for the rest of the bucket."
+            ),
+            "{}",
+            c.summary
+        );
+        // The same in the details, per asset, as the balance API has it.
+        let d = serde_json::to_value(&c.details).unwrap();
+        let p2 = d["assets"].as_array().unwrap().iter().find(|a| a["asset"] == "press-2").unwrap();
+        assert_eq!(p2["expected_return"], "2026-11-23T10:09:00Z", "{p2}");
+        assert_eq!(p2["return_basis"]["rule"], "reason_median", "{p2}");
+        assert_eq!(p2["return_basis"]["stops"], 7, "{p2}");
+        let p1 = d["assets"].as_array().unwrap().iter().find(|a| a["asset"] == "press-1").unwrap();
+        assert!(p1["expected_return"].is_null() && p1["return_basis"].is_null(), "{p1}");
+        // Details stored before these fields existed still read.
+        let mut old = d.clone();
+        for a in old["assets"].as_array_mut().unwrap() {
+            let a = a.as_object_mut().unwrap();
+            a.remove("expected_return");
+            a.remove("return_basis");
+        }
+        assert!(serde_json::from_value::<AlertDetails>(old).is_ok());
     }
 
     #[test]

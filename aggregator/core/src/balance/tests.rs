@@ -1,4 +1,5 @@
 use super::*;
+use crate::stops::ReturnRule;
 use chrono::{Duration, TimeZone};
 
 fn t(h: i64) -> DateTime<Utc> {
@@ -28,7 +29,24 @@ fn line(id: &str, state: AssetState, made: f64, rate: Option<f64>, availability:
         availability,
         load_kw: None,
         peak_kw: None,
+        expected_return: None,
+        return_basis: None,
     }
+}
+
+/// [`line`] down since `since` and expected back at `back` (hours).
+fn back_at(mut plan: AssetPlan, since: i64, back: Option<f64>) -> AssetPlan {
+    let at = |h: f64| t(0) + Duration::milliseconds((h * 3_600_000.0) as i64);
+    plan.expected_return = back.map(at);
+    plan.return_basis = Some(ReturnBasis {
+        rule: if back.is_some() { ReturnRule::ReasonMedian } else { ReturnRule::NoHistory },
+        reason: Some("jam".into()),
+        down_since: t(since),
+        stops: 3,
+        repair_secs: back.map(|b| (b - since as f64) * 3600.0),
+        text: "median of 3 jam stops in the last 8 h: 1 h".into(),
+    });
+    plan
 }
 
 fn feeder(id: &str, rated: f64, load: f64, peak: f64, made: f64) -> AssetPlan {
@@ -42,6 +60,8 @@ fn feeder(id: &str, rated: f64, load: f64, peak: f64, made: f64) -> AssetPlan {
         availability: 1.0,
         load_kw: Some(load),
         peak_kw: Some(peak),
+        expected_return: None,
+        return_basis: None,
     }
 }
 
@@ -96,6 +116,59 @@ fn line_balance_table() {
             now: t(4),
             supply: 1100.0,
             gap: 500.0,
+            status: Status::Short,
+            phase: Phase::Open,
+        },
+        Case {
+            name: "a down line expected back in 1 h makes its rate for the 3 h after",
+            forecast: fc("family-a", 0, 8, 1600.0, 0.0, u),
+            assets: vec![
+                line("a", AssetState::Running, 400.0, Some(100.0), 1.0),
+                back_at(line("b", AssetState::Down, 300.0, Some(100.0), 1.0), 4, Some(5.0)),
+            ],
+            now: t(4),
+            supply: 1400.0,
+            gap: 200.0,
+            status: Status::Short,
+            phase: Phase::Open,
+        },
+        Case {
+            name: "expected back: its availability scales it as a running line's",
+            forecast: fc("family-a", 0, 8, 800.0, 0.0, u),
+            assets: vec![back_at(line("b", AssetState::Down, 400.0, Some(100.0), 0.5), 4, Some(6.0))],
+            now: t(4),
+            supply: 500.0,
+            gap: 300.0,
+            status: Status::Short,
+            phase: Phase::Open,
+        },
+        Case {
+            name: "expected back after the bucket's end: nothing in it",
+            forecast: fc("family-a", 0, 8, 800.0, 0.0, u),
+            assets: vec![back_at(line("b", AssetState::Down, 400.0, None, 1.0), 4, Some(9.0))],
+            now: t(4),
+            supply: 400.0,
+            gap: 400.0,
+            status: Status::Short,
+            phase: Phase::Open,
+        },
+        Case {
+            name: "expected back before the next bucket: all of it, at rated without a rate",
+            forecast: fc("family-a", 8, 16, 800.0, 0.0, u),
+            assets: vec![back_at(line("b", AssetState::Down, 400.0, None, 1.0), 4, Some(5.0))],
+            now: t(4),
+            supply: 800.0,
+            gap: 0.0,
+            status: Status::Ok,
+            phase: Phase::Future,
+        },
+        Case {
+            name: "no expected return: zero for the rest, as before",
+            forecast: fc("family-a", 0, 8, 800.0, 0.0, u),
+            assets: vec![back_at(line("b", AssetState::Down, 400.0, Some(100.0), 1.0), 4, None)],
+            now: t(4),
+            supply: 400.0,
+            gap: 400.0,
             status: Status::Short,
             phase: Phase::Open,
         },
@@ -172,6 +245,14 @@ fn line_balance_table() {
     ];
     for c in cases {
         let b = balance(&lines(), &c.forecast, &c.assets, c.now);
+        for (a, plan) in b.assets.iter().zip(&c.assets) {
+            assert_eq!(
+                (&a.expected_return, &a.return_basis),
+                (&plan.expected_return, &plan.return_basis),
+                "{}: the assumption is in the balance",
+                c.name
+            );
+        }
         assert!((b.supply - c.supply).abs() < 1e-9, "{}: supply {} != {}", c.name, b.supply, c.supply);
         assert!((b.gap - c.gap).abs() < 1e-9, "{}: gap {} != {}", c.name, b.gap, c.gap);
         assert_eq!(b.status, c.status, "{}", c.name);
@@ -200,6 +281,23 @@ fn suggested_numbers_for_lines() {
     assert!((b.extra_hours.unwrap() - 4.75).abs() < 1e-9);
     assert!((b.spare_rate - 120.0).abs() < 1e-9);
     assert!((b.gap_pct - 380.0 / 1400.0 * 100.0).abs() < 1e-9);
+
+    // c expected back in 2 h: 200 more in the 2 h after, not in the group's
+    // rate now (extra hours are at what runs now), and no spare.
+    let b = balance(
+        &lines(),
+        &fc("family-a", 0, 8, 1400.0, 0.0, Unit::Pieces),
+        &[
+            line("a", AssetState::Running, 400.0, Some(80.0), 1.0),
+            back_at(line("c", AssetState::Down, 300.0, Some(100.0), 1.0), 4, Some(6.0)),
+        ],
+        t(4),
+    );
+    assert!((b.supply - 1220.0).abs() < 1e-9, "{b:?}");
+    assert!((b.group_rate - 80.0).abs() < 1e-9);
+    assert!((b.spare_rate - 20.0).abs() < 1e-9);
+    let c = &b.assets[1];
+    assert!((c.rate - 100.0).abs() < 1e-9 && (c.projected - 200.0).abs() < 1e-9, "{c:?}");
 }
 
 #[test]
@@ -232,4 +330,12 @@ fn feeders_energy_and_peak_against_rated() {
     down[1].state = Some(AssetState::Maintenance);
     let b = balance(&feeders(), &f(6000.0), &down, t(5));
     assert!((b.supply - 5500.0).abs() < 1e-9, "{}", b.supply);
+
+    // A feeder down and expected back in 2 h adds its rating for the 3 h
+    // after; its load still counts in `projected` for all 5.
+    down[1].state = Some(AssetState::Down);
+    let down = [down[0].clone(), back_at(down[1].clone(), 5, Some(7.0))];
+    let b = balance(&feeders(), &f(6000.0), &down, t(5));
+    assert!((b.supply - 7000.0).abs() < 1e-9, "{}", b.supply);
+    assert!((b.projected - 6000.0).abs() < 1e-9, "{}", b.projected);
 }

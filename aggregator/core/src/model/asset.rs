@@ -85,6 +85,12 @@ pub struct GroupConfig {
     /// incomplete: judged by nobody, no `forecast_deviation` alert.
     #[serde(default = "default_close_grace")]
     pub close_grace_secs: u64,
+    /// How long a stop of an asset without repair history in the
+    /// availability window is projected to last, minutes; none: such an
+    /// asset is projected at zero for the rest of the bucket
+    /// ([`crate::stops`]).
+    #[serde(default)]
+    pub default_repair_minutes: Option<f64>,
 }
 
 fn default_shortfall() -> f64 {
@@ -123,6 +129,7 @@ impl GroupConfig {
             hysteresis_pct: default_hysteresis(),
             alert_after_secs: default_alert_after(),
             close_grace_secs: default_close_grace(),
+            default_repair_minutes: None,
         }
     }
 }

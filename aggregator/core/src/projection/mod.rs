@@ -1,8 +1,9 @@
 //! Projection: the plant's groups and their registered assets, and from
 //! live state each asset's view of a bucket (made so far, rate while
-//! running, availability, load), the balances of every bucket, and the
-//! alert conditions true now. Pure: event time comes from live state, the
-//! wall clock from the caller.
+//! running, availability, load, and for a down asset when it is expected
+//! back, from its repair history: [`crate::stops`]), the balances of every
+//! bucket, and the alert conditions true now. Pure: event time comes from
+//! live state, the wall clock from the caller.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -14,6 +15,7 @@ use crate::alert::{rules, Alert, AlertKey, AlertKind, Condition};
 use crate::balance::{balance, AssetPlan, BucketBalance, Phase};
 use crate::model::{AssetConfig, AssetKind, ForecastRow, GroupConfig, Unit};
 use crate::state::{AssetLive, LiveState};
+use crate::stops::{self, Return};
 
 pub mod cache;
 
@@ -28,7 +30,8 @@ const LOOKAHEAD_HOURS: i64 = 24;
 pub struct Windows {
     /// An asset's rate while running is measured over this window.
     pub rate: Duration,
-    /// Its availability (running / (running + down)) over this one.
+    /// Its availability (running / (running + down)) over this one, and
+    /// the repair time of a stop under way from its stops in it.
     pub availability: Duration,
     /// How far back closed buckets are judged (the history kept in memory).
     pub history: Duration,
@@ -47,13 +50,15 @@ pub struct Planner {
 /// What an asset's projection takes from live state at event time `now`,
 /// the same for every bucket: computed once per group evaluation, not once
 /// per (asset, bucket).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct LiveInputs<'a> {
     live: Option<&'a AssetLive>,
     state: Option<throughline_shared::AssetState>,
     rate_running: Option<f64>,
     availability: f64,
     load_kw: Option<f64>,
+    /// Down (with current data): when it is expected back.
+    back: Option<Return>,
 }
 
 impl Planner {
@@ -104,6 +109,10 @@ impl Planner {
     fn live_inputs<'a>(&self, state: &'a LiveState, group: &str, now: DateTime<Utc>) -> Vec<LiveInputs<'a>> {
         let rate_window = self.windows.rate;
         let avail_window = self.windows.availability;
+        let default_repair = self
+            .group(group)
+            .and_then(|g| g.default_repair_minutes)
+            .map(|m| Duration::milliseconds((m * 60_000.0).round() as i64));
         self.group_assets(group)
             .iter()
             .map(|cfg| {
@@ -119,12 +128,26 @@ impl Planner {
                         let run = h.running_between(now - avail_window, now);
                         let down = h.down_between(now - avail_window, now);
                         let availability = if run + down > 0.0 { run / (run + down) } else { 1.0 };
+                        let back = a
+                            .state_since
+                            .filter(|_| fresh && a.state == Some(throughline_shared::AssetState::Down))
+                            .map(|since| {
+                                stops::expected_return(
+                                    &a.stops,
+                                    a.reason.as_deref(),
+                                    since,
+                                    now,
+                                    avail_window,
+                                    default_repair,
+                                )
+                            });
                         LiveInputs {
                             live,
                             state: if fresh { a.state } else { None },
                             rate_running,
                             availability,
                             load_kw: if fresh { a.load_kw } else { None },
+                            back,
                         }
                     }
                     None => LiveInputs {
@@ -133,6 +156,7 @@ impl Planner {
                         rate_running: None,
                         availability: 1.0,
                         load_kw: None,
+                        back: None,
                     },
                 }
             })
@@ -169,6 +193,8 @@ impl Planner {
                     Some(a) if until > start => a.history.peak_load_between(start, until),
                     _ => None,
                 },
+                expected_return: i.back.as_ref().and_then(|r| r.at),
+                return_basis: i.back.as_ref().map(|r| r.basis.clone()),
             })
             .collect()
     }
@@ -261,8 +287,8 @@ impl Planner {
             let horizon = now + Duration::hours(LOOKAHEAD_HOURS);
             let balances = self.balances(state, forecasts, None, Some(now - keep), Some(horizon), wall_now);
             // Gap alerts look at the bucket under way and the next one of
-            // each group: a stop projects zero for every later bucket too,
-            // and one alert per stop is enough to act on.
+            // each group: a stop projected at zero is so for every later
+            // bucket too, and one alert per stop is enough to act on.
             let mut next_future: HashMap<&str, DateTime<Utc>> = HashMap::new();
             for b in balances.iter().filter(|b| b.phase == Phase::Future) {
                 let e = next_future.entry(b.group.as_str()).or_insert(b.start);

@@ -122,3 +122,30 @@ fn snapshots_round_trip_through_json() {
     let back: Vec<AgentSnapshot> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, rows.agents);
 }
+
+#[test]
+fn an_assets_stops_survive_a_restart() {
+    // Each line is down once for 28 s (envelopes 10 to 13, 7 s apart).
+    let env = envelopes();
+    let mut st = LiveState::new(&[reg("l1"), reg("l2")], Duration::minutes(5));
+    for t in &env {
+        st.apply_telemetry(t, t0());
+    }
+    let stops = |st: &LiveState, id: &str| {
+        let a = st.assets().find(|a| a.asset.as_str() == id).unwrap();
+        a.stops.iter().cloned().collect::<Vec<_>>()
+    };
+    let back = restarted(&st);
+    for id in ["l1", "l2"] {
+        let before = stops(&st, id);
+        assert_eq!(before.iter().map(|s| s.secs).collect::<Vec<_>>(), [28.0], "{id}");
+        assert_eq!(stops(&back, id), before, "{id}");
+    }
+    // A snapshot written before stops were kept reads as none.
+    let mut d = Dirty::default();
+    d.all(&st);
+    let mut json = serde_json::to_value(&d.take(&st).assets[0]).unwrap();
+    json.as_object_mut().unwrap().remove("stops");
+    let old: AssetSnapshot = serde_json::from_value(json).unwrap();
+    assert!(old.stops.is_empty());
+}

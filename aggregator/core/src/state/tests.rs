@@ -170,6 +170,63 @@ fn state_since_reason_and_load() {
 }
 
 #[test]
+fn each_down_stop_is_noted_when_it_ends_in_event_time() {
+    use crate::stops::Stop;
+    use AssetState::{Down, Idle, Running};
+    let at = |s: i64| t0() + Duration::seconds(s);
+    // One sample every 10 s over [from, to).
+    let span = |from: i64, to: i64, state: AssetState, reason: Option<&str>| -> Vec<Sample> {
+        (from..to)
+            .step_by(10)
+            .map(|s| Sample { state: Some(state), reason: reason.map(str::to_string), ..Sample::at(at(s)) })
+            .collect()
+    };
+    // Down 40 s for a jam; running; down 90 s, the reason given only after
+    // 20 s; idle (ends it as well); down, still.
+    let mut s = span(0, 100, Running, None);
+    s.extend(span(100, 140, Down, Some("jam")));
+    s.extend(span(140, 300, Running, None));
+    s.extend(span(300, 320, Down, None));
+    s.extend(span(320, 390, Down, Some("motor")));
+    s.extend(span(390, 500, Idle, None));
+    s.extend(span(500, 560, Down, Some("jam")));
+    // One sample per message, as live; and all in one, as a backfill.
+    let mut live = LiveState::new(&[reg("l1")], Duration::minutes(5));
+    for (i, x) in s.iter().enumerate() {
+        live.apply_telemetry(&tel("l1", i as u64 + 1, vec![x.clone()]), at(560));
+    }
+    let mut backfill = LiveState::new(&[reg("l1")], Duration::minutes(5));
+    backfill.apply_telemetry(&tel("l1", 1, s), at(560));
+    let stop =
+        |reason: &str, start: i64, secs: f64| Stop { reason: Some(reason.into()), start: at(start), secs };
+    for st in [&live, &backfill] {
+        let a = st.assets().next().unwrap();
+        assert_eq!(
+            a.stops.iter().cloned().collect::<Vec<_>>(),
+            [stop("jam", 100, 40.0), stop("motor", 300, 90.0)]
+        );
+        assert_eq!(
+            (a.state, a.state_since),
+            (Some(Down), Some(at(500))),
+            "the stop under way is not noted yet"
+        );
+    }
+    // Kept for the stop window after they end (the availability window).
+    let mut short = LiveState::new(&[reg("l1")], Duration::minutes(5)).with_stop_window(Duration::minutes(5));
+    let mut s = span(0, 20, Down, Some("jam"));
+    s.extend(span(20, 400, Running, None));
+    s.extend(span(400, 420, Down, Some("jam")));
+    s.extend(span(420, 430, Running, None));
+    short.apply_telemetry(&tel("l1", 1, s), at(430));
+    let a = short.assets().next().unwrap();
+    assert_eq!(
+        a.stops.iter().map(|s| s.start).collect::<Vec<_>>(),
+        [at(400)],
+        "the first ended 6 min before"
+    );
+}
+
+#[test]
 fn late_samples_do_not_rewind_live_state() {
     let mut st = LiveState::new(&[], Duration::seconds(60));
     st.apply_telemetry(&tel("a", 5, vec![out(1, 10.0)]), t0());
