@@ -29,7 +29,8 @@ fn config(dir: &Path, assets: usize) -> Config {
     let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.broker = Some("mqtt://127.0.0.1:9".into());
-    config.groups = (0..100).map(|g| GroupConfig::with_defaults(&format!("group-{g:02}"), AssetKind::Line)).collect();
+    config.groups =
+        (0..100).map(|g| GroupConfig::with_defaults(&format!("group-{g:02}"), AssetKind::Line)).collect();
     config.assets = (0..assets)
         .map(|i| AssetConfig {
             site: SiteId::parse("site").unwrap(),
@@ -117,7 +118,11 @@ fn walk(p: &Path) -> u64 {
             rd.filter_map(|e| e.ok())
                 .map(|e| {
                     let p = e.path();
-                    if p.is_dir() { walk(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
                 })
                 .sum()
         })

@@ -159,6 +159,7 @@ mod tests {
             samples: n,
             late_samples: 0,
             window: vec![(1, 2.0)],
+            stops: Vec::new(),
         }
     }
 
