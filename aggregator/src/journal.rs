@@ -19,11 +19,14 @@
 //! released and whole segments of them deleted.
 //!
 //! # Durability
-//! Each append is one `write` of the whole record: once it returns, a crash
-//! of the aggregator (even SIGKILL) loses nothing, the data is in the
-//! kernel's page cache. A power cut can lose what was not yet `fsync`ed:
-//! at most `journal.fsync_interval_ms` (default 1 s) of messages. A record
-//! torn by a power cut is skipped at start with a warning and counted.
+//! Each append is one `write` of the whole record (of a batch of them):
+//! once it returns, a crash of the aggregator (even SIGKILL) loses nothing,
+//! the data is in the kernel's page cache. A power cut can lose what was
+//! not yet `fsync`ed: about `history.journal_fsync_ms` (default 1 s) of
+//! messages. The syncs run on a thread of the journal's own, so ingest
+//! never waits for the disk; a sync that fails is reported by the next
+//! [`Journal::sync_if_due`]. A record torn by a power cut is skipped at
+//! start with a warning and counted.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -38,6 +41,9 @@ use throughline_shared::record::{self, encode_parts, find_next, read_at};
 
 /// Size at which a new segment is started.
 pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// When a periodic sync is due while the last is still running, it is
+/// tried again this much later.
+const SYNC_RETRY: Duration = Duration::from_millis(20);
 
 /// A journal failure: the file and what failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +87,53 @@ pub struct Entry<'a> {
     pub payload: &'a [u8],
 }
 
+/// Forces files to the device on a thread of its own.
+#[derive(Debug)]
+struct Syncer {
+    /// Files to sync; `true`: the periodic sync (clears `busy` when done).
+    tx: std::sync::mpsc::Sender<(File, bool)>,
+    /// A periodic sync is under way (the next one waits for it).
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    /// Syncs that failed, and the last error.
+    failed: Arc<std::sync::Mutex<Option<std::io::Error>>>,
+}
+
+impl Syncer {
+    fn start() -> Syncer {
+        let (tx, rx) = std::sync::mpsc::channel::<(File, bool)>();
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let (b, f) = (busy.clone(), failed.clone());
+        std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || {
+                for (file, periodic) in rx {
+                    if let Err(e) = file.sync_data() {
+                        *f.lock().expect("sync error lock") = Some(e);
+                    }
+                    if periodic {
+                        b.store(false, Ordering::Release);
+                    }
+                }
+            })
+            .expect("start the journal's sync thread");
+        Syncer { tx, busy, failed }
+    }
+
+    /// Sync `file` in the background (`periodic`: the interval's sync).
+    fn send(&self, file: &File, periodic: bool) {
+        match file.try_clone() {
+            Ok(f) => {
+                if periodic {
+                    self.busy.store(true, Ordering::Release);
+                }
+                let _ = self.tx.send((f, periodic));
+            }
+            Err(e) => *self.failed.lock().expect("sync error lock") = Some(e),
+        }
+    }
+}
+
 /// The journal (see the module docs).
 #[derive(Debug)]
 pub struct Journal {
@@ -96,6 +149,7 @@ pub struct Journal {
     /// The value of `released` segments were last deleted for.
     seen_released: u64,
     buf: Vec<u8>,
+    syncer: Syncer,
 }
 
 impl Journal {
@@ -176,6 +230,7 @@ impl Journal {
             released: released.clone(),
             seen_released: 0,
             buf,
+            syncer: Syncer::start(),
         };
         for (first, path) in names {
             if path.exists() {
@@ -249,8 +304,12 @@ impl Journal {
     }
 
     fn rotate(&mut self) -> Result<(), JournalError> {
+        // The segment left behind goes to the device in the background.
         if self.dirty {
-            self.sync()?;
+            if let Some(seg) = self.segments.back() {
+                self.syncer.send(&seg.file, false);
+            }
+            self.dirty = false;
         }
         let path = self.dir.join(format!("{:016x}.seg", self.next_id));
         let file = OpenOptions::new()
@@ -259,9 +318,9 @@ impl Journal {
             .open(&path)
             .map_err(io_err(&path, "creating a segment"))?;
         let bytes = file.metadata().map_err(io_err(&path, "reading its size"))?.len();
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir, "syncing the directory"))?;
+        // And the new file's name.
+        let dir = File::open(&self.dir).map_err(io_err(&self.dir, "opening the directory"))?;
+        self.syncer.send(&dir, false);
         if self.segments.back().is_some_and(|s| s.first == self.next_id) {
             // The newest segment holds nothing yet (a rotate after a failed
             // append): write on behind what is there.
@@ -283,22 +342,41 @@ impl Journal {
         }
     }
 
-    /// Force appended records to the device.
+    /// Force appended records to the device now (at a clean stop, after a
+    /// probe), waiting for it.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        if let Some(seg) = self.segments.back() {
+        for seg in self.segments.iter().rev().take(2) {
             seg.file.sync_data().map_err(io_err(&seg.path, "syncing"))?;
         }
         self.dirty = false;
         self.last_sync = Instant::now();
-        Ok(())
+        self.sync_failed()
     }
 
-    /// Sync if unsynced records are older than the interval.
+    /// Start a background sync if unsynced records are older than the
+    /// interval (and the last one is done); an error if a background sync
+    /// failed since the last call.
     pub fn sync_if_due(&mut self) -> Result<(), JournalError> {
         if self.dirty && self.last_sync.elapsed() >= self.fsync_every {
-            self.sync()?;
+            if self.syncer.busy.load(Ordering::Acquire) {
+                // The disk is slower than the interval: try again shortly.
+                self.last_sync += SYNC_RETRY;
+            } else {
+                if let Some(seg) = self.segments.back() {
+                    self.syncer.send(&seg.file, true);
+                }
+                self.dirty = false;
+                self.last_sync = Instant::now();
+            }
         }
-        Ok(())
+        self.sync_failed()
+    }
+
+    fn sync_failed(&self) -> Result<(), JournalError> {
+        match self.syncer.failed.lock().expect("sync error lock").take() {
+            Some(source) => Err(JournalError { path: self.dir.clone(), what: "syncing", source }),
+            None => Ok(()),
+        }
     }
 
     /// When the next sync is due, if there is unsynced data.

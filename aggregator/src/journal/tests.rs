@@ -98,3 +98,17 @@ fn a_batch_is_one_write_with_consecutive_ids() {
     let got: Vec<(u64, &str, &[u8])> = seen.iter().map(|s| (s.0, s.2.as_str(), s.3.as_slice())).collect();
     assert_eq!(got, [(0, "t/a", &b"one"[..]), (1, "t/a", b"two"), (2, "t/b", b"three"), (3, "t/c", b"four")]);
 }
+
+#[test]
+fn syncs_run_in_the_background_and_a_clean_sync_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) =
+        Journal::open(dir.path(), Duration::ZERO, 0, Arc::new(AtomicU64::new(0)), |_| {}).unwrap();
+    j.append("t/a", b"x", at(0)).unwrap();
+    assert!(j.sync_deadline().is_some(), "unsynced data has a deadline");
+    j.sync_if_due().unwrap();
+    assert!(j.sync_deadline().is_none(), "handed to the sync thread");
+    j.append("t/a", b"y", at(1)).unwrap();
+    j.sync().unwrap();
+    assert!(j.sync_deadline().is_none());
+}
