@@ -118,7 +118,11 @@ impl App {
             "per-minute history and live state read back from the store"
         );
         let shared = Arc::new(Services {
-            live: service::live::Live::new(live, config.planner(), keep),
+            live: service::live::Live::new(
+                live,
+                config.planner().with_stored(Arc::new(service::history::StoredOutputs::new(store.clone()))),
+                keep,
+            ),
             alerts,
             forecasts: service::forecasts::Forecasts::new(store.clone()),
             feed: service::feed::Feed::new(),

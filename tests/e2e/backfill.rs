@@ -28,9 +28,9 @@ fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn config(dir: &Path) -> std::path::PathBuf {
+fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
     let mut toml = format!(
-        "data_dir = \"{}\"\n[planning]\nevaluate_every_ms = 200\n\n\
+        "data_dir = \"{}\"\n{extra}\n[planning]\nevaluate_every_ms = 200\n\n\
          [[groups]]\nid = \"region-a\"\nkind = \"feeder\"\ndeviation_pct = 10\n\n\
          [[groups]]\nid = \"region-b\"\nkind = \"feeder\"\ndeviation_pct = 10\n\n\
          [[groups]]\nid = \"family-live\"\nkind = \"line\"\n\n\
@@ -106,7 +106,7 @@ enum Delivery {
 
 async fn deliver(how: Delivery, b: DateTime<Utc>) -> (BTreeSet<(String, String)>, Vec<Value>, Value) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+    let cfg = config(dir.path(), "");
     let mqtt = free_port();
     let mut agg = start_plant(dir.path(), &cfg, mqtt);
     agg.wait_mqtt_connected().await;
@@ -289,4 +289,102 @@ async fn live_one_backfill_and_interleaved_backfills_give_the_same_alerts() {
         results.len(),
         results[0].2.len()
     );
+}
+
+/// A bucket longer than the history kept in memory is judged on what the
+/// store holds: 210 minutes of two feeders per region, with two hours kept
+/// in memory and the first part of the data checkpointed (and so pruned
+/// from memory) before the rest arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_longer_than_the_memory_is_judged_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "[history]\nflush_secs = 1\n");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("evaluate_every_ms = 200", "evaluate_every_ms = 200\nhistory_hours = 2");
+    std::fs::write(&cfg, text).unwrap();
+    let mqtt = free_port();
+    let mut agg = start_plant(dir.path(), &cfg, mqtt);
+    agg.wait_mqtt_connected().await;
+    let http = agg.http.clone();
+    let b = (Utc::now() - Duration::minutes(240)).duration_trunc(Duration::minutes(1)).unwrap();
+    let (start, end) = (b + Duration::minutes(20), b + Duration::minutes(230));
+    // Region a's forecast is what its feeders make in the bucket; region b's
+    // is 1.5 times it.
+    let made = |group: &str| FEEDERS.iter().filter(|f| f.1 == group).map(|f| f.2).sum::<f64>() * 210.0 / 60.0;
+    let csv = format!(
+        "group,start,end,demand,unit,uplift_pct\nregion-a,{s},{e},{},kWh,\nregion-b,{s},{e},{},kWh,\n",
+        made("region-a"),
+        made("region-b") * 1.5,
+        s = rfc(start),
+        e = rfc(end)
+    );
+    let (status, body) = post(&format!("{http}/api/v1/forecasts"), "text/csv", Some(TOKEN), csv).await;
+    assert_eq!(status, 200, "{body}");
+    let clients: Vec<_> = (0..4).map(|f| raw_client(mqtt, &unique(&format!("gw-{f}")))).collect();
+    // Constant loads: one sample a minute, cumulative kWh.
+    let series = |f: usize, from: i64, to: i64| -> Vec<Value> {
+        let kw = FEEDERS[f].2;
+        (from..=to)
+            .map(|m| json!({"ts": rfc(b + Duration::minutes(m)), "output": kw * m as f64 / 60.0, "load_kw": kw, "state": "running"}))
+            .collect()
+    };
+    let mut seq = [0u64; 4];
+    for (from, to) in [(0, 150), (151, 235)] {
+        for f in 0..4 {
+            for chunk in series(f, from, to).chunks(10) {
+                seq[f] += 1;
+                publish_telemetry(
+                    &clients[f],
+                    "grid",
+                    &format!("gw-{f}"),
+                    FEEDERS[f].0,
+                    seq[f],
+                    Value::Array(chunk.to_vec()),
+                )
+                .await;
+            }
+        }
+        let want: u64 = seq.iter().sum();
+        wait_for("the data so far checkpointed", || async {
+            let agents = get_json(&format!("{http}/api/v1/agents")).await;
+            let n: u64 =
+                agents["agents"].as_array().unwrap().iter().map(|g| g["messages"].as_u64().unwrap()).sum();
+            let h = get_json(&format!(
+                "{http}/api/v1/assets/grid/f4/history?from={}&to={}&points=1",
+                rfc(b),
+                rfc(b + Duration::minutes(240))
+            ))
+            .await;
+            let samples = h["buckets"][0]["samples"].as_i64().unwrap_or(0);
+            if n >= want && samples > to {
+                Ok(())
+            } else {
+                Err(format!("{n} of {want}, {samples} samples stored"))
+            }
+        })
+        .await;
+    }
+    let alerts = wait_for("region b's deviation", || async {
+        let a = alerts_of(&http, "forecast_deviation").await;
+        if a.iter().any(|a| a["group"] == "region-b") {
+            Ok(a)
+        } else {
+            Err(format!("{a:?}"))
+        }
+    })
+    .await;
+    let groups: Vec<&str> = alerts.iter().map(|a| a["group"].as_str().unwrap()).collect();
+    assert_eq!(groups, ["region-b"], "region a made its forecast: {alerts:?}");
+    let got = alerts[0]["details"]["made"].as_f64().unwrap();
+    assert!((got - made("region-b")).abs() < 1e-6, "made {got}, the feeders made {}", made("region-b"));
+    // The balance shows the whole bucket too.
+    let bal =
+        get_json(&format!("{http}/api/v1/balance?group=region-a&from={}&to={}", rfc(start), rfc(end))).await;
+    let row = &bal["balances"][0];
+    assert!((row["made"].as_f64().unwrap() - made("region-a")).abs() < 1e-6, "{bal}");
+    for c in &clients {
+        let _ = c.disconnect().await;
+    }
+    agg.proc.stop();
 }

@@ -255,6 +255,17 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
         }
     })
     .await;
+    // And some more after it: acknowledged, journaled, not checkpointed.
+    let n0 = agent_messages(&http, agent).await;
+    wait_long("messages after the checkpoint", 30, || async {
+        let n = agent_messages(&http, agent).await;
+        if n >= n0 + 500 {
+            Ok(())
+        } else {
+            Err(format!("{n} envelopes"))
+        }
+    })
+    .await;
     agg.proc.signal("KILL");
     agg.proc.wait_exit();
     // The stream goes on into the broker, queued for the aggregator's session.

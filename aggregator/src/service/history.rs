@@ -16,8 +16,9 @@
 //! before the request. Downsampling happens in SQL: [`crate::rollup::Layout`]
 //! splits the range into at most `points` buckets of whole minutes.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,6 +26,7 @@ use throughline_shared::{AssetId, SiteId};
 
 use super::Services;
 use crate::model::AssetConfig;
+use crate::projection::StoredOutput;
 use crate::rollup::Totals;
 use crate::state::LiveState;
 use crate::store::{Store, StoreError, StoredForecast};
@@ -191,6 +193,55 @@ pub fn restore_state(store: &Store, live: &mut LiveState) -> Result<RestoredStat
         live.restore_agent(g);
     }
     Ok(done)
+}
+
+/// The planner's reader of stored output ([`StoredOutput`]): the part of
+/// a bucket older than an asset's in-memory history, read from the rollups
+/// (whole hours from the hourly table) once per range and kept, since
+/// minutes no longer in memory do not change. Called under the live-state
+/// lock (and the alert book's); takes the store's.
+#[derive(Debug)]
+pub struct StoredOutputs {
+    store: Arc<Store>,
+    cache: Mutex<HashMap<(SiteId, AssetId, i64, i64), f64>>,
+}
+
+/// Ranges kept before the cache starts afresh.
+const STORED_CACHE: usize = 100_000;
+
+impl StoredOutputs {
+    pub fn new(store: Arc<Store>) -> StoredOutputs {
+        StoredOutputs { store, cache: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl StoredOutput for StoredOutputs {
+    fn output_between(
+        &self,
+        site: &SiteId,
+        asset: &AssetId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Option<f64> {
+        let key = (site.clone(), asset.clone(), from.timestamp(), to.timestamp());
+        let mut cache = self.cache.lock().expect("stored output cache poisoned");
+        if let Some(v) = cache.get(&key) {
+            return Some(*v);
+        }
+        match self.store.rollup_totals(site, asset, key.2, key.3) {
+            Ok(t) => {
+                if cache.len() >= STORED_CACHE {
+                    cache.clear();
+                }
+                cache.insert(key, t.output);
+                Some(t.output)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "stored output could not be read; the plan counts what memory holds");
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]

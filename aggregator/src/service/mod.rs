@@ -27,7 +27,9 @@
 //! 3. live state ([`live::Live`]);
 //! 4. the alert book ([`alerts::Alerts`], taken inside an evaluation's
 //!    live-state lock);
-//! 5. the store's connection ([`crate::store::Store`]).
+//! 5. the planner's cache of stored output ([`history::StoredOutputs`],
+//!    taken while a plan is made, inside the two above);
+//! 6. the store's connection ([`crate::store::Store`]).
 
 pub mod alerts;
 pub mod auth;

@@ -37,6 +37,22 @@ pub struct Windows {
     pub history: Duration,
 }
 
+/// What an asset made in a range, from the stored per-minute history: the
+/// part of a bucket older than what live state keeps in memory (a month's
+/// bucket, a quarter's). Implemented by the aggregator over its store; the
+/// core only asks.
+pub trait StoredOutput: Send + Sync + std::fmt::Debug {
+    /// Output of `asset` over the minutes starting in `[from, to)`; `None`
+    /// if it cannot be read now (then the plan counts what memory holds).
+    fn output_between(
+        &self,
+        site: &SiteId,
+        asset: &AssetId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Option<f64>;
+}
+
 /// Groups, their registered assets and the projection windows.
 #[derive(Debug, Clone)]
 pub struct Planner {
@@ -45,6 +61,8 @@ pub struct Planner {
     group_index: HashMap<String, usize>,
     assets: HashMap<String, Vec<AssetConfig>>,
     windows: Windows,
+    /// Where `made` older than the in-memory history comes from.
+    stored: Option<std::sync::Arc<dyn StoredOutput>>,
 }
 
 /// What an asset's projection takes from live state at event time `now`,
@@ -69,7 +87,39 @@ impl Planner {
             by_group.entry(a.group.clone()).or_default().push(a.clone());
         }
         let group_index = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
-        Planner { groups, group_index, assets: by_group, windows }
+        Planner { groups, group_index, assets: by_group, windows, stored: None }
+    }
+
+    /// Read `made` older than an asset's in-memory history from `stored`.
+    pub fn with_stored(mut self, stored: std::sync::Arc<dyn StoredOutput>) -> Planner {
+        self.stored = Some(stored);
+        self
+    }
+
+    /// What `cfg` made in `[start, until)`: the minutes before its first one
+    /// in memory from the store, the rest from memory (without a store,
+    /// memory alone).
+    fn made(
+        &self,
+        cfg: &AssetConfig,
+        history: Option<&crate::history::History>,
+        start: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> f64 {
+        if until <= start {
+            return 0.0;
+        }
+        let first =
+            history.and_then(|h| h.minutes().next()).and_then(|(m, _)| DateTime::from_timestamp(m, 0));
+        let memory = |from: DateTime<Utc>| history.map_or(0.0, |h| h.output_between(from, until));
+        match (&self.stored, first) {
+            (Some(st), Some(first)) if start < first => {
+                let older = st.output_between(&cfg.site, &cfg.id, start, first.min(until)).unwrap_or(0.0);
+                older + if until > first { memory(first) } else { 0.0 }
+            }
+            (Some(st), None) => st.output_between(&cfg.site, &cfg.id, start, until).unwrap_or(0.0),
+            _ => memory(start),
+        }
     }
 
     pub fn group(&self, id: &str) -> Option<&GroupConfig> {
@@ -182,10 +232,7 @@ impl Planner {
                 asset: cfg.id.clone(),
                 rated: cfg.rated_capacity,
                 state: i.state,
-                made: match i.live {
-                    Some(a) if until > start => a.history.output_between(start, until),
-                    _ => 0.0,
-                },
+                made: self.made(cfg, i.live.map(|a| &a.history), start, until),
                 rate_running: i.rate_running,
                 availability: i.availability,
                 load_kw: i.load_kw,
