@@ -10,10 +10,10 @@
 //! message carries the next `seq` of its agent and later timestamps, so each
 //! is applied (no duplicates), as in a live plant. `ingest/duplicate` is a
 //! repeat of a message already applied (the dedup path). The `_journaled`
-//! variants also append the messages to the ingest journal first (one
-//! `write` per 20, an fsync a second), as the ingest task does before its
-//! acks: the ratio to the plain variant in the same run is the journal's
-//! cost.
+//! variants also append each message to the ingest journal first (one
+//! `write` each, an fsync a second on the journal's own thread), as the
+//! ingest task does before its ack: the ratio to the plain variant in the
+//! same run is the journal's cost.
 //!
 //! Under callgrind (instructions per message; see docs/benchmarks.md):
 //! `INGEST_PROFILE=single|batch50 INGEST_MESSAGES=N target/release/deps/ingest-* --bench`
@@ -125,8 +125,7 @@ impl Plant {
     }
 
     /// [`Plant::handle_all`], journaled first as ingest does: one write per
-    /// batch of 20 (what a broker's in-flight window of 20 hands over at
-    /// once under load), then each applied.
+    /// message, then applied (the batch size is ingest's `MAX_BATCH`, 1).
     fn journal_all(
         &self,
         msgs: &[(String, Vec<u8>)],
@@ -135,7 +134,7 @@ impl Plant {
     ) -> Duration {
         let now = Utc::now();
         let t = Instant::now();
-        for chunk in msgs.chunks(20) {
+        for chunk in msgs.chunks(1) {
             let parts: Vec<(&str, &[u8])> = chunk.iter().map(|(t, p)| (t.as_str(), p.as_slice())).collect();
             let first = journal.append_many(&parts, now).expect("journal append");
             for (i, (topic, payload)) in chunk.iter().enumerate() {

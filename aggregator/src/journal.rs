@@ -360,7 +360,8 @@ impl Journal {
         if self.dirty && self.last_sync.elapsed() >= self.fsync_every {
             if self.syncer.busy.load(Ordering::Acquire) {
                 // The disk is slower than the interval: try again shortly.
-                self.last_sync += SYNC_RETRY;
+                self.last_sync =
+                    Instant::now().checked_sub(self.fsync_every).map_or(self.last_sync, |t| t + SYNC_RETRY);
             } else {
                 if let Some(seg) = self.segments.back() {
                     self.syncer.send(&seg.file, true);

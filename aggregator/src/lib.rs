@@ -103,7 +103,8 @@ impl App {
             Some(c) => Some(c.build(&mut secrets, metrics.influx.clone()).map_err(|e| e.at(origin))?),
             None => None,
         };
-        let keep = config.planning.history();
+        // In memory only what projections need; older minutes are read from the store.
+        let keep = config.planning.memory();
         let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings())
             .with_max_seq_jump(config.ingest.max_seq_jump)
             .with_stop_window(config.planning.windows().availability);

@@ -186,7 +186,21 @@ async fn assert_counted_once(http: &str, site: &str, truth: &Truth) -> usize {
         if n as usize >= published {
             Ok(())
         } else {
-            Err(format!("{n} of {published}"))
+            let m = get_text(&format!("{http}/metrics")).await;
+            let seen: Vec<&str> = m
+                .lines()
+                .filter(|l| {
+                    [
+                        "throughline_journal",
+                        "throughline_messages",
+                        "throughline_mqtt",
+                        "throughline_duplicate",
+                    ]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+                })
+                .collect();
+            Err(format!("{n} of {published}; {seen:?}"))
         }
     })
     .await;

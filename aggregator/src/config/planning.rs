@@ -17,7 +17,10 @@ pub struct PlanningConfig {
     /// Window for measured availability: running / (running + down).
     #[serde(default = "default_availability_hours")]
     pub availability_window_hours: u32,
-    /// Per-minute history kept per asset, in hours (bounded memory).
+    /// Closed buckets are judged (`forecast_deviation`) while they end
+    /// within this many hours of event time. The per-minute history kept in
+    /// memory is only what projections need ([`PlanningConfig::memory`]);
+    /// older parts of a bucket are read from the store.
     #[serde(default = "default_history_hours")]
     pub history_hours: u32,
     /// How often alerts are evaluated, in milliseconds.
@@ -76,9 +79,18 @@ impl PlanningConfig {
         }
     }
 
-    /// How much per-minute history the live state keeps.
+    /// How far back closed buckets are judged.
     pub fn history(&self) -> chrono::Duration {
         chrono::Duration::hours(i64::from(self.history_hours))
+    }
+
+    /// The per-minute history live state keeps in memory per asset: the
+    /// longer of the rate and availability windows and an hour more, at
+    /// most [`PlanningConfig::history`] (9 h with the defaults). What a
+    /// bucket needs from before it comes from the store.
+    pub fn memory(&self) -> chrono::Duration {
+        let w = self.windows();
+        (w.rate.max(w.availability) + chrono::Duration::hours(1)).min(self.history())
     }
 
     /// How often the alert task evaluates (at least every 100 ms).
@@ -96,6 +108,9 @@ mod tests {
         let mut p = Vec::new();
         PlanningConfig::default().validate(&mut p);
         assert!(p.is_empty(), "{p:?}");
+        assert_eq!(PlanningConfig::default().memory(), chrono::Duration::hours(9));
+        let short = PlanningConfig { history_hours: 2, ..PlanningConfig::default() };
+        assert_eq!(short.memory(), chrono::Duration::hours(2), "never more than the judging window");
         let c =
             PlanningConfig { availability_window_hours: 0, history_hours: 1, ..PlanningConfig::default() };
         c.validate(&mut p);

@@ -77,8 +77,12 @@ pub fn client(s: &IngestSettings) -> (AsyncClient, EventLoop) {
 
 /// How often a failing journal is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// Most messages journaled with one write.
-const MAX_BATCH: usize = 256;
+/// Most messages journaled with one write. One: each message is journaled,
+/// applied and acknowledged before the next is taken. Holding the acks of a
+/// whole network read until it was journaled stalled a catch-up from
+/// Mosquitto after a restart (acks behind, redeliveries, reconnects every
+/// keep-alive), so batching waits until that is understood.
+const MAX_BATCH: usize = 1;
 
 /// Messages received and not yet journaled, applied or acknowledged: those
 /// of one read from the network, journaled with one write.
