@@ -16,6 +16,13 @@
 //! from its expected return; `projected` is the energy if the current load
 //! continues. Peak and current load are held against the rated capacity: a
 //! group loaded above it is short at once.
+//!
+//! Each asset's "hours left" in a bucket under way are its own: from its
+//! own event time ([`AssetPlan::as_of`], its watermark) or the bucket's
+//! start, whichever is later, to the end. What it made reaches up to its
+//! watermark, so an asset whose data is behind the plant's `now` (a
+//! gateway sending its backlog) projects the time in between too. The
+//! balance's `hours_left` is the plant's: from `now`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,6 +40,11 @@ pub struct AssetPlan {
     /// Pieces/h for a line, kW for a feeder.
     pub rated: f64,
     pub state: Option<AssetState>,
+    /// The asset's own event time: `min(now, its newest sample time)`; none
+    /// when never heard from (then its time left is the plant's). Its rate,
+    /// availability and expected return are as of this time, and in a
+    /// bucket under way it projects from here (or the bucket's start).
+    pub as_of: Option<DateTime<Utc>>,
     /// Output made in `[bucket start, min(now, bucket end))`.
     pub made: f64,
     /// Output per hour while running, over the recent window (None: no
@@ -77,6 +89,15 @@ pub struct Contribution {
     pub state: Option<AssetState>,
     pub made: f64,
     pub projected: f64,
+    /// Its own event time (its watermark, at most the balance's `now`):
+    /// what it made reaches up to here.
+    #[serde(default)]
+    pub as_of: Option<DateTime<Utc>>,
+    /// Its own hours left in the bucket: from `as_of` (or the bucket's
+    /// start) to its end; the balance's `hours_left` is from `now`. A down
+    /// asset expected back makes its rate for the part after its return.
+    #[serde(default)]
+    pub hours_left: f64,
     /// Rate used for the projection (units/h), after availability.
     pub rate: f64,
     /// Capacity it could add per hour (rated minus what it makes now).
@@ -163,14 +184,19 @@ pub fn balance(
         made += asset_made;
         rated_total += a.rated;
         let availability = a.availability.clamp(0.0, 1.0);
+        // The asset's own time left: from its own event time, or the
+        // bucket's start.
+        let from = a.as_of.map_or(now, |t| t.min(now)).max(forecast.start);
+        let own_left = match phase {
+            Phase::Closed => 0.0,
+            Phase::Future | Phase::Open => hours_between(from, forecast.end),
+        };
         // A down asset expected back produces from its return on: the hours
         // of the rest of the bucket after it.
         let back = a.expected_return.filter(|_| a.state == Some(AssetState::Down));
         let hours = match (back, phase) {
-            (_, Phase::Closed) | (None, _) => hours_left,
-            (Some(t), _) => {
-                hours_between(t.max(now).max(forecast.start), forecast.end).clamp(0.0, hours_left)
-            }
+            (_, Phase::Closed) | (None, _) => own_left,
+            (Some(t), _) => hours_between(t.max(from), forecast.end).clamp(0.0, own_left),
         };
         let (rate, spare) = match group.kind {
             AssetKind::Line => match a.state {
@@ -203,7 +229,7 @@ pub fn balance(
             }
         };
         // A feeder's `projected` is its current load continuing.
-        let asset_projected = rate * if group.kind == AssetKind::Line { hours } else { hours_left };
+        let asset_projected = rate * if group.kind == AssetKind::Line { hours } else { own_left };
         projected_rest += asset_projected;
         if back.is_none() || group.kind == AssetKind::Feeder {
             group_rate += rate;
@@ -215,6 +241,8 @@ pub fn balance(
             state: a.state,
             made: asset_made,
             projected: asset_projected,
+            as_of: a.as_of,
+            hours_left: own_left,
             rate,
             spare_rate: spare,
             expected_return: back,

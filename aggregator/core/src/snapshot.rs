@@ -39,6 +39,10 @@ pub struct AssetSnapshot {
     pub asset: AssetId,
     #[serde(default)]
     pub agent: Option<AgentId>,
+    /// Server-clock time its last message was received (none in a snapshot
+    /// written before it was kept: its agent's is used then).
+    #[serde(default)]
+    pub last_message: Option<DateTime<Utc>>,
     #[serde(default)]
     pub last_ts: Option<DateTime<Utc>>,
     /// The asset's own watermark (never goes back).
@@ -190,6 +194,7 @@ impl LiveState {
             site: a.site.clone(),
             asset: a.asset.clone(),
             agent: a.agent.clone(),
+            last_message: a.last_message,
             last_ts: a.last_ts,
             newest_ts: a.newest_ts,
             first_ts: a.first_ts,
@@ -242,6 +247,7 @@ impl LiveState {
         }
         let a = self.asset_mut(&s.site, &s.asset).expect("present");
         a.agent = s.agent;
+        a.last_message = s.last_message;
         a.last_ts = s.last_ts;
         a.newest_ts = s.newest_ts.or(s.last_ts);
         a.first_ts = s.first_ts;

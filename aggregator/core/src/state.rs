@@ -177,6 +177,12 @@ pub struct AssetLive {
     pub registration: Option<AssetConfig>,
     /// Agent that last reported this asset.
     pub agent: Option<AgentId>,
+    /// Server-clock time the last message with its samples was received (a
+    /// duplicate is not counted). A gateway sending its backlog keeps it
+    /// current while the asset's own watermark is still behind: that is how
+    /// the projection tells an asset that is behind but delivering from one
+    /// that is silent.
+    pub last_message: Option<DateTime<Utc>>,
     /// Time of the last applied sample: the next interval of history starts
     /// here. It goes back when the agent's clock steps back, so the samples
     /// after the step continue from it.
@@ -231,6 +237,7 @@ impl AssetLive {
             asset,
             registration,
             agent: None,
+            last_message: None,
             last_ts: None,
             newest_ts: None,
             first_ts: None,
@@ -738,6 +745,7 @@ impl LiveState {
         let asset =
             self.assets.get_mut(&t.site).and_then(|m| m.get_mut(&t.asset)).expect("asset inserted above");
         out.asset = Some(asset.ix);
+        asset.last_message = Some(now);
         if asset.agent.as_ref() != Some(&env.agent) {
             asset.agent = Some(env.agent.clone());
         }

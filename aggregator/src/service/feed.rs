@@ -114,7 +114,7 @@ pub fn overview_at(shared: &Services, state: &LiveState, forecasts: &[ForecastRo
             rows.sort_by_key(|f| f.start);
             rows.truncate(2);
             let buckets: Vec<Value> = planner
-                .group_balances(state, &g.id, rows, now)
+                .group_balances(state, &g.id, rows, now, Utc::now())
                 .into_iter()
                 .map(|mut b| {
                     // Per-asset detail is in the asset views and /api/v1/balance.

@@ -126,11 +126,12 @@ impl Services {
         let forecasts = self.forecasts.all();
         let planner = self.live.planner();
         let (now, rate, mut demand) = self.live.read(|state| {
-            let now = state.watermark().unwrap_or_else(Utc::now);
-            let rate = planner.group_rate(state, &group.id, now);
+            let wall_now = Utc::now();
+            let now = state.watermark().unwrap_or(wall_now);
+            let rate = planner.group_rate(state, &group.id, wall_now);
             // What forecast demand still needs from now on: an open bucket's
             // demand less what is already made, over the time it has left.
-            let balances = planner.balances(state, &forecasts, Some(&group.id), Some(now), None, now);
+            let balances = planner.balances(state, &forecasts, Some(&group.id), Some(now), None, wall_now);
             let demand: Vec<DemandBucket> = balances
                 .iter()
                 .map(|b| DemandBucket {

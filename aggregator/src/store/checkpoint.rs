@@ -145,6 +145,7 @@ mod tests {
             site: SiteId::parse("s").unwrap(),
             asset: AssetId::parse("l1").unwrap(),
             agent: None,
+            last_message: None,
             last_ts: Some(Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap()),
             newest_ts: None,
             first_ts: None,

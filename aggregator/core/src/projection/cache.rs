@@ -2,10 +2,14 @@
 //! assets report, only the groups they serve are computed again.
 //!
 //! Every balance is evaluated at event time `now` (the watermark): the
-//! hours left in a bucket, an asset's recent rate and availability and
-//! whether it is stale all move with it. So an update at the same
-//! watermark recomputes only the groups of the changed assets, and one
-//! after the watermark moved recomputes every group. Either way the result
+//! hours left in a bucket, and each asset's own event time (its watermark,
+//! at most `now`) with its recent rate and availability, move with it or
+//! with the asset's own samples. So an update at the same watermark
+//! recomputes only the groups of the changed assets, and one after the
+//! watermark moved recomputes every group. One thing moves with the server
+//! clock alone: an asset behind but still delivering turns silent when
+//! nothing has arrived for it for a while (`Planner::silent_after`);
+//! its group is recomputed once that time has passed. Either way the result
 //! equals [`Planner::balances`] over all forecasts (tested below on random
 //! changes).
 
@@ -38,6 +42,9 @@ pub struct GroupBalances {
     balances: HashMap<String, Vec<BucketBalance>>,
     /// (site, asset) -> the groups it serves.
     asset_groups: HashMap<(SiteId, AssetId), Vec<String>>,
+    /// Group -> the server-clock time after which one of its assets, behind
+    /// but delivering when it was computed, turns silent.
+    silent_after: HashMap<String, DateTime<Utc>>,
 }
 
 impl GroupBalances {
@@ -54,7 +61,13 @@ impl GroupBalances {
                 asset_groups.entry((a.site.clone(), a.id.clone())).or_default().push(group.clone());
             }
         }
-        GroupBalances { now: None, forecasts: by_group, balances: HashMap::new(), asset_groups }
+        GroupBalances {
+            now: None,
+            forecasts: by_group,
+            balances: HashMap::new(),
+            asset_groups,
+            silent_after: HashMap::new(),
+        }
     }
 
     /// Bring the balances up to date after `changed` assets reported.
@@ -68,19 +81,30 @@ impl GroupBalances {
         let now = state.watermark().unwrap_or(wall_now);
         if self.now != Some(now) {
             self.now = Some(now);
+            self.silent_after.clear();
             for (group, rows) in &self.forecasts {
-                self.balances.insert(group.clone(), planner.group_balances(state, group, rows, now));
+                self.balances
+                    .insert(group.clone(), planner.group_balances(state, group, rows, now, wall_now));
+                if let Some(t) = planner.silent_after(state, group, now, wall_now) {
+                    self.silent_after.insert(group.clone(), t);
+                }
             }
             return Recomputed { groups: self.forecasts.len(), all: true };
         }
-        let mut groups: Vec<&String> =
-            changed.iter().filter_map(|key| self.asset_groups.get(key)).flatten().collect();
+        let mut groups: Vec<String> =
+            changed.iter().filter_map(|key| self.asset_groups.get(key)).flatten().cloned().collect();
+        groups.extend(self.silent_after.iter().filter(|(_, t)| wall_now > **t).map(|(g, _)| g.clone()));
         groups.sort_unstable();
         groups.dedup();
         let mut n = 0;
         for group in groups {
-            if let Some(rows) = self.forecasts.get(group) {
-                self.balances.insert(group.clone(), planner.group_balances(state, group, rows, now));
+            if let Some(rows) = self.forecasts.get(&group) {
+                self.balances
+                    .insert(group.clone(), planner.group_balances(state, &group, rows, now, wall_now));
+                match planner.silent_after(state, &group, now, wall_now) {
+                    Some(t) => self.silent_after.insert(group, t),
+                    None => self.silent_after.remove(&group),
+                };
                 n += 1;
             }
         }
@@ -226,5 +250,60 @@ mod tests {
             assert_eq!(sorted(cache.iter().cloned().collect()), sorted(full), "round {round}");
         }
         assert!(partial_updates >= 20, "only {partial_updates} updates were partial");
+    }
+
+    /// A line 30 min behind whose backlog stops arriving turns silent by
+    /// the server clock alone: its group is computed again then, though no
+    /// sample arrived and event time stood still.
+    #[test]
+    fn a_group_is_recomputed_when_an_asset_behind_turns_silent() {
+        let c = config(2, 1);
+        let planner = Planner::new(&c.assets, c.groups.clone(), windows());
+        let mut state = LiveState::new(&c.assets, Duration::seconds(300));
+        let at = |m: i64| t0() + Duration::minutes(m);
+        // a0 live to minute 60; a1's backlog to minute 30, received at 60.
+        for (asset, to) in [(0, 60), (1, 30)] {
+            let samples = (0..=to)
+                .map(|m| Sample {
+                    output: Some(2.0 * m as f64),
+                    state: Some(AssetState::Running),
+                    ..Sample::at(at(m))
+                })
+                .collect();
+            let t = Telemetry {
+                site: SiteId::parse("s").unwrap(),
+                asset: AssetId::parse(format!("a{asset}")).unwrap(),
+                envelope: Envelope {
+                    v: 1,
+                    agent: AgentId::parse(format!("ag{asset}")).unwrap(),
+                    seq: 1,
+                    samples,
+                },
+            };
+            state.apply_telemetry(&t, at(60));
+        }
+        let forecasts = vec![ForecastRow {
+            group: "g0".into(),
+            start: at(0),
+            end: at(120),
+            demand: 100.0,
+            unit: Unit::Pieces,
+            uplift_pct: 0.0,
+        }];
+        let mut cache = GroupBalances::new(&planner, &forecasts);
+        assert!(cache.update(&planner, &state, &[], at(60)).all);
+        let a1 = |cache: &GroupBalances| cache.group("g0")[0].assets[1].state;
+        assert_eq!(a1(&cache), Some(AssetState::Running), "behind but delivering");
+        // Heard 10 min ago: still delivering.
+        assert_eq!(cache.update(&planner, &state, &[], at(70)), Recomputed { groups: 0, all: false });
+        // Silent for more than 10 min: recomputed, and as a full computation.
+        let wall = at(70) + Duration::seconds(1);
+        assert_eq!(cache.update(&planner, &state, &[], wall), Recomputed { groups: 1, all: false });
+        assert_eq!(a1(&cache), None, "silent: state unknown");
+        assert_eq!(
+            cache.group("g0"),
+            planner.balances(&state, &forecasts, None, None, None, wall).as_slice()
+        );
+        assert_eq!(cache.update(&planner, &state, &[], at(90)), Recomputed { groups: 0, all: false });
     }
 }

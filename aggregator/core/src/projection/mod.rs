@@ -4,6 +4,25 @@
 //! back, from its repair history: [`crate::stops`]), the balances of every
 //! bucket, and the alert conditions true now. Pure: event time comes from
 //! live state, the wall clock from the caller.
+//!
+//! # Each asset at its own event time
+//!
+//! The plant's event time `now` is the newest sample of any asset. An
+//! asset's own view is taken *as of* its own watermark, `min(now,
+//! newest_ts)`: its rate and availability over the windows ending there,
+//! its expected return from a stop from there, and in a bucket under way
+//! its remaining output over `max(start, as_of) .. end`. What it made
+//! covers up to its watermark, so the time between its watermark and `now`
+//! is projected by it, not lost: a gateway sending its backlog while
+//! another site is live leaves the group's projection as it would be live.
+//!
+//! An asset is *behind* when its watermark is more than `STALE_SECS` (600
+//! s) older than `now`. Behind and still delivering (a message for it
+//! received within as long by the server clock) it is projected as above.
+//! Behind and silent by the server clock too, its state and load count as
+//! unknown and it projects nothing (what it made still counts). An asset
+//! not behind is never silent, so balances freeze rather than empty when
+//! every gateway stops at once.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -19,8 +38,10 @@ use crate::stops::{self, Return};
 
 pub mod cache;
 
-/// An asset whose newest sample is older than this (event time) projects
-/// nothing: no data, no promise.
+/// An asset whose newest sample is older than this (event time) and from
+/// which nothing has been received for as long (server clock) is silent:
+/// it projects nothing, no data, no promise. Behind by more than this but
+/// still delivering, it is projected from its own watermark.
 const STALE_SECS: i64 = 600;
 /// Gap alerts look at buckets starting up to this far ahead.
 const LOOKAHEAD_HOURS: i64 = 24;
@@ -67,10 +88,12 @@ pub struct Planner {
 
 /// What an asset's projection takes from live state at event time `now`,
 /// the same for every bucket: computed once per group evaluation, not once
-/// per (asset, bucket).
+/// per (asset, bucket). Rate, availability and return are as of `as_of`.
 #[derive(Debug, Clone)]
 struct LiveInputs<'a> {
     live: Option<&'a AssetLive>,
+    /// The asset's own event time, `min(now, newest_ts)`.
+    as_of: Option<DateTime<Utc>>,
     state: Option<throughline_shared::AssetState>,
     rate_running: Option<f64>,
     availability: f64,
@@ -142,7 +165,7 @@ impl Planner {
     }
 
     /// Each asset of `group` as the balance engine sees bucket `[start, end)`
-    /// at event time `now`.
+    /// at event time `now`, silence judged by the server clock `wall_now`.
     pub fn plans(
         &self,
         state: &LiveState,
@@ -150,13 +173,21 @@ impl Planner {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         now: DateTime<Utc>,
+        wall_now: DateTime<Utc>,
     ) -> Vec<AssetPlan> {
-        let inputs = self.live_inputs(state, group, now);
+        let inputs = self.live_inputs(state, group, now, wall_now);
         self.plans_with(group, &inputs, start, end, now)
     }
 
-    /// The bucket-independent part of each asset's plan of `group` at `now`.
-    fn live_inputs<'a>(&self, state: &'a LiveState, group: &str, now: DateTime<Utc>) -> Vec<LiveInputs<'a>> {
+    /// The bucket-independent part of each asset's plan of `group` at `now`:
+    /// each asset as of its own watermark, nothing from a silent one.
+    fn live_inputs<'a>(
+        &self,
+        state: &'a LiveState,
+        group: &str,
+        now: DateTime<Utc>,
+        wall_now: DateTime<Utc>,
+    ) -> Vec<LiveInputs<'a>> {
         let rate_window = self.windows.rate;
         let avail_window = self.windows.availability;
         let default_repair = self
@@ -167,16 +198,19 @@ impl Planner {
             .iter()
             .map(|cfg| {
                 let live = state.asset(&cfg.site, &cfg.id);
-                let fresh =
-                    live.and_then(|a| a.newest_ts).is_some_and(|t| (now - t).num_seconds() <= STALE_SECS);
                 match live {
                     Some(a) => {
+                        let fresh = !silent(state, a, now, wall_now);
+                        let as_of = a.newest_ts.map(|t| t.min(now));
+                        // The windows end at the asset's own time: one that is
+                        // behind has no data between it and `now`.
+                        let at = as_of.unwrap_or(now);
                         let h = &a.history;
-                        let running_s = h.running_between(now - rate_window, now);
+                        let running_s = h.running_between(at - rate_window, at);
                         let rate_running = (running_s >= 60.0)
-                            .then(|| h.output_between(now - rate_window, now) / (running_s / 3600.0));
-                        let run = h.running_between(now - avail_window, now);
-                        let down = h.down_between(now - avail_window, now);
+                            .then(|| h.output_between(at - rate_window, at) / (running_s / 3600.0));
+                        let run = h.running_between(at - avail_window, at);
+                        let down = h.down_between(at - avail_window, at);
                         let availability = if run + down > 0.0 { run / (run + down) } else { 1.0 };
                         let back = a
                             .state_since
@@ -186,13 +220,14 @@ impl Planner {
                                     &a.stops,
                                     a.reason.as_deref(),
                                     since,
-                                    now,
+                                    at,
                                     avail_window,
                                     default_repair,
                                 )
                             });
                         LiveInputs {
                             live,
+                            as_of,
                             state: if fresh { a.state } else { None },
                             rate_running,
                             availability,
@@ -202,6 +237,7 @@ impl Planner {
                     }
                     None => LiveInputs {
                         live: None,
+                        as_of: None,
                         state: None,
                         rate_running: None,
                         availability: 1.0,
@@ -232,6 +268,7 @@ impl Planner {
                 asset: cfg.id.clone(),
                 rated: cfg.rated_capacity,
                 state: i.state,
+                as_of: i.as_of,
                 made: self.made(cfg, i.live.map(|a| &a.history), start, until),
                 rate_running: i.rate_running,
                 availability: i.availability,
@@ -246,18 +283,20 @@ impl Planner {
             .collect()
     }
 
-    /// Balances of `forecasts` (all of group `group`) at event time `now`:
-    /// one group's share of [`Planner::balances`], and the unit an
-    /// incremental update recomputes ([`cache::GroupBalances`]).
+    /// Balances of `forecasts` (all of group `group`) at event time `now`
+    /// (server clock `wall_now`): one group's share of
+    /// [`Planner::balances`], and the unit an incremental update recomputes
+    /// ([`cache::GroupBalances`]).
     pub fn group_balances<'f>(
         &self,
         state: &LiveState,
         group: &str,
         forecasts: impl IntoIterator<Item = &'f ForecastRow>,
         now: DateTime<Utc>,
+        wall_now: DateTime<Utc>,
     ) -> Vec<BucketBalance> {
         let Some(g) = self.group(group) else { return Vec::new() };
-        let inputs = self.live_inputs(state, group, now);
+        let inputs = self.live_inputs(state, group, now, wall_now);
         forecasts
             .into_iter()
             .map(|f| balance(g, f, &self.plans_with(group, &inputs, f.start, f.end, now), now))
@@ -265,8 +304,8 @@ impl Planner {
     }
 
     /// Balances of the forecast buckets of `group` (all groups if None)
-    /// overlapping `[from, to)`, at the latest event time (`wall_now`
-    /// before any sample arrived).
+    /// overlapping `[from, to)`, at the latest event time (`wall_now`, the
+    /// server clock, before any sample arrived; it also judges silence).
     pub fn balances(
         &self,
         state: &LiveState,
@@ -285,16 +324,17 @@ impl Planner {
             .filter(|f| from.is_none_or(|t| f.end > t) && to.is_none_or(|t| f.start < t))
             .filter_map(|f| {
                 let g = self.group(&f.group)?;
-                let inputs =
-                    inputs.entry(f.group.as_str()).or_insert_with(|| self.live_inputs(state, &f.group, now));
+                let inputs = inputs
+                    .entry(f.group.as_str())
+                    .or_insert_with(|| self.live_inputs(state, &f.group, now, wall_now));
                 Some(balance(g, f, &self.plans_with(&f.group, inputs, f.start, f.end, now), now))
             })
             .collect()
     }
 
     /// The group's projected rate from now on (units/h): what running assets
-    /// make, scaled by availability, at the latest event time (`wall_now`
-    /// before any sample arrived).
+    /// make, scaled by availability, at the latest event time (`wall_now`,
+    /// the server clock, before any sample arrived; it also judges silence).
     pub fn group_rate(&self, state: &LiveState, group: &str, wall_now: DateTime<Utc>) -> f64 {
         let now = state.watermark().unwrap_or(wall_now);
         let Some(g) = self.group(group) else { return 0.0 };
@@ -306,7 +346,7 @@ impl Planner {
             unit: Unit::of(g.kind),
             uplift_pct: 0.0,
         };
-        let b = balance(g, &probe, &self.plans(state, group, probe.start, probe.end, now), now);
+        let b = balance(g, &probe, &self.plans(state, group, probe.start, probe.end, now, wall_now), now);
         match g.kind {
             AssetKind::Line => b.group_rate,
             // A feeder group's "rate" for promises is its spare capacity.
@@ -359,7 +399,7 @@ impl Planner {
                 let key = AlertKey::Bucket { kind, group: b.group.clone(), start: b.start.timestamp() };
                 if watched || book.is_open(&key) {
                     if let Some(mut c) = rules::gap(&b, g, site.as_deref(), book.is_open(&key)) {
-                        c.hold.since = self.latest_stop(state, &g.id, now);
+                        c.hold.since = self.latest_stop(state, &g.id, now, wall_now);
                         out.push(c);
                     }
                 }
@@ -416,16 +456,72 @@ impl Planner {
 
 impl Planner {
     /// When the latest stop of the group's assets began, if any of them is
-    /// down (with current data) at event time `now`: how long a gap that
-    /// stop caused is known to have held, whenever it is first evaluated.
-    fn latest_stop(&self, state: &LiveState, group: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// down (and not silent) at event time `now`: how long a gap that stop
+    /// caused is known to have held, whenever it is first evaluated. An
+    /// asset's stop is known to have held up to its own watermark, so one
+    /// that is behind counts from its start moved on by how far behind it
+    /// is: down 2 min as of its own time is 2 min, whatever `now` says.
+    fn latest_stop(
+        &self,
+        state: &LiveState,
+        group: &str,
+        now: DateTime<Utc>,
+        wall_now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         self.group_assets(group)
             .iter()
             .filter_map(|cfg| state.asset(&cfg.site, &cfg.id))
             .filter(|a| a.state == Some(throughline_shared::AssetState::Down))
-            .filter(|a| a.newest_ts.is_some_and(|t| (now - t).num_seconds() <= STALE_SECS))
-            .filter_map(|a| a.state_since)
+            .filter(|a| !silent(state, a, now, wall_now))
+            .filter_map(|a| {
+                let behind = a.newest_ts.map_or(Duration::zero(), |t| (now - t).max(Duration::zero()));
+                a.state_since.map(|since| since + behind)
+            })
             .max()
+    }
+
+    /// The earliest server-clock time after `wall_now` at which an asset of
+    /// `group` that is behind at event time `now` but still delivering turns
+    /// silent if nothing more arrives for it: when the group's balances
+    /// change without a sample or a move of event time
+    /// ([`cache::GroupBalances`]).
+    pub(crate) fn silent_after(
+        &self,
+        state: &LiveState,
+        group: &str,
+        now: DateTime<Utc>,
+        wall_now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let stale = Duration::seconds(STALE_SECS);
+        self.group_assets(group)
+            .iter()
+            .filter_map(|cfg| state.asset(&cfg.site, &cfg.id))
+            .filter(|a| a.newest_ts.is_some_and(|t| now - t > stale))
+            .filter_map(|a| heard(state, a))
+            .map(|h| h + stale)
+            .filter(|due| *due >= wall_now)
+            .min()
+    }
+}
+
+/// When a message for asset `a` was last received (server clock): its own,
+/// or for a snapshot written before that was kept, its agent's.
+fn heard(state: &LiveState, a: &AssetLive) -> Option<DateTime<Utc>> {
+    a.last_message.or_else(|| a.agent.as_ref().and_then(|g| state.agent(g)).and_then(|g| g.last_message))
+}
+
+/// Whether asset `a` projects nothing at event time `now`: never heard
+/// from, or its watermark more than [`STALE_SECS`] behind `now` *and*
+/// nothing received for it for more than [`STALE_SECS`] by the server clock
+/// `wall_now`. Behind but delivering (a backfill) is not silent, and
+/// neither is an asset whose watermark is current, however long ago it was
+/// heard: with every gateway silent, event time stands still.
+fn silent(state: &LiveState, a: &AssetLive, now: DateTime<Utc>, wall_now: DateTime<Utc>) -> bool {
+    let stale = Duration::seconds(STALE_SECS);
+    match a.newest_ts {
+        None => true,
+        Some(t) if now - t <= stale => false,
+        Some(_) => heard(state, a).is_none_or(|h| wall_now - h > stale),
     }
 }
 
@@ -564,6 +660,8 @@ pub fn can_judge(state: &LiveState, a: &Alert) -> bool {
     }
 }
 
+#[cfg(test)]
+mod as_of_tests;
 #[cfg(test)]
 mod debounce_tests;
 #[cfg(test)]

@@ -88,7 +88,7 @@ fn plans_take_made_rate_and_availability_from_history() {
     run(&mut st, "l1", &mut seq, 0..=60, 2.0, AssetState::Running, None);
     run(&mut st, "l2", &mut seq, 0..=30, 2.0, AssetState::Running, None);
     run(&mut st, "l2", &mut seq, 31..=60, 0.0, AssetState::Down, None);
-    let plans = p.plans(&st, "fam", t(0), t(120), t(60));
+    let plans = p.plans(&st, "fam", t(0), t(120), t(60), t(60));
     assert_eq!(plans.len(), 2);
     let (l1, l2) = (&plans[0], &plans[1]);
     assert!((l1.made - 120.0).abs() < 1e-6, "{l1:?}");
@@ -97,7 +97,7 @@ fn plans_take_made_rate_and_availability_from_history() {
     assert_eq!(l2.state, Some(AssetState::Down));
     assert!((l2.availability - 0.5).abs() < 0.02, "half the hour down: {l2:?}");
     // Ten minutes without a sample is stale: no state, no promise.
-    let later = p.plans(&st, "fam", t(0), t(120), t(71));
+    let later = p.plans(&st, "fam", t(0), t(120), t(71), t(71));
     assert_eq!((later[0].state, later[0].load_kw), (None, None));
     // The group's rate: l1 at 120/h; l2 is down and adds nothing.
     assert!((p.group_rate(&st, "fam", t(0)) - 120.0).abs() < 1e-6);
@@ -310,7 +310,7 @@ fn a_clock_step_back_does_not_reopen_a_closed_bucket() {
     assert!((a.history.output_between(t(0), t(120)) - 59.0).abs() < 1e-6);
     assert!((a.history.output_between(t(0), t(60)) - 59.0).abs() < 1e-6);
     // The asset is current at event time.
-    let plans = p.plans(&st, "north", t(60), t(120), t(60));
+    let plans = p.plans(&st, "north", t(60), t(120), t(60), wall);
     assert_eq!(plans[0].state, Some(AssetState::Running));
 }
 
