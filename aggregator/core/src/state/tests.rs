@@ -205,7 +205,14 @@ fn last_will_marks_the_agent_offline() {
     let will = StatusMessage {
         site: SiteId::parse("s").unwrap(),
         agent: agent.clone(),
-        status: AgentStatus { v: 1, online: false, ts: None, software: None, health: None },
+        status: AgentStatus {
+            v: 1,
+            online: false,
+            ts: None,
+            software: None,
+            health: None,
+            seq_skipped: None,
+        },
     };
     assert_eq!(st.apply_status(&will, t0()), Some(true));
     assert_eq!(st.agent(&agent).unwrap().online, Some(false));
