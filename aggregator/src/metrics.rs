@@ -39,6 +39,10 @@ pub struct Metrics {
     pub seq_gaps: Counter,
     pub seq_late_fills: Counter,
     pub seq_epochs: Counter,
+    /// Sequence numbers asked for again and not resent: reported lost.
+    pub seq_lost: Counter,
+    /// Resend requests published to agents.
+    pub resend_requests: Counter,
     pub counter_resets: Counter,
     /// Counter readings that dipped but not to near zero, by asset.
     pub counter_glitches: Family<AssetLabels, Counter>,
@@ -104,6 +108,8 @@ impl Metrics {
             seq_gaps: Counter::default(),
             seq_late_fills: Counter::default(),
             seq_epochs: Counter::default(),
+            seq_lost: Counter::default(),
+            resend_requests: Counter::default(),
             counter_resets: Counter::default(),
             counter_glitches: Family::default(),
             late_samples: Counter::default(),
@@ -170,6 +176,16 @@ impl Metrics {
             "throughline_seq_epochs",
             "Agents' sequence numbers that jumped beyond ingest.max_seq_jump: a new numbering, nothing counted missing",
             m.seq_epochs.clone(),
+        );
+        r.register(
+            "throughline_seq_lost",
+            "Sequence numbers missing after ingest.resend_attempts resend requests to their agent: reported lost (the agent's lost_ranges)",
+            m.seq_lost.clone(),
+        );
+        r.register(
+            "throughline_resend_requests",
+            "Requests to agents to resend a missing seq range (throughline/v1/{site}/{agent}/resend)",
+            m.resend_requests.clone(),
         );
         r.register(
             "throughline_counter_resets",

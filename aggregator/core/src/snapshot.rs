@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use throughline_shared::message::SeqRange;
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
 use crate::state::{AgentIx, AssetIx, ClockStep, LiveState, SeqTracker, TelemetryOutcome};
@@ -98,6 +99,20 @@ pub struct AgentSnapshot {
     /// The latest clock step: (from, to).
     #[serde(default)]
     pub last_clock_step: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Ranges reported lost (asked for, not resent), inclusive.
+    #[serde(default)]
+    pub seq_lost_ranges: Vec<(u64, u64)>,
+    /// Numbers reported lost and not arrived since.
+    #[serde(default)]
+    pub seq_lost: u64,
+    /// The agent's latest skip announcements, inclusive.
+    #[serde(default)]
+    pub seq_announced: Vec<(u64, u64)>,
+    /// Numbers not counted missing as announced skips.
+    #[serde(default)]
+    pub seq_excused: u64,
+    #[serde(default)]
+    pub seq_late_fills: u64,
 }
 
 /// Every asset's and agent's state that a checkpoint writes.
@@ -220,6 +235,11 @@ impl LiveState {
             clock_steps: g.clock_steps,
             largest_clock_step_secs: g.largest_clock_step_secs,
             last_clock_step: g.last_clock_step.as_ref().map(|c| (c.from, c.to)),
+            seq_lost_ranges: g.seq.lost.iter().map(|(a, b)| (*a, *b)).collect(),
+            seq_lost: g.seq.lost_count,
+            seq_announced: g.seq.announced.iter().map(|r| (r.from, r.to)).collect(),
+            seq_excused: g.seq.excused,
+            seq_late_fills: g.seq_late_fills,
         })
     }
 
@@ -265,7 +285,20 @@ impl LiveState {
         g.online = s.online;
         g.software = s.software;
         g.last_message = s.last_message;
-        g.seq = SeqTracker { max: s.seq_max, missing: s.seq_missing.into_iter().collect() };
+        g.seq = SeqTracker {
+            max: s.seq_max,
+            missing: s.seq_missing.into_iter().collect(),
+            lost: s.seq_lost_ranges.into_iter().collect(),
+            lost_count: s.seq_lost,
+            announced: s
+                .seq_announced
+                .into_iter()
+                .filter(|(from, to)| from <= to)
+                .map(|(from, to)| SeqRange { from, to })
+                .collect(),
+            excused: s.seq_excused,
+        };
+        g.seq_late_fills = s.seq_late_fills;
         g.messages = s.messages;
         g.duplicates = s.duplicates;
         g.seq_epochs = s.seq_epochs;

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use throughline_shared::codec::{StatusMessage, Telemetry};
+use throughline_shared::message::SeqRange;
 use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
 
 use crate::history::{History, MinuteSpan};
@@ -34,6 +35,11 @@ use crate::model::{AssetConfig, AssetKind};
 /// Most gap ranges remembered per agent; beyond it the oldest are forgotten
 /// (a message from a forgotten gap then counts as a duplicate).
 const MAX_MISSING_RANGES: usize = 1024;
+/// Most lost ranges remembered per agent (the highest); the count of lost
+/// numbers goes on beyond them.
+pub const MAX_LOST_RANGES: usize = 32;
+/// Most skip announcements remembered per agent (the latest).
+const MAX_ANNOUNCED: usize = 4;
 /// Most points kept in an asset's rate window.
 const MAX_WINDOW_POINTS: usize = 4096;
 /// Largest jump of an agent's `seq`, up or down, still taken as the same
@@ -69,11 +75,27 @@ pub enum SeqOutcome {
 /// cannot make millions of numbers missing, nor a restart from a low number
 /// drop everything as repeats). Memory stays small however long the agent
 /// runs.
+///
+/// A missing range can end two more ways: the agent announces it never
+/// used those numbers (a block reserved before a crash, [`SeqTracker::excuse`]:
+/// neither missing nor lost), or it was asked for and not resent
+/// ([`SeqTracker::declare_lost`]: moved to the lost ranges, and counted).
+/// A lost number that arrives after all is still taken, as a late fill.
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
     pub(crate) max: Option<u64>,
     /// Missing ranges, start -> end (inclusive).
     pub(crate) missing: BTreeMap<u64, u64>,
+    /// Ranges reported lost, start -> end (inclusive); the highest
+    /// [`MAX_LOST_RANGES`].
+    pub(crate) lost: BTreeMap<u64, u64>,
+    /// Numbers reported lost and not arrived since (forgotten ranges included).
+    pub(crate) lost_count: u64,
+    /// The agent's latest skip announcements: a gap that appears later
+    /// leaves them out.
+    pub(crate) announced: VecDeque<SeqRange>,
+    /// Numbers left out of gaps (or taken out of them) as announced skips.
+    pub(crate) excused: u64,
 }
 
 impl SeqTracker {
@@ -88,9 +110,14 @@ impl SeqTracker {
             if seq - max > max_jump {
                 return self.new_epoch(seq, max);
             }
-            let skipped = seq - max - 1;
-            if skipped > 0 {
-                self.missing.insert(max + 1, seq - 1);
+            let mut skipped = 0;
+            if seq - max > 1 {
+                let gap = SeqRange { from: max + 1, to: seq - 1 };
+                for (from, to) in without(gap, &self.announced) {
+                    self.missing.insert(from, to);
+                    skipped += to - from + 1;
+                }
+                self.excused += gap.count() - skipped;
                 while self.missing.len() > MAX_MISSING_RANGES {
                     self.missing.pop_first();
                 }
@@ -98,29 +125,77 @@ impl SeqTracker {
             self.max = Some(seq);
             return SeqOutcome::Ahead { skipped };
         }
-        // Below the highest: new only if inside a missing range, or so far
-        // below that it is another numbering.
-        let Some((&start, &end)) = self.missing.range(..=seq).next_back().filter(|&(_, &end)| seq <= end)
-        else {
-            if max - seq > max_jump {
-                return self.new_epoch(seq, max);
-            }
-            return SeqOutcome::Duplicate;
-        };
-        self.missing.remove(&start);
-        if start < seq {
-            self.missing.insert(start, seq - 1);
+        // Below the highest: new only if inside a missing (or lost) range,
+        // or so far below that it is another numbering.
+        if take(&mut self.missing, seq) {
+            return SeqOutcome::LateFill;
         }
-        if seq < end {
-            self.missing.insert(seq + 1, end);
+        if take(&mut self.lost, seq) {
+            self.lost_count = self.lost_count.saturating_sub(1);
+            return SeqOutcome::LateFill;
         }
-        SeqOutcome::LateFill
+        if max - seq > max_jump {
+            return self.new_epoch(seq, max);
+        }
+        SeqOutcome::Duplicate
     }
 
     fn new_epoch(&mut self, seq: u64, previous: u64) -> SeqOutcome {
         self.max = Some(seq);
         self.missing.clear();
+        self.lost.clear();
         SeqOutcome::NewEpoch { previous }
+    }
+
+    /// The agent announced it never used the numbers of `range`: they are
+    /// not missing now, nor when a gap over them appears later. Returns how
+    /// many were missing.
+    pub fn excuse(&mut self, range: SeqRange) -> u64 {
+        if !self.announced.contains(&range) {
+            self.announced.push_back(range);
+            if self.announced.len() > MAX_ANNOUNCED {
+                self.announced.pop_front();
+            }
+        }
+        let n = remove_range(&mut self.missing, range).iter().map(|(a, b)| b - a + 1).sum();
+        self.excused += n;
+        n
+    }
+
+    /// The numbers of `range` still missing are given up: reported lost
+    /// (a resend did not bring them). Returns how many.
+    pub fn declare_lost(&mut self, range: SeqRange) -> u64 {
+        let mut n = 0;
+        for (from, to) in remove_range(&mut self.missing, range) {
+            self.lost.insert(from, to);
+            n += to - from + 1;
+        }
+        while self.lost.len() > MAX_LOST_RANGES {
+            self.lost.pop_first();
+        }
+        self.lost_count += n;
+        n
+    }
+
+    /// The ranges still missing, lowest first.
+    pub fn missing_ranges(&self) -> impl Iterator<Item = SeqRange> + '_ {
+        self.missing.iter().map(|(&from, &to)| SeqRange { from, to })
+    }
+
+    /// Numbers reported lost (and not arrived since).
+    pub fn lost(&self) -> u64 {
+        self.lost_count
+    }
+
+    /// The lost ranges remembered, lowest first.
+    pub fn lost_ranges(&self) -> impl Iterator<Item = SeqRange> + '_ {
+        self.lost.iter().map(|(&from, &to)| SeqRange { from, to })
+    }
+
+    /// Numbers not counted as missing because the agent announced it
+    /// skipped them.
+    pub fn excused(&self) -> u64 {
+        self.excused
     }
 
     /// Highest sequence number seen.
@@ -132,6 +207,68 @@ impl SeqTracker {
     pub fn missing(&self) -> u64 {
         self.missing.iter().map(|(s, e)| e - s + 1).sum()
     }
+}
+
+/// Take `seq` out of the ranges of `map` (start -> end, inclusive,
+/// disjoint); whether it was in one.
+fn take(map: &mut BTreeMap<u64, u64>, seq: u64) -> bool {
+    let Some((&start, &end)) = map.range(..=seq).next_back().filter(|&(_, &end)| seq <= end) else {
+        return false;
+    };
+    map.remove(&start);
+    if start < seq {
+        map.insert(start, seq - 1);
+    }
+    if seq < end {
+        map.insert(seq + 1, end);
+    }
+    true
+}
+
+/// Remove `range` from the ranges of `map`; the pieces removed, lowest first.
+fn remove_range(map: &mut BTreeMap<u64, u64>, range: SeqRange) -> Vec<(u64, u64)> {
+    let meets: Vec<(u64, u64)> = map
+        .range(..=range.to)
+        .rev()
+        .take_while(|&(_, &end)| end >= range.from)
+        .map(|(&s, &e)| (s, e))
+        .collect();
+    let mut removed = Vec::with_capacity(meets.len());
+    for (start, end) in meets.into_iter().rev() {
+        map.remove(&start);
+        if start < range.from {
+            map.insert(start, range.from - 1);
+        }
+        if end > range.to {
+            map.insert(range.to + 1, end);
+        }
+        removed.push((start.max(range.from), end.min(range.to)));
+    }
+    removed
+}
+
+/// The parts of `gap` outside every range of `skips`, lowest first.
+fn without(gap: SeqRange, skips: &VecDeque<SeqRange>) -> Vec<(u64, u64)> {
+    let mut parts = vec![(gap.from, gap.to)];
+    for s in skips {
+        parts = parts
+            .into_iter()
+            .flat_map(|(a, b)| {
+                if s.to < a || s.from > b {
+                    return vec![(a, b)];
+                }
+                let mut keep = Vec::new();
+                if a < s.from {
+                    keep.push((a, s.from - 1));
+                }
+                if s.to < b {
+                    keep.push((s.to + 1, b));
+                }
+                keep
+            })
+            .collect();
+    }
+    parts
 }
 
 /// How live state reads what agents send (the `[ingest]` section).
@@ -433,6 +570,9 @@ pub struct AgentLive {
     pub last_clock_step: Option<ClockStep>,
     /// Times its numbering started afresh ([`SeqOutcome::NewEpoch`]).
     pub seq_epochs: u64,
+    /// Messages that filled a gap ([`SeqOutcome::LateFill`]): a resend
+    /// request being answered shows here.
+    pub seq_late_fills: u64,
 }
 
 /// A step back of an agent's clock, as its assets' sample times show it:
@@ -659,6 +799,7 @@ impl LiveState {
             largest_clock_step_secs: 0.0,
             last_clock_step: None,
             seq_epochs: 0,
+            seq_late_fills: 0,
         })
     }
 
@@ -684,7 +825,10 @@ impl LiveState {
                 out.seq_skipped = skipped;
                 ahead = true;
             }
-            SeqOutcome::LateFill => out.late_fill = true,
+            SeqOutcome::LateFill => {
+                agent.seq_late_fills += 1;
+                out.late_fill = true;
+            }
             SeqOutcome::NewEpoch { previous } => {
                 agent.seq_epochs += 1;
                 out.seq_epoch = Some(previous);
@@ -789,8 +933,17 @@ impl LiveState {
         if m.status.health.is_some() {
             agent.health = m.status.health.clone();
         }
+        if let Some(skipped) = m.status.seq_skipped {
+            agent.seq.excuse(skipped);
+        }
         agent.last_message = Some(now);
         before
+    }
+
+    /// Give up on the numbers of `range` still missing from `agent`: they
+    /// were asked for and not resent. Returns how many are reported lost.
+    pub fn declare_lost(&mut self, agent: &AgentId, range: SeqRange) -> u64 {
+        self.agents.get_mut(agent).map_or(0, |g| g.seq.declare_lost(range))
     }
 
     /// The assets `agent` reported last.
@@ -867,7 +1020,18 @@ pub struct AgentView {
     pub health: Option<throughline_shared::message::AgentHealth>,
     pub last_message: Option<DateTime<Utc>>,
     pub last_seq: Option<u64>,
+    /// Numbers below `last_seq` not received yet (asked for again).
     pub seq_missing: u64,
+    /// Numbers asked for and not resent: reported lost. A lost number that
+    /// arrives after all leaves this count.
+    pub seq_lost: u64,
+    /// The lost ranges (the highest 32), inclusive.
+    pub lost_ranges: Vec<SeqRange>,
+    /// Numbers the agent announced it skipped (a block reserved before a
+    /// crash): neither missing nor lost.
+    pub seq_skipped_announced: u64,
+    /// Messages that filled a gap (late, or resent).
+    pub seq_late_fills: u64,
     /// Times the agent's numbering started afresh (a jump of `seq` beyond
     /// `ingest.max_seq_jump`, up or down).
     pub seq_epochs: u64,
@@ -920,6 +1084,10 @@ impl LiveState {
             last_message: g.last_message,
             last_seq: g.seq.max(),
             seq_missing: g.seq.missing(),
+            seq_lost: g.seq.lost(),
+            lost_ranges: g.seq.lost_ranges().collect(),
+            seq_skipped_announced: g.seq.excused(),
+            seq_late_fills: g.seq_late_fills,
             seq_epochs: g.seq_epochs,
             messages: g.messages,
             duplicates: g.duplicates,

@@ -41,6 +41,83 @@ fn seq_tracker_memory_is_bounded() {
     assert_eq!(t.observe(1, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Duplicate);
 }
 
+fn range(from: u64, to: u64) -> SeqRange {
+    SeqRange { from, to }
+}
+
+#[test]
+fn announced_skips_are_neither_missing_nor_counted_as_gaps() {
+    let mut t = SeqTracker::default();
+    t.observe(10, DEFAULT_MAX_SEQ_JUMP);
+    // Announced before the gap appears (the status comes before the envelopes).
+    assert_eq!(t.excuse(range(12, 14)), 0);
+    assert_eq!(t.observe(20, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Ahead { skipped: 6 });
+    assert_eq!(t.missing_ranges().collect::<Vec<_>>(), [range(11, 11), range(15, 19)]);
+    // ...or after it: taken out of what is missing.
+    assert_eq!(t.excuse(range(15, 16)), 2);
+    assert_eq!(t.excuse(range(15, 16)), 0, "again (a retained status read again): nothing more");
+    assert_eq!((t.missing(), t.excused()), (4, 5));
+    assert_eq!(t.observe(13, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Duplicate, "never used, never new");
+    for i in 0..10 {
+        t.excuse(range(100 + i, 100 + i));
+    }
+    assert_eq!(t.announced.len(), MAX_ANNOUNCED, "bounded");
+}
+
+#[test]
+fn lost_ranges_are_counted_bounded_and_a_late_arrival_is_still_taken() {
+    let mut t = SeqTracker::default();
+    t.observe(1, DEFAULT_MAX_SEQ_JUMP);
+    t.observe(10, DEFAULT_MAX_SEQ_JUMP); // 2..=9 missing
+    assert_eq!(t.observe(3, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::LateFill);
+    assert_eq!(t.declare_lost(range(0, 100)), 7, "only what is missing");
+    assert_eq!((t.missing(), t.lost()), (0, 7));
+    assert_eq!(t.lost_ranges().collect::<Vec<_>>(), [range(2, 2), range(4, 9)]);
+    assert_eq!(t.observe(5, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::LateFill, "lost, then resent after all");
+    assert_eq!(t.observe(5, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Duplicate);
+    assert_eq!(t.lost(), 6);
+    assert_eq!(t.lost_ranges().collect::<Vec<_>>(), [range(2, 2), range(4, 4), range(6, 9)]);
+    assert_eq!(t.declare_lost(range(4, 4)), 0, "lost already");
+    let mut t = SeqTracker::default();
+    for i in 0..100u64 {
+        t.observe(i * 3, DEFAULT_MAX_SEQ_JUMP);
+    }
+    for r in t.missing_ranges().collect::<Vec<_>>() {
+        t.declare_lost(r);
+    }
+    assert_eq!((t.lost.len(), t.lost(), t.missing()), (MAX_LOST_RANGES, 198, 0), "ranges bounded, count not");
+}
+
+#[test]
+fn a_status_with_skipped_numbers_excuses_them_and_the_view_shows_losses() {
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 100, vec![out(0, 1.0)]), t0());
+    let agent = AgentId::parse("gw").unwrap();
+    let status = |skipped| StatusMessage {
+        site: SiteId::parse("s").unwrap(),
+        agent: agent.clone(),
+        status: AgentStatus {
+            v: 1,
+            online: true,
+            ts: None,
+            software: None,
+            health: None,
+            seq_skipped: skipped,
+        },
+    };
+    st.apply_status(&status(Some(range(101, 130))), t0());
+    let o = st.apply_telemetry(&tel("a", 140, vec![out(10, 2.0)]), t0());
+    assert_eq!(o.seq_skipped, 9, "131..=139; the announced block is no gap");
+    assert_eq!(st.declare_lost(&agent, range(131, 135)), 5);
+    assert!(st.apply_telemetry(&tel("a", 133, vec![out(5, 1.5)]), t0()).late_fill);
+    let v = st.agent_view(st.agent(&agent).unwrap());
+    assert_eq!((v.seq_missing, v.seq_lost, v.seq_skipped_announced, v.seq_late_fills), (4, 4, 30, 1));
+    assert_eq!(v.lost_ranges, [range(131, 132), range(134, 135)]);
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["lost_ranges"][0], serde_json::json!({"from": 131, "to": 132}));
+    assert_eq!(st.declare_lost(&AgentId::parse("nobody").unwrap(), range(1, 2)), 0);
+}
+
 #[test]
 fn seq_jumps_beyond_the_window_start_a_new_epoch() {
     use SeqOutcome::*;
