@@ -47,6 +47,8 @@ pub struct Metrics {
     /// Counter readings that dipped but not to near zero, by asset.
     pub counter_glitches: Family<AssetLabels, Counter>,
     pub late_samples: Counter,
+    /// Samples of late fills filled into the history of their gap.
+    pub filled_samples: Counter,
     /// Samples applied behind their asset's last one after the agent's
     /// clock stepped back, by agent.
     pub clock_steps: Family<AgentLabels, Counter>,
@@ -113,6 +115,7 @@ impl Metrics {
             counter_resets: Counter::default(),
             counter_glitches: Family::default(),
             late_samples: Counter::default(),
+            filled_samples: Counter::default(),
             clock_steps: Family::default(),
             history_rows_written: Counter::default(),
             history_flushes: Counter::default(),
@@ -201,6 +204,11 @@ impl Metrics {
             "throughline_late_samples",
             "Samples older than their asset's last one, from a late fill of a seq gap or out of order in their envelope: not applied to live state",
             m.late_samples.clone(),
+        );
+        r.register(
+            "throughline_filled_samples",
+            "Samples of a late fill of a seq gap (a resent envelope) that lie in the interval over the gap: filled into the history, not live state",
+            m.filled_samples.clone(),
         );
         r.register(
             "throughline_clock_steps",

@@ -3,6 +3,7 @@
 
 mod acl;
 mod agent_lifecycle;
+mod broker_crash;
 mod dashboard;
 mod history;
 mod influx;

@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use throughline_shared::message::SeqRange;
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
-use crate::state::{AgentIx, AssetIx, ClockStep, LiveState, SeqTracker, TelemetryOutcome};
+use crate::state::{
+    AgentIx, AssetIx, ClockStep, GapInterval, LiveState, SeqTracker, TelemetryOutcome, MAX_GAP_INTERVALS,
+};
 
 /// Most rate-window points kept in a snapshot.
 pub const WINDOW_POINTS: usize = 32;
@@ -67,6 +69,12 @@ pub struct AssetSnapshot {
     /// Rate window points: (ms since the epoch, cumulative output).
     #[serde(default)]
     pub window: Vec<(i64, f64)>,
+    /// The `seq` of the envelope of the last sample applied in order.
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+    /// Intervals over gaps of the agent's `seq`, for resent samples to fill.
+    #[serde(default)]
+    pub gaps: Vec<GapInterval>,
 }
 
 /// One agent's live state, as stored.
@@ -215,6 +223,8 @@ impl LiveState {
                 a.window.iter().map(|&(t, v)| (t, v)).map(|(t, v)| (t.timestamp_millis(), v)),
                 WINDOW_POINTS,
             ),
+            last_seq: a.last_seq,
+            gaps: a.gaps.iter().copied().collect(),
         })
     }
 
@@ -267,6 +277,8 @@ impl LiveState {
         a.load_kw = s.load_kw;
         a.samples = s.samples;
         a.late_samples = s.late_samples;
+        a.last_seq = s.last_seq;
+        a.gaps = s.gaps.into_iter().filter(|g| g.from < g.to).take(MAX_GAP_INTERVALS).collect();
         a.window = s
             .window
             .into_iter()

@@ -20,11 +20,22 @@
 //!   agent's clock *stepping back* (NTP correcting a fast clock): applied,
 //!   see [`AssetLive::last_ts`] and [`AssetLive::newest_ts`], and counted
 //!   on the agent ([`AgentLive::clock_steps`]).
+//! - **Resent samples.** The interval between an asset's samples on either
+//!   side of a gap in its agent's `seq` is remembered ([`GapInterval`], the
+//!   latest [`MAX_GAP_INTERVALS`]). A late fill whose samples all lie
+//!   inside one, with counters between its ends (an envelope resent after
+//!   a broker lost it), is *filled in* rather than late: what the interval
+//!   gave the history is taken back and given again sample by sample, so
+//!   the minutes of the gap get the states, loads and output the samples
+//!   say ([`LiveEvent::Filled`]). Live state (last time, counter, state)
+//!   stays where the newer samples put it, and the asset's output total is
+//!   the same. Resends come oldest first, so each fills the start of what
+//!   is left of the interval.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use throughline_shared::codec::{StatusMessage, Telemetry};
 use throughline_shared::message::SeqRange;
 use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
@@ -42,6 +53,8 @@ pub const MAX_LOST_RANGES: usize = 32;
 const MAX_ANNOUNCED: usize = 4;
 /// Most points kept in an asset's rate window.
 const MAX_WINDOW_POINTS: usize = 4096;
+/// Gap intervals remembered per asset (the latest).
+pub const MAX_GAP_INTERVALS: usize = 4;
 /// Largest jump of an agent's `seq`, up or down, still taken as the same
 /// numbering (`ingest.max_seq_jump`): a day of envelopes of a busy agent
 /// (ten a second), far below where a fresh numbering lands (our agent's,
@@ -203,6 +216,11 @@ impl SeqTracker {
         self.max
     }
 
+    /// Whether a number between `lo` and `hi` (both excluded) is missing.
+    pub fn missing_between(&self, lo: u64, hi: u64) -> bool {
+        self.missing.range(..hi).next_back().is_some_and(|(_, &end)| end > lo)
+    }
+
     /// Numbers below the highest not seen yet.
     pub fn missing(&self) -> u64 {
         self.missing.iter().map(|(s, e)| e - s + 1).sum()
@@ -291,6 +309,27 @@ impl StateSettings {
     }
 }
 
+/// The interval of an asset's history between its samples on either side
+/// of a gap in its agent's `seq`: samples may be missing there, and may
+/// still come, resent (see the module docs). Recorded only for a plain
+/// interval (forward in time, not over time covered before a clock step,
+/// counters at both ends continuing or none at either).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GapInterval {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The last good counter reading at each end (`None`: no counter).
+    pub from_counter: Option<f64>,
+    pub to_counter: Option<f64>,
+    /// The output, state and load the interval gave the history.
+    pub output: f64,
+    pub state: Option<AssetState>,
+    pub load_kw: Option<f64>,
+    /// The `seq` of the envelopes at its ends: a fill lies between them.
+    pub seq_from: u64,
+    pub seq_to: u64,
+}
+
 /// An asset's place in live state, given when live state first holds it
 /// and kept for its lifetime: those who keep something per asset (the
 /// rollup writer, the dashboard) use it instead of comparing ids.
@@ -339,6 +378,11 @@ pub struct AssetLive {
     /// Samples older than the last applied, from a late fill of a `seq` gap
     /// or out of order in their envelope (ignored for live state).
     pub late_samples: u64,
+    /// The `seq` of the envelope that brought the last sample applied in
+    /// order (not a fill).
+    pub last_seq: Option<u64>,
+    /// Intervals spanning a gap of the agent's `seq`, oldest first.
+    pub(crate) gaps: VecDeque<GapInterval>,
     pub(crate) window: VecDeque<(DateTime<Utc>, f64)>,
     /// Per-minute history in event time (for balances).
     pub history: History,
@@ -374,6 +418,8 @@ impl AssetLive {
             load_kw: None,
             samples: 0,
             late_samples: 0,
+            last_seq: None,
+            gaps: VecDeque::new(),
             window: VecDeque::new(),
             history: History::default(),
         }
@@ -389,12 +435,15 @@ impl AssetLive {
 
     /// Apply one sample, widening `touched` by the history minutes it
     /// changed. `may_step`: if the sample is older than the last one, the
-    /// agent's clock stepped back (else it is late).
+    /// agent's clock stepped back (else it is late). `gap`: the `seq` of the
+    /// envelopes before and with this sample when numbers between them are
+    /// missing: the interval up to it is remembered as a [`GapInterval`].
     fn apply(
         &mut self,
         s: &Sample,
         settings: &StateSettings,
         may_step: bool,
+        gap: Option<(u64, u64)>,
         touched: &mut Option<MinuteSpan>,
     ) -> SampleOutcome {
         let step_back = match self.last_ts {
@@ -406,6 +455,7 @@ impl AssetLive {
             _ => None,
         };
         self.samples += 1;
+        let (prev_counter, prev_state, prev_load) = (self.output_counter, self.state, self.load_kw);
         let prev_ts = self.last_ts.replace(s.ts);
         let covered_to = self.newest_ts;
         if covered_to.is_none_or(|n| s.ts > n) {
@@ -454,6 +504,32 @@ impl AssetLive {
         if let Some(prev_ts) = prev_ts {
             self.attribute(prev_ts, s.ts, covered_to, delta, touched);
         }
+        // A plain interval over a gap of the seq: remembered for a fill.
+        let ends = match (prev_counter, s.output, counter) {
+            (Some(c), Some(o), CounterReading::Continued) => Some((Some(c), Some(o))),
+            (Some(c), None, _) => Some((Some(c), Some(c))),
+            (None, None, _) => Some((None, None)),
+            _ => None,
+        };
+        if let (Some((seq_from, seq_to)), Some(from), Some((from_counter, to_counter))) = (gap, prev_ts, ends)
+        {
+            if from < s.ts && step_back.is_none() && covered_to.is_none_or(|c| c <= from) {
+                self.gaps.push_back(GapInterval {
+                    from,
+                    to: s.ts,
+                    from_counter,
+                    to_counter,
+                    output: delta,
+                    state: prev_state,
+                    load_kw: prev_load,
+                    seq_from,
+                    seq_to,
+                });
+                if self.gaps.len() > MAX_GAP_INTERVALS {
+                    self.gaps.pop_front();
+                }
+            }
+        }
         if let Some(kw) = s.load_kw {
             MinuteSpan::extend(touched, self.history.note_load(s.ts, kw));
         }
@@ -476,6 +552,54 @@ impl AssetLive {
             self.load_kw = Some(kw);
         }
         SampleOutcome::Applied { counter, changed, step_back }
+    }
+
+    /// Fill in the samples of a late fill (envelope `seq`) if they all lie
+    /// inside one remembered gap interval, in time order, with counters
+    /// between its ends; `false` (nothing changed) if they do not.
+    fn fill(&mut self, seq: u64, samples: &[Sample], touched: &mut Option<MinuteSpan>) -> bool {
+        let Some(i) = self.gaps.iter().position(|g| {
+            g.seq_from < seq
+                && seq < g.seq_to
+                && samples.windows(2).all(|w| w[0].ts <= w[1].ts)
+                && samples.iter().all(|s| g.from < s.ts && s.ts < g.to)
+                && fits_counters(g, samples)
+        }) else {
+            return false;
+        };
+        let g = self.gaps[i];
+        if let Some(span) = self.history.unattribute(g.from, g.to, g.output, g.state, g.load_kw) {
+            MinuteSpan::extend(touched, span);
+        }
+        let (mut at, mut counter, mut state, mut load) = (g.from, g.from_counter, g.state, g.load_kw);
+        for s in samples {
+            let delta = match (counter, s.output) {
+                (Some(c), Some(o)) => o - c,
+                _ => 0.0,
+            };
+            if let Some(span) = self.history.attribute(at, s.ts, delta, state, load) {
+                MinuteSpan::extend(touched, span);
+            }
+            if let Some(kw) = s.load_kw {
+                MinuteSpan::extend(touched, self.history.note_load(s.ts, kw));
+            }
+            MinuteSpan::extend(touched, self.history.note_sample(s.ts));
+            self.samples += 1;
+            at = s.ts;
+            counter = s.output.filter(|_| counter.is_some()).or(counter);
+            state = s.state.or(state);
+            load = s.load_kw.or(load);
+        }
+        let rest = match (counter, g.to_counter) {
+            (Some(c), Some(t)) => t - c,
+            _ => 0.0,
+        };
+        if let Some(span) = self.history.attribute(at, g.to, rest, state, load) {
+            MinuteSpan::extend(touched, span);
+        }
+        self.gaps[i] =
+            GapInterval { from: at, from_counter: counter, output: rest, state, load_kw: load, ..g };
+        true
     }
 
     /// Attribute the interval `[from, to)` since the previous sample to the
@@ -520,6 +644,19 @@ impl AssetLive {
             }
         }
     }
+}
+
+/// Whether the counters of `samples` lie between the ends of `g`, in order
+/// (an interval without counters takes samples without output only).
+fn fits_counters(g: &GapInterval, samples: &[Sample]) -> bool {
+    let (Some(mut c), Some(to)) = (g.from_counter, g.to_counter) else {
+        return samples.iter().all(|s| s.output.is_none());
+    };
+    samples.iter().filter_map(|s| s.output).all(|o| {
+        let ok = c <= o && o <= to;
+        c = o;
+        ok
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -619,6 +756,10 @@ pub enum LiveEvent {
     /// a `seq` gap or out of order in its envelope: real data with its own
     /// time, but not for live state or history.
     Late { index: usize },
+    /// Sample `index` is older than its asset's last one, in a late fill of
+    /// a `seq` gap, and lies in the interval over that gap: filled into the
+    /// history (not live state), see the module docs.
+    Filled { index: usize },
     /// Sample `index` brought an output counter lower than the last, near
     /// zero: taken as a counter reset.
     CounterReset { index: usize },
@@ -648,6 +789,8 @@ pub struct TelemetryOutcome {
     pub counter_resets: u64,
     pub counter_glitches: u64,
     pub late_samples: u64,
+    /// Samples of a late fill filled into the history of the gap they lie in.
+    pub filled_samples: u64,
     /// Steps back of the agent's clock not seen before (by another of its
     /// assets): the agent's `clock_steps` grew by this.
     pub clock_steps: u64,
@@ -856,6 +999,24 @@ impl LiveState {
         }
         let edge_before = asset.alert_edge_inputs();
         let mut touched = None;
+        if out.late_fill && asset.fill(env.seq, &env.samples, &mut touched) {
+            let n = env.samples.len();
+            out.samples += n as u64;
+            out.filled_samples += n as u64;
+            out.events.extend((0..n).map(|index| LiveEvent::Filled { index }));
+            out.minutes = touched;
+            out.history_minutes = asset.history.len();
+            return out;
+        }
+        // The first sample's interval spans numbers still missing: remember it.
+        let gap = asset
+            .last_seq
+            .filter(|_| ahead)
+            .filter(|&p| self.agents.get(&env.agent).is_some_and(|g| g.seq.missing_between(p, env.seq)))
+            .map(|p| (p, env.seq));
+        if !out.late_fill {
+            asset.last_seq = Some(env.seq);
+        }
         // Newest sample time after each index, built if a sample is behind.
         let mut later: Option<Vec<Option<DateTime<Utc>>>> = None;
         for (index, s) in env.samples.iter().enumerate() {
@@ -871,7 +1032,8 @@ impl LiveState {
                         later[index].is_none_or(|t| t < last)
                     }
                 });
-            match asset.apply(s, &settings, may_step, &mut touched) {
+            let gap = gap.filter(|_| index == 0);
+            match asset.apply(s, &settings, may_step, gap, &mut touched) {
                 SampleOutcome::Applied { counter, changed, step_back } => {
                     if let (Some(back), Some(from)) = (step_back, last) {
                         out.events.push(LiveEvent::ClockStep { index, back_ms: back.num_milliseconds() });

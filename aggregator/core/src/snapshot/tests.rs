@@ -112,8 +112,13 @@ fn lost_ranges_announced_skips_and_late_fills_survive_a_restart() {
     assert_eq!((b.seq_lost, b.seq_missing, b.seq_late_fills), (8, 9, 1));
     // The announcement still keeps its block out of a later gap.
     assert_eq!(back.apply_telemetry(&tel("l1", 45, vec![out(20, 9.0)]), t0()).seq_skipped, 4 + 9);
-    // A lost number arriving after the restart is still taken.
-    assert!(back.apply_telemetry(&tel("l1", 3, vec![out(1, 5.0)]), t0()).late_fill);
+    // A lost number arriving after the restart is still taken (late: seq 15
+    // filled the start of the interval over its gap already).
+    let o = back.apply_telemetry(&tel("l1", 3, vec![out(1, 5.0)]), t0());
+    assert!(o.late_fill && o.late_samples == 1, "{o:?}");
+    // The rest of that interval, remembered across the restart, takes 17.
+    let o = back.apply_telemetry(&tel("l1", 17, vec![out(7, 8.0)]), t0());
+    assert!(o.late_fill && o.filled_samples == 1, "{o:?}");
 }
 
 #[test]

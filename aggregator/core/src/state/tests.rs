@@ -247,16 +247,16 @@ fn state_since_reason_and_load() {
 }
 
 #[test]
-fn late_samples_do_not_rewind_live_state() {
+fn late_fills_do_not_rewind_live_state() {
     let mut st = LiveState::new(&[], Duration::seconds(60));
     st.apply_telemetry(&tel("a", 5, vec![out(1, 10.0)]), t0());
     st.apply_telemetry(&tel("a", 7, vec![out(10, 50.0)]), t0());
     let o = st.apply_telemetry(&tel("a", 6, vec![out(5, 40.0)]), t0());
     assert!(o.late_fill);
-    assert_eq!(o.late_samples, 1);
+    assert_eq!((o.late_samples, o.filled_samples), (0, 1));
     let a = st.assets().next().unwrap();
     assert_eq!((a.output_counter, a.last_ts), (Some(50.0), Some(t0() + Duration::seconds(10))));
-    assert_eq!(a.counter_resets, 0);
+    assert_eq!((a.counter_resets, a.output_total), (0, 40.0));
 }
 
 #[test]
@@ -540,18 +540,87 @@ fn a_clock_stepping_back_loses_nothing() {
 }
 
 #[test]
-fn a_late_fill_older_than_the_last_sample_is_still_late() {
+fn a_late_fill_inside_its_gap_is_filled_in_and_one_outside_is_late() {
     let mut st = LiveState::new(&[], Duration::seconds(60));
     st.apply_telemetry(&tel("a", 1, vec![out(0, 10.0)]), t0());
     // seq 2 lost for now; 3 arrives.
     st.apply_telemetry(&tel("a", 3, vec![out(20, 30.0)]), t0());
     let o = st.apply_telemetry(&tel("a", 2, vec![out(10, 20.0)]), t0());
     assert!(o.late_fill);
-    assert_eq!((o.late_samples, o.clock_steps), (1, 0));
-    assert_eq!(o.events, [LiveEvent::Late { index: 0 }]);
+    assert_eq!((o.late_samples, o.filled_samples, o.clock_steps), (0, 1, 0));
+    assert_eq!(o.events, [LiveEvent::Filled { index: 0 }]);
     let a = st.assets().next().unwrap();
-    assert_eq!((a.last_ts, a.output_total), (Some(t0() + Duration::seconds(20)), 20.0));
+    assert_eq!((a.last_ts, a.output_total, a.samples), (Some(t0() + Duration::seconds(20)), 20.0, 3));
     assert_eq!(st.agent(&AgentId::parse("gw").unwrap()).unwrap().clock_steps, 0);
+
+    // Outside the interval over the gap (after its end), or with a counter
+    // beyond its ends: late, as before.
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 10.0)]), t0());
+    st.apply_telemetry(&tel("a", 4, vec![out(20, 30.0)]), t0());
+    st.apply_telemetry(&tel("a", 5, vec![out(30, 40.0)]), t0());
+    let o = st.apply_telemetry(&tel("a", 2, vec![out(25, 35.0)]), t0());
+    assert_eq!((o.late_samples, o.filled_samples), (1, 0), "after the gap's end");
+    let o = st.apply_telemetry(&tel("a", 3, vec![out(10, 31.0)]), t0());
+    assert_eq!((o.late_samples, o.filled_samples), (1, 0), "a counter above the gap's end");
+    assert_eq!(o.events, [LiveEvent::Late { index: 0 }]);
+}
+
+#[test]
+fn resent_envelopes_give_the_gap_its_own_states_and_output() {
+    let mut st = LiveState::new(&[], Duration::seconds(300));
+    let run = |secs, v| Sample { state: Some(AssetState::Running), ..out(secs, v) };
+    let down = |secs, v| Sample { state: Some(AssetState::Down), ..out(secs, v) };
+    st.apply_telemetry(&tel("a", 1, vec![run(0, 0.0)]), t0());
+    // 2, 3 and 4 are lost by the broker; 5 comes four minutes on.
+    st.apply_telemetry(&tel("a", 5, vec![run(240, 240.0)]), t0());
+    let h = &st.assets().next().unwrap().history;
+    let (from, to) = (t0(), t0() + Duration::minutes(4));
+    assert_eq!((h.down_between(from, to), h.running_between(from, to)), (0.0, 240.0), "unknown yet");
+    // Resent, oldest first: the line was down in minute 1.
+    for (seq, sample) in [(2, down(60, 60.0)), (3, run(120, 60.0)), (4, run(180, 120.0))] {
+        let o = st.apply_telemetry(&tel("a", seq, vec![sample]), t0());
+        assert_eq!((o.filled_samples, o.late_samples), (1, 0), "seq {seq}");
+        assert!(o.minutes.is_some());
+    }
+    let a = st.assets().next().unwrap();
+    let h = &a.history;
+    assert!((h.down_between(from, to) - 60.0).abs() < 1e-9, "{}", h.down_between(from, to));
+    assert!((h.running_between(from, to) - 180.0).abs() < 1e-9);
+    let minute = |m: i64| *h.minute(t0().timestamp() + 60 * m).unwrap();
+    let outputs: Vec<f64> = (0..4).map(|m| (minute(m).output * 1e6).round() / 1e6).collect();
+    assert_eq!(outputs, [60.0, 0.0, 60.0, 120.0], "each minute its own output");
+    assert_eq!((0..4).map(|m| minute(m).samples).sum::<u32>(), 4, "the resent samples are counted");
+    // Live state is the newest sample's; the total is what the counters say.
+    assert_eq!((a.samples, a.late_samples, a.output_total), (5, 0, 240.0));
+    assert_eq!((a.state, a.last_ts, a.output_counter), (Some(AssetState::Running), Some(to), Some(240.0)));
+    assert_eq!(a.state_since, Some(t0()), "a stop in the past changes no live state");
+}
+
+#[test]
+fn each_asset_remembers_its_own_interval_over_the_gap() {
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 0.0)]), t0());
+    st.apply_telemetry(&tel("b", 2, vec![out(0, 0.0)]), t0());
+    // 3 (of a) is lost.
+    st.apply_telemetry(&tel("b", 4, vec![out(20, 20.0)]), t0());
+    st.apply_telemetry(&tel("a", 5, vec![out(20, 20.0)]), t0());
+    let o = st.apply_telemetry(&tel("a", 3, vec![out(10, 5.0), out(15, 6.0)]), t0());
+    assert_eq!((o.filled_samples, o.late_samples), (2, 0));
+    let a = st.assets().find(|a| a.asset.as_str() == "a").unwrap();
+    let m = a.history.minute(t0().timestamp()).unwrap();
+    assert!((m.output - 20.0).abs() < 1e-9 && (m.running_s + m.unknown_s - 20.0).abs() < 1e-9, "{m:?}");
+    assert_eq!(a.gaps.len(), 1);
+    let rest = a.gaps[0];
+    assert_eq!((rest.from, rest.from_counter, rest.output), (t0() + Duration::seconds(15), Some(6.0), 14.0));
+    let b = st.assets().find(|a| a.asset.as_str() == "b").unwrap();
+    assert_eq!(b.gaps.len(), 1, "b's interval spans the gap too, nothing comes for it");
+    for i in 0..10u64 {
+        // Every new gap is remembered; the oldest are forgotten.
+        st.apply_telemetry(&tel("b", 10 + 2 * i, vec![out(30 + i as i64, 30.0 + i as f64)]), t0());
+    }
+    let b = st.assets().find(|a| a.asset.as_str() == "b").unwrap();
+    assert_eq!(b.gaps.len(), MAX_GAP_INTERVALS);
 }
 
 #[test]
