@@ -5,7 +5,8 @@
 //! `tests/layers.rs`)
 //! - The planning core (`throughline_core`, re-exported): [`model`],
 //!   [`stops`], [`history`], [`balance`], [`ctp`], [`forecast`], [`state`], [`alert`],
-//!   [`rollup`], [`snapshot`], [`projection`], [`fanout`], [`accuracy`]. No I/O, no clock, no async.
+//!   [`rollup`], [`snapshot`], [`resend`], [`projection`], [`fanout`], [`accuracy`]. No I/O, no
+//!   clock, no async.
 //! - [`metrics`]: Prometheus/OpenMetrics counters. [`store`]: the SQLite
 //!   state store, one file per table family. [`journal`]: the ingest
 //!   journal (what is acknowledged to the broker, until a checkpoint).
@@ -44,8 +45,8 @@ pub mod tasks;
 
 /// The planning core, under the names the rest of the aggregator uses.
 pub use throughline_core::{
-    accuracy, alert, balance, ctp, fanout, forecast, history, model, projection, rollup, snapshot, state,
-    stops,
+    accuracy, alert, balance, ctp, fanout, forecast, history, model, projection, resend, rollup, snapshot,
+    state, stops,
 };
 
 use std::net::SocketAddr;

@@ -39,10 +39,16 @@ pub struct Metrics {
     pub seq_gaps: Counter,
     pub seq_late_fills: Counter,
     pub seq_epochs: Counter,
+    /// Sequence numbers asked for again and not resent: reported lost.
+    pub seq_lost: Counter,
+    /// Resend requests published to agents.
+    pub resend_requests: Counter,
     pub counter_resets: Counter,
     /// Counter readings that dipped but not to near zero, by asset.
     pub counter_glitches: Family<AssetLabels, Counter>,
     pub late_samples: Counter,
+    /// Samples of late fills filled into the history of their gap.
+    pub filled_samples: Counter,
     /// Samples applied behind their asset's last one after the agent's
     /// clock stepped back, by agent.
     pub clock_steps: Family<AgentLabels, Counter>,
@@ -104,9 +110,12 @@ impl Metrics {
             seq_gaps: Counter::default(),
             seq_late_fills: Counter::default(),
             seq_epochs: Counter::default(),
+            seq_lost: Counter::default(),
+            resend_requests: Counter::default(),
             counter_resets: Counter::default(),
             counter_glitches: Family::default(),
             late_samples: Counter::default(),
+            filled_samples: Counter::default(),
             clock_steps: Family::default(),
             history_rows_written: Counter::default(),
             history_flushes: Counter::default(),
@@ -172,6 +181,16 @@ impl Metrics {
             m.seq_epochs.clone(),
         );
         r.register(
+            "throughline_seq_lost",
+            "Sequence numbers missing after ingest.resend_attempts resend requests to their agent: reported lost (the agent's lost_ranges)",
+            m.seq_lost.clone(),
+        );
+        r.register(
+            "throughline_resend_requests",
+            "Requests to agents to resend a missing seq range (throughline/v1/{site}/{agent}/resend)",
+            m.resend_requests.clone(),
+        );
+        r.register(
             "throughline_counter_resets",
             "Output counters that went down to near zero (ingest.counter_reset_fraction of the last reading): a restart from zero",
             m.counter_resets.clone(),
@@ -185,6 +204,11 @@ impl Metrics {
             "throughline_late_samples",
             "Samples older than their asset's last one, from a late fill of a seq gap or out of order in their envelope: not applied to live state",
             m.late_samples.clone(),
+        );
+        r.register(
+            "throughline_filled_samples",
+            "Samples of a late fill of a seq gap (a resent envelope) that lie in the interval over the gap: filled into the history, not live state",
+            m.filled_samples.clone(),
         );
         r.register(
             "throughline_clock_steps",

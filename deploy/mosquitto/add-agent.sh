@@ -65,14 +65,27 @@ out="${out:-./$agent}"
 
 umask 077
 
-# 1. ACL: the agent may write its status and its assets' telemetry, nothing else.
+# 1. ACL: the agent may write its status and its assets' telemetry and read
+# its resend requests, nothing else.
 existing="$(awk -v a="$agent" '$1 == "user" && $2 == a { found = 1; next }
   $1 == "user" || $1 == "pattern" { found = 0 }
   found && $1 == "topic" { print $NF }' "$acl")"
 if [ -n "$existing" ]; then
   grep -qx "throughline/v1/$site/$agent/status" <<<"$existing" ||
     die "$agent is already in $acl with other topics (another site?):"$'\n'"$existing"
-  echo "kept the ACL block of $agent in $acl"
+  if grep -qx "throughline/v1/$site/$agent/resend" <<<"$existing"; then
+    echo "kept the ACL block of $agent in $acl"
+  else
+    # Enrolled before resend requests: Mosquitto adds a second block of the
+    # same user to the first.
+    {
+      echo
+      echo "# $agent at $site: resend requests (add-agent.sh, $(date -u +%Y-%m-%d))"
+      echo "user $agent"
+      echo "topic read throughline/v1/$site/$agent/resend"
+    } >>"$acl"
+    echo "kept the ACL block of $agent in $acl and added: read throughline/v1/$site/$agent/resend"
+  fi
 else
   {
     echo
@@ -80,8 +93,9 @@ else
     echo "user $agent"
     echo "topic write throughline/v1/$site/$agent/status"
     echo "topic write throughline/v1/$site/$agent/+/telemetry"
+    echo "topic read throughline/v1/$site/$agent/resend"
   } >>"$acl"
-  echo "added $agent to $acl: write throughline/v1/$site/$agent/status and .../+/telemetry"
+  echo "added $agent to $acl: write throughline/v1/$site/$agent/status and .../+/telemetry, read .../resend"
 fi
 
 # 2. Password.

@@ -76,6 +76,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         keep_alive: Duration::from_secs(15),
         reconnect_max: Duration::from_secs(1),
         status_topic: format!("throughline/v1/{}/{}/status", cli.site, cli.client_id),
+        resend_topic: format!("throughline/v1/{}/{}/resend", cli.site, cli.client_id),
+        seq_skipped: None,
         software: "publish-backlog".into(),
         status_interval: Duration::from_secs(60),
         tls: None,

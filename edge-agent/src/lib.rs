@@ -19,7 +19,9 @@
 //! ```text
 //! source tasks -> queue (block when full) -> emitter -> batcher -> seq
 //!   -> spool (disk) -> link (window, QoS 1) -> broker
-//!                      PUBACK -> link -> spool (record removed)
+//!                      PUBACK -> link -> spool (record acknowledged; kept
+//!                      for resends within spool.keep_delivered)
+//!   broker -> resend request -> link -> spool (kept records) -> broker
 //! ```
 //!
 //! # Dependencies between modules
@@ -75,6 +77,14 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
     let mut seq = seq::SeqStore::open(&config.state_dir)?;
     let spool_dir = config.state_dir.join("spool");
     let spool = Spool::open(&spool_dir, config.spool.clone())?;
+    let seq_skipped = seq::skipped(seq.peek(), spool.newest_seq());
+    if let Some(r) = seq_skipped {
+        tracing::info!(
+            from = r.from,
+            to = r.to,
+            "sequence numbers reserved before a crash are skipped; announced in the status message"
+        );
+    }
     let link = LinkSettings {
         broker,
         client_id: config.mqtt.client_id.clone().unwrap_or_else(|| config.agent.to_string()),
@@ -83,6 +93,8 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
         keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
         reconnect_max: Duration::from_secs(config.mqtt.reconnect_max_secs.max(1)),
         status_topic: Topic::status(&config.site, &config.agent),
+        resend_topic: Topic::resend(&config.site, &config.agent),
+        seq_skipped,
         software: SOFTWARE.to_string(),
         status_interval: Duration::from_secs(config.publish.status_interval_secs.max(1)),
         tls: config.tls().map_err(config_error)?,
@@ -205,10 +217,13 @@ pub async fn run(config: AgentConfig, config_path: &Path, token: CancellationTok
     tracing::info!(
         envelopes = spooled,
         delivered = shared.stats.delivered.load(Ordering::Relaxed),
+        resend_requests = shared.stats.resend_requests.load(Ordering::Relaxed),
+        resent = shared.stats.resent.load(Ordering::Relaxed),
         readings = source_stats.readings.load(Ordering::Relaxed),
         queue_full_waits = source_stats.queue_full_waits.load(Ordering::Relaxed),
         dropped_at_shutdown = source_stats.dropped_at_shutdown.load(Ordering::Relaxed),
         spool_records = health.records,
+        spool_kept = health.kept,
         spool_dropped = health.dropped,
         spool_refused = health.refused,
         spool_corrupt = health.corrupt,

@@ -4,8 +4,11 @@
 //! used. Numbers are reserved in blocks of [`BLOCK`], so the file is written
 //! (and fsynced) once per block rather than once per message, which spares an
 //! SD card. After a crash the agent resumes at the mark, skipping at most
-//! `BLOCK - 1` numbers (the aggregator counts them as a gap). A clean shutdown
-//! writes the exact next number, so a planned restart skips none.
+//! `BLOCK - 1` numbers. A clean shutdown writes the exact next number, so a
+//! planned restart skips none. The numbers skipped are the ones between the
+//! last envelope in the spool and the mark ([`skipped`]); the agent
+//! announces them in its status message, so the aggregator neither counts
+//! them as missing nor asks for them.
 //!
 //! Without a state file (first start, or a lost disk) numbering starts at the
 //! current Unix time in milliseconds, which lies above anything an earlier
@@ -15,6 +18,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use throughline_shared::message::SeqRange;
 
 use crate::error::Error;
 
@@ -98,6 +103,18 @@ impl SeqStore {
     }
 }
 
+/// The numbers a start at `next` skips after the previous run, whose
+/// newest envelope in the spool has `newest` (`None`: the spool holds none,
+/// so what the previous run used is unknown and nothing is announced; the
+/// aggregator then asks for the numbers and reports them lost, which is
+/// safe). More than a block apart is not a skip but another numbering (a
+/// lost state file) and announces nothing either.
+pub fn skipped(next: u64, newest: Option<u64>) -> Option<SeqRange> {
+    let newest = newest?;
+    let from = newest.checked_add(1)?;
+    (from < next && next - from < BLOCK).then(|| SeqRange { from, to: next - 1 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +139,18 @@ mod tests {
         let mut s = SeqStore::open(dir.path()).unwrap();
         let again = s.allocate().unwrap();
         assert!(again > last && again - last <= BLOCK, "{last} -> {again}");
+    }
+
+    #[test]
+    fn the_skipped_block_lies_between_the_spool_and_the_mark() {
+        assert_eq!(skipped(170, Some(150)), Some(SeqRange { from: 151, to: 169 }));
+        assert_eq!(skipped(151, Some(150)), None, "a clean stop skips nothing");
+        assert_eq!(skipped(170, None), None, "unknown: announce nothing");
+        let most = skipped(150 + BLOCK, Some(150)).unwrap();
+        assert_eq!((most.from, most.to, most.count()), (151, 149 + BLOCK, BLOCK - 1), "at most a block");
+        assert_eq!(skipped(151 + BLOCK, Some(150)), None, "more than a block: another numbering");
+        assert_eq!(skipped(5, Some(u64::MAX)), None);
+        assert_eq!(skipped(5, Some(9)), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::ids::{AgentId, AssetId, SiteId};
 use crate::message::PROTOCOL_VERSION;
-use crate::message::{AgentStatus, AssetState, Envelope, Sample, MAX_REASON_LEN};
+use crate::message::{AgentStatus, AssetState, Envelope, ResendRequest, Sample, SeqRange, MAX_REASON_LEN};
 use crate::topic::{Topic, TopicError};
 
 /// Size limits and clock tolerance applied while decoding.
@@ -205,6 +205,14 @@ struct RawStatus {
     ts: Option<String>,
     software: Option<String>,
     health: Option<serde_json::Value>,
+    seq_skipped: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawResend {
+    v: Option<serde_json::Value>,
+    from: Option<u64>,
+    to: Option<u64>,
 }
 
 /// Encode an envelope as compact JSON.
@@ -215,6 +223,23 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
 /// Encode an agent status as compact JSON.
 pub fn encode_status(status: &AgentStatus) -> Vec<u8> {
     serde_json::to_vec(status).expect("status serialization cannot fail")
+}
+
+/// Encode a resend request as compact JSON.
+pub fn encode_resend(request: &ResendRequest) -> Vec<u8> {
+    serde_json::to_vec(request).expect("resend request serialization cannot fail")
+}
+
+/// Decode and validate a resend request (what an agent reads on its
+/// `resend` topic): `v` 1, `from` required, `to` optional and not below it.
+pub fn decode_resend(payload: &[u8], limits: &Limits) -> Result<ResendRequest, CodecError> {
+    let raw: RawResend = parse_json(payload, limits)?;
+    check_version(raw.v)?;
+    let from = raw.from.ok_or_else(|| CodecError::new(RejectReason::MissingField, "`from` is missing"))?;
+    if let Some(to) = raw.to.filter(|to| *to < from) {
+        return Err(CodecError::new(RejectReason::InvalidField, format!("`to` {to} is below `from` {from}")));
+    }
+    Ok(ResendRequest { v: PROTOCOL_VERSION, from, to: raw.to })
 }
 
 /// Decode any message on a protocol v1 topic that an aggregator subscribes to.
@@ -233,9 +258,9 @@ pub fn decode(
             let status = decode_status(payload, limits)?;
             Ok(Inbound::Status(StatusMessage { site, agent, status }))
         }
-        Topic::Alerts { .. } => Err(CodecError::new(
+        Topic::Alerts { .. } | Topic::Resend { .. } => Err(CodecError::new(
             RejectReason::BadTopic,
-            "alerts topics are published by the aggregator, not ingested",
+            "alerts and resend topics are published by the aggregator, not ingested",
         )),
     }
 }
@@ -442,7 +467,11 @@ pub fn decode_status(payload: &[u8], limits: &Limits) -> Result<AgentStatus, Cod
     };
     // Health is informational: a shape this version does not know is dropped, not rejected.
     let health = raw.health.and_then(|h| serde_json::from_value(h).ok());
-    Ok(AgentStatus { v: PROTOCOL_VERSION, online, ts, software: raw.software, health })
+    // So is a skip announcement that is not a range: without it the numbers
+    // are only asked for and reported lost, which is safe.
+    let seq_skipped =
+        raw.seq_skipped.and_then(|r| serde_json::from_value::<SeqRange>(r).ok()).filter(|r| r.from <= r.to);
+    Ok(AgentStatus { v: PROTOCOL_VERSION, online, ts, software: raw.software, health, seq_skipped })
 }
 
 #[cfg(test)]

@@ -115,6 +115,51 @@ pub struct AgentStatus {
     /// in v1 without breaking older readers, which ignore it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<AgentHealth>,
+    /// Sequence numbers this run of the agent skipped and will never use
+    /// (a reserved block after a crash): not missing, not to be asked for
+    /// again (optional; older readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_skipped: Option<SeqRange>,
+}
+
+/// Sequence numbers `from` to `to`, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl SeqRange {
+    /// How many numbers it holds (`from <= to` holds for every range the
+    /// codec lets through).
+    pub fn count(&self) -> u64 {
+        self.to.saturating_sub(self.from) + 1
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        self.from <= seq && seq <= self.to
+    }
+}
+
+/// The aggregator asks an agent to publish again the envelopes it
+/// delivered with `seq` from `from` to `to` (both included; no `to`: every
+/// one from `from` on), on `throughline/v1/{site}/{agent}/resend`, after a
+/// broker lost them. An agent answers with the envelopes it still keeps,
+/// unchanged, on their telemetry topics; what it no longer has it leaves
+/// unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ResendRequest {
+    pub v: u32,
+    pub from: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+}
+
+impl ResendRequest {
+    /// Whether `seq` is asked for.
+    pub fn covers(&self, seq: u64) -> bool {
+        self.from <= seq && self.to.is_none_or(|to| seq <= to)
+    }
 }
 
 /// Health an agent reports in its status message.
@@ -139,6 +184,9 @@ pub struct SpoolHealth {
     pub refused: u64,
     /// Torn or corrupt records skipped (e.g. after a power loss mid-write).
     pub corrupt: u64,
+    /// Delivered envelopes kept for resend requests (`spool.keep_delivered`).
+    #[serde(default)]
+    pub kept: u64,
 }
 
 /// One source of readings (a Modbus device, a command, a simulator).

@@ -1,6 +1,8 @@
 //! MQTT topics of protocol v1. Everything an agent publishes lies under
 //! `throughline/v1/{site}/{agent}/`, so a broker ACL can confine each agent to
-//! its own topics.
+//! its own topics. One topic there is the aggregator's: `.../resend`, on
+//! which it asks the agent for envelopes a broker lost (the agent only
+//! reads it).
 
 use crate::ids::{AgentId, AssetId, IdError, SiteId};
 
@@ -18,6 +20,8 @@ pub enum Topic {
     Telemetry { site: SiteId, agent: AgentId, asset: AssetId },
     /// `throughline/v1/{site}/{agent}/status`
     Status { site: SiteId, agent: AgentId },
+    /// `throughline/v1/{site}/{agent}/resend` (written by the aggregator)
+    Resend { site: SiteId, agent: AgentId },
     /// `throughline/v1/{site}/alerts`
     Alerts { site: SiteId },
 }
@@ -42,6 +46,12 @@ impl Topic {
         format!("{PREFIX}/{site}/{agent}/status")
     }
 
+    /// Resend-request topic of one agent: the aggregator publishes, the
+    /// agent subscribes (QoS 1, not retained).
+    pub fn resend(site: &SiteId, agent: &AgentId) -> String {
+        format!("{PREFIX}/{site}/{agent}/resend")
+    }
+
     /// Alerts topic of one site.
     pub fn alerts(site: &SiteId) -> String {
         format!("{PREFIX}/{site}/alerts")
@@ -63,6 +73,10 @@ impl Topic {
                 asset: AssetId::parse(asset).map_err(bad)?,
             }),
             [Some(site), Some(agent), Some("status"), None, _] => Ok(Topic::Status {
+                site: SiteId::parse(site).map_err(bad)?,
+                agent: AgentId::parse(agent).map_err(bad)?,
+            }),
+            [Some(site), Some(agent), Some("resend"), None, _] => Ok(Topic::Resend {
                 site: SiteId::parse(site).map_err(bad)?,
                 agent: AgentId::parse(agent).map_err(bad)?,
             }),
@@ -90,7 +104,10 @@ mod tests {
             Topic::Telemetry { site: site.clone(), agent: agent.clone(), asset }
         );
         let s = Topic::status(&site, &agent);
-        assert_eq!(Topic::parse(&s).unwrap(), Topic::Status { site: site.clone(), agent });
+        assert_eq!(Topic::parse(&s).unwrap(), Topic::Status { site: site.clone(), agent: agent.clone() });
+        let r = Topic::resend(&site, &agent);
+        assert_eq!(r, "throughline/v1/plant-a/gw-01/resend");
+        assert_eq!(Topic::parse(&r).unwrap(), Topic::Resend { site: site.clone(), agent });
         assert_eq!(Topic::parse(&Topic::alerts(&site)).unwrap(), Topic::Alerts { site });
     }
 
@@ -101,5 +118,8 @@ mod tests {
         }
         assert!(matches!(Topic::parse("throughline/v1/a/b c/x/telemetry"), Err(TopicError::BadId { .. })));
         assert!(matches!(Topic::parse("throughline/v1//b/status"), Err(TopicError::BadId { .. })));
+        assert!(matches!(Topic::parse("throughline/v1/a/b/resend/x"), Err(TopicError::Unknown(_))));
+        // An asset may be called `resend`: its telemetry is one level deeper.
+        assert!(matches!(Topic::parse("throughline/v1/a/b/resend/telemetry"), Ok(Topic::Telemetry { .. })));
     }
 }

@@ -2,7 +2,8 @@
 //! certificates from `make-certs.sh`, users and ACL from `add-agent.sh`,
 //! `throughline.conf` with only its ports, paths, persistence location and
 //! run-as user changed. The real `edge-agent` connects over TLS with a client
-//! certificate and a password; the ACL keeps every agent to its own topics.
+//! certificate and a password; the ACL keeps every agent to its own topics,
+//! lets only the aggregator write resend requests and each agent read its own.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -381,6 +382,29 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
         }
     })
     .await;
+    // The aggregator's login may ask gw-a to resend, and gw-a reads it: an
+    // envelope it delivered comes a second time (asked again each second,
+    // as the aggregator would, until its PUBACK has made it a kept one).
+    let first_seq = seen.lock().unwrap().messages.iter().find(|(t, _)| *t == telemetry).unwrap().1["seq"]
+        .as_u64()
+        .unwrap();
+    let copies = || {
+        let s = seen.lock().unwrap();
+        s.messages.iter().filter(|(t, v)| *t == telemetry && v["seq"] == first_seq).count()
+    };
+    let resend = format!("throughline/v1/{SITE}/gw-a/resend");
+    let request = format!(r#"{{"v":1,"from":{first_seq},"to":{first_seq}}}"#);
+    let started = Instant::now();
+    while copies() < 2 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "gw-a did not resend seq {first_seq}: {}",
+            seen.lock().unwrap().describe()
+        );
+        reader.publish(&resend, QoS::AtLeastOnce, false, request.clone()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    agent.wait_line("gw-a logging the resend request", "resend requested").await;
     assert!(agent.stop().await >= 1);
     let status = format!("throughline/v1/{SITE}/gw-a/status");
     wait_for("gw-a's birth and offline status", || async {
@@ -404,6 +428,12 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
     let forbidden = format!("throughline/v1/{SITE}/gw-b/x/telemetry");
     intruder.publish(&forbidden, QoS::AtLeastOnce, false, envelope("gw-b", 1)).await.unwrap();
     intruder.publish(&forbidden, QoS::AtLeastOnce, true, envelope("gw-b", 2)).await.unwrap();
+    // Resend requests are the aggregator's, even on an agent's own topic.
+    let forged = r#"{"v":1,"from":424242}"#;
+    for agent in ["gw-a", "gw-b"] {
+        let topic = format!("throughline/v1/{SITE}/{agent}/resend");
+        intruder.publish(topic, QoS::AtLeastOnce, false, forged).await.unwrap();
+    }
     let marker = |n: u32| format!("throughline/v1/{SITE}/gw-a/marker-{n}/telemetry");
     intruder.publish(marker(1), QoS::AtLeastOnce, false, envelope("gw-a", 1)).await.unwrap();
     let wait_marker = |n: u32| {
@@ -423,6 +453,48 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
     wait_marker(1).await;
     let gw_b = format!("throughline/v1/{SITE}/gw-b/");
     assert_eq!(seen.lock().unwrap().under(&gw_b), Vec::<String>::new(), "gw-a wrote under gw-b");
+    let forgeries: Vec<_> =
+        seen.lock().unwrap().messages.iter().filter(|(_, v)| v["from"] == 424242).cloned().collect();
+    assert_eq!(forgeries, Vec::new(), "an agent's login wrote a resend request");
+
+    // gw-b's login reads its own resend requests, not gw-a's: the
+    // aggregator asks gw-a, then gw-b; once gw-b has its own, gw-a's would
+    // have come before it.
+    let gw_b_password = std::fs::read_to_string(dir.join("gw-b/mqtt.password")).unwrap().trim().to_string();
+    let gw_b_opts = tls_options(port, &ca, cert_of(&certs, "gw-b"), Some(("gw-b", &gw_b_password)));
+    let (eavesdropper, overheard) = connect(gw_b_opts).await;
+    for agent in ["gw-a", "gw-b"] {
+        eavesdropper
+            .subscribe(format!("throughline/v1/{SITE}/{agent}/resend"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+    }
+    wait_for("gw-b's subscriptions", || async {
+        if overheard.lock().unwrap().subscribed {
+            Ok(())
+        } else {
+            Err(overheard.lock().unwrap().describe())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the second SUBACK
+    reader.publish(&resend, QoS::AtLeastOnce, false, r#"{"v":1,"from":1,"to":2}"#).await.unwrap();
+    let own = format!("throughline/v1/{SITE}/gw-b/resend");
+    reader.publish(&own, QoS::AtLeastOnce, false, r#"{"v":1,"from":3,"to":4}"#).await.unwrap();
+    wait_for("gw-b's own resend request", || async {
+        let s = overheard.lock().unwrap();
+        if s.messages.iter().any(|(t, _)| *t == own) {
+            Ok(())
+        } else {
+            Err(s.describe())
+        }
+    })
+    .await;
+    assert_eq!(
+        overheard.lock().unwrap().under(&resend),
+        Vec::<String>::new(),
+        "gw-b's login read gw-a's resend requests"
+    );
 
     // The real agent configured as gw-b but logging in as gw-a: TLS and the
     // login succeed, it publishes (and the broker acknowledges) every
@@ -433,8 +505,11 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
     assert!(sent >= 1, "the agent published nothing");
     intruder.publish(marker(2), QoS::AtLeastOnce, false, envelope("gw-a", 2)).await.unwrap();
     wait_marker(2).await;
+    // (The aggregator's own request to gw-b above is the one message there.)
+    let written: Vec<String> =
+        seen.lock().unwrap().under(&gw_b).into_iter().filter(|m| !m.starts_with(&own)).collect();
     assert_eq!(
-        seen.lock().unwrap().under(&gw_b),
+        written,
         Vec::<String>::new(),
         "the ACL let gw-a's login write under gw-b ({sent} envelopes sent)"
     );

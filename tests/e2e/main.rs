@@ -4,6 +4,7 @@
 mod acl;
 mod agent_lifecycle;
 mod backfill;
+mod broker_crash;
 mod dashboard;
 mod history;
 mod influx;

@@ -348,8 +348,17 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Start it (`None` when mosquitto is missing and the test should skip).
+    /// Start it (`None` when mosquitto is missing and the test should skip),
+    /// saving its persistence file every second.
     pub fn start(dir: &Path) -> Option<Mosquitto> {
+        Mosquitto::start_with_autosave(dir, 1)
+    }
+
+    /// [`Mosquitto::start`] saving its persistence file only every
+    /// `autosave_secs` (and at a clean stop): with a long interval, a
+    /// [`Mosquitto::kill`] loses the sessions and messages it holds, as a
+    /// broker crash between two autosaves does.
+    pub fn start_with_autosave(dir: &Path, autosave_secs: u64) -> Option<Mosquitto> {
         let bin = mosquitto_bin()?;
         let port = free_port();
         let data = dir.join("mosquitto-data");
@@ -360,7 +369,7 @@ impl Mosquitto {
             format!(
                 // `user root`: as root, keep root so the persistence file can be
                 // written in the test's private directory (ignored when not root).
-                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval {autosave_secs}\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\nlog_type warning\n",
                 data.display()
             ),
         )
@@ -392,6 +401,14 @@ impl Mosquitto {
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.signal("TERM");
+            p.wait_exit();
+        }
+    }
+
+    /// Kill it with SIGKILL (a crash: nothing is saved) and wait.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.signal("KILL");
             p.wait_exit();
         }
     }

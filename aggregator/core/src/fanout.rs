@@ -50,6 +50,11 @@ impl Touched {
         }
     }
 
+    /// An agent's view changed otherwise (its lost ranges).
+    pub fn note_agent(&mut self, ix: AgentIx) {
+        self.agents.insert(ix);
+    }
+
     /// Forget what changed (no client to tell).
     pub fn clear(&mut self) {
         self.assets.clear();

@@ -124,9 +124,38 @@ impl History {
         state: Option<AssetState>,
         load_kw: Option<f64>,
     ) -> Option<MinuteSpan> {
+        self.attribute_signed(from, to, output, state, load_kw, 1.0)
+    }
+
+    /// Take back exactly what [`History::attribute`] with the same
+    /// arguments added (output, state seconds, load integral; not the
+    /// covered span nor the highest load, which only widen): a resent
+    /// sample then splits the interval it lies in. Returns the minutes
+    /// changed.
+    pub fn unattribute(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        output: f64,
+        state: Option<AssetState>,
+        load_kw: Option<f64>,
+    ) -> Option<MinuteSpan> {
+        self.attribute_signed(from, to, output, state, load_kw, -1.0)
+    }
+
+    fn attribute_signed(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        output: f64,
+        state: Option<AssetState>,
+        load_kw: Option<f64>,
+        sign: f64,
+    ) -> Option<MinuteSpan> {
+        let output = output * sign;
         let (a, b) = (secs(from), secs(to));
         if b <= a {
-            if output > 0.0 {
+            if output != 0.0 {
                 let (slot, minute) = self.slot(b);
                 slot.output += output;
                 return Some(minute);
@@ -147,6 +176,7 @@ impl History {
             slot.output += output * piece / span;
             slot.covered_from = slot.covered_from.min(t - minute * 60.0);
             slot.covered_to = slot.covered_to.max(end - minute * 60.0);
+            let piece = piece * sign;
             match state {
                 Some(AssetState::Running) => slot.running_s += piece,
                 Some(AssetState::Idle) => slot.idle_s += piece,
@@ -158,7 +188,9 @@ impl History {
             if let Some(kw) = load_kw {
                 slot.load_kws += kw * piece;
                 slot.load_s += piece;
-                slot.load_max_kw = slot.load_max_kw.max(kw);
+                if sign > 0.0 {
+                    slot.load_max_kw = slot.load_max_kw.max(kw);
+                }
             }
             t = end;
         }

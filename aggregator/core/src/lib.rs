@@ -16,6 +16,8 @@
 //!   task, the rollups and the dashboard act on).
 //! - [`snapshot`]: what of live state a checkpoint stores and a restart
 //!   reads back (last counters, states, event times, sequence windows).
+//! - [`resend`]: which of the agents' missing `seq` ranges to ask them to
+//!   resend, when, and when to report a range lost (time passed in).
 //! - [`history`]: per-minute output, state seconds and load of one asset.
 //! - [`stops`]: an asset's recent stops, and the repair time they suggest
 //!   for the stop under way (when a down asset is projected back).
@@ -43,6 +45,7 @@ pub mod forecast;
 pub mod history;
 pub mod model;
 pub mod projection;
+pub mod resend;
 pub mod rollup;
 pub mod snapshot;
 pub mod state;

@@ -24,9 +24,12 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use throughline_shared::message::SeqRange;
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
-use crate::state::{AgentIx, AssetIx, ClockStep, LiveState, SeqTracker, TelemetryOutcome};
+use crate::state::{
+    AgentIx, AssetIx, ClockStep, GapInterval, LiveState, SeqTracker, TelemetryOutcome, MAX_GAP_INTERVALS,
+};
 use crate::stops::{Stop, StopLog};
 
 /// Most rate-window points kept in a snapshot.
@@ -77,6 +80,12 @@ pub struct AssetSnapshot {
     /// before they were kept).
     #[serde(default)]
     pub stops: Vec<Stop>,
+    /// The `seq` of the envelope of the last sample applied in order.
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+    /// Intervals over gaps of the agent's `seq`, for resent samples to fill.
+    #[serde(default)]
+    pub gaps: Vec<GapInterval>,
 }
 
 /// One agent's live state, as stored.
@@ -109,6 +118,20 @@ pub struct AgentSnapshot {
     /// The latest clock step: (from, to).
     #[serde(default)]
     pub last_clock_step: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Ranges reported lost (asked for, not resent), inclusive.
+    #[serde(default)]
+    pub seq_lost_ranges: Vec<(u64, u64)>,
+    /// Numbers reported lost and not arrived since.
+    #[serde(default)]
+    pub seq_lost: u64,
+    /// The agent's latest skip announcements, inclusive.
+    #[serde(default)]
+    pub seq_announced: Vec<(u64, u64)>,
+    /// Numbers not counted missing as announced skips.
+    #[serde(default)]
+    pub seq_excused: u64,
+    #[serde(default)]
+    pub seq_late_fills: u64,
 }
 
 /// Every asset's and agent's state that a checkpoint writes.
@@ -213,6 +236,8 @@ impl LiveState {
                 WINDOW_POINTS,
             ),
             stops: a.stops.iter().cloned().collect(),
+            last_seq: a.last_seq,
+            gaps: a.gaps.iter().copied().collect(),
         })
     }
 
@@ -233,6 +258,11 @@ impl LiveState {
             clock_steps: g.clock_steps,
             largest_clock_step_secs: g.largest_clock_step_secs,
             last_clock_step: g.last_clock_step.as_ref().map(|c| (c.from, c.to)),
+            seq_lost_ranges: g.seq.lost.iter().map(|(a, b)| (*a, *b)).collect(),
+            seq_lost: g.seq.lost_count,
+            seq_announced: g.seq.announced.iter().map(|r| (r.from, r.to)).collect(),
+            seq_excused: g.seq.excused,
+            seq_late_fills: g.seq_late_fills,
         })
     }
 
@@ -261,6 +291,8 @@ impl LiveState {
         a.load_kw = s.load_kw;
         a.samples = s.samples;
         a.late_samples = s.late_samples;
+        a.last_seq = s.last_seq;
+        a.gaps = s.gaps.into_iter().filter(|g| g.from < g.to).take(MAX_GAP_INTERVALS).collect();
         a.window = s
             .window
             .into_iter()
@@ -280,7 +312,20 @@ impl LiveState {
         g.online = s.online;
         g.software = s.software;
         g.last_message = s.last_message;
-        g.seq = SeqTracker { max: s.seq_max, missing: s.seq_missing.into_iter().collect() };
+        g.seq = SeqTracker {
+            max: s.seq_max,
+            missing: s.seq_missing.into_iter().collect(),
+            lost: s.seq_lost_ranges.into_iter().collect(),
+            lost_count: s.seq_lost,
+            announced: s
+                .seq_announced
+                .into_iter()
+                .filter(|(from, to)| from <= to)
+                .map(|(from, to)| SeqRange { from, to })
+                .collect(),
+            excused: s.seq_excused,
+        };
+        g.seq_late_fills = s.seq_late_fills;
         g.messages = s.messages;
         g.duplicates = s.duplicates;
         g.seq_epochs = s.seq_epochs;

@@ -20,12 +20,24 @@
 //!   agent's clock *stepping back* (NTP correcting a fast clock): applied,
 //!   see [`AssetLive::last_ts`] and [`AssetLive::newest_ts`], and counted
 //!   on the agent ([`AgentLive::clock_steps`]).
+//! - **Resent samples.** The interval between an asset's samples on either
+//!   side of a gap in its agent's `seq` is remembered ([`GapInterval`], the
+//!   latest [`MAX_GAP_INTERVALS`]). A late fill whose samples all lie
+//!   inside one, with counters between its ends (an envelope resent after
+//!   a broker lost it), is *filled in* rather than late: what the interval
+//!   gave the history is taken back and given again sample by sample, so
+//!   the minutes of the gap get the states, loads and output the samples
+//!   say ([`LiveEvent::Filled`]). Live state (last time, counter, state)
+//!   stays where the newer samples put it, and the asset's output total is
+//!   the same. Resends come oldest first, so each fills the start of what
+//!   is left of the interval.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use throughline_shared::codec::{StatusMessage, Telemetry};
+use throughline_shared::message::SeqRange;
 use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
 
 use crate::history::{History, MinuteSpan};
@@ -35,8 +47,15 @@ use crate::stops::{Stop, StopLog};
 /// Most gap ranges remembered per agent; beyond it the oldest are forgotten
 /// (a message from a forgotten gap then counts as a duplicate).
 const MAX_MISSING_RANGES: usize = 1024;
+/// Most lost ranges remembered per agent (the highest); the count of lost
+/// numbers goes on beyond them.
+pub const MAX_LOST_RANGES: usize = 32;
+/// Most skip announcements remembered per agent (the latest).
+const MAX_ANNOUNCED: usize = 4;
 /// Most points kept in an asset's rate window.
 const MAX_WINDOW_POINTS: usize = 4096;
+/// Gap intervals remembered per asset (the latest).
+pub const MAX_GAP_INTERVALS: usize = 4;
 /// Largest jump of an agent's `seq`, up or down, still taken as the same
 /// numbering (`ingest.max_seq_jump`): a day of envelopes of a busy agent
 /// (ten a second), far below where a fresh numbering lands (our agent's,
@@ -73,11 +92,27 @@ pub enum SeqOutcome {
 /// cannot make millions of numbers missing, nor a restart from a low number
 /// drop everything as repeats). Memory stays small however long the agent
 /// runs.
+///
+/// A missing range can end two more ways: the agent announces it never
+/// used those numbers (a block reserved before a crash, [`SeqTracker::excuse`]:
+/// neither missing nor lost), or it was asked for and not resent
+/// ([`SeqTracker::declare_lost`]: moved to the lost ranges, and counted).
+/// A lost number that arrives after all is still taken, as a late fill.
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
     pub(crate) max: Option<u64>,
     /// Missing ranges, start -> end (inclusive).
     pub(crate) missing: BTreeMap<u64, u64>,
+    /// Ranges reported lost, start -> end (inclusive); the highest
+    /// [`MAX_LOST_RANGES`].
+    pub(crate) lost: BTreeMap<u64, u64>,
+    /// Numbers reported lost and not arrived since (forgotten ranges included).
+    pub(crate) lost_count: u64,
+    /// The agent's latest skip announcements: a gap that appears later
+    /// leaves them out.
+    pub(crate) announced: VecDeque<SeqRange>,
+    /// Numbers left out of gaps (or taken out of them) as announced skips.
+    pub(crate) excused: u64,
 }
 
 impl SeqTracker {
@@ -92,9 +127,14 @@ impl SeqTracker {
             if seq - max > max_jump {
                 return self.new_epoch(seq, max);
             }
-            let skipped = seq - max - 1;
-            if skipped > 0 {
-                self.missing.insert(max + 1, seq - 1);
+            let mut skipped = 0;
+            if seq - max > 1 {
+                let gap = SeqRange { from: max + 1, to: seq - 1 };
+                for (from, to) in without(gap, &self.announced) {
+                    self.missing.insert(from, to);
+                    skipped += to - from + 1;
+                }
+                self.excused += gap.count() - skipped;
                 while self.missing.len() > MAX_MISSING_RANGES {
                     self.missing.pop_first();
                 }
@@ -102,29 +142,77 @@ impl SeqTracker {
             self.max = Some(seq);
             return SeqOutcome::Ahead { skipped };
         }
-        // Below the highest: new only if inside a missing range, or so far
-        // below that it is another numbering.
-        let Some((&start, &end)) = self.missing.range(..=seq).next_back().filter(|&(_, &end)| seq <= end)
-        else {
-            if max - seq > max_jump {
-                return self.new_epoch(seq, max);
-            }
-            return SeqOutcome::Duplicate;
-        };
-        self.missing.remove(&start);
-        if start < seq {
-            self.missing.insert(start, seq - 1);
+        // Below the highest: new only if inside a missing (or lost) range,
+        // or so far below that it is another numbering.
+        if take(&mut self.missing, seq) {
+            return SeqOutcome::LateFill;
         }
-        if seq < end {
-            self.missing.insert(seq + 1, end);
+        if take(&mut self.lost, seq) {
+            self.lost_count = self.lost_count.saturating_sub(1);
+            return SeqOutcome::LateFill;
         }
-        SeqOutcome::LateFill
+        if max - seq > max_jump {
+            return self.new_epoch(seq, max);
+        }
+        SeqOutcome::Duplicate
     }
 
     fn new_epoch(&mut self, seq: u64, previous: u64) -> SeqOutcome {
         self.max = Some(seq);
         self.missing.clear();
+        self.lost.clear();
         SeqOutcome::NewEpoch { previous }
+    }
+
+    /// The agent announced it never used the numbers of `range`: they are
+    /// not missing now, nor when a gap over them appears later. Returns how
+    /// many were missing.
+    pub fn excuse(&mut self, range: SeqRange) -> u64 {
+        if !self.announced.contains(&range) {
+            self.announced.push_back(range);
+            if self.announced.len() > MAX_ANNOUNCED {
+                self.announced.pop_front();
+            }
+        }
+        let n = remove_range(&mut self.missing, range).iter().map(|(a, b)| b - a + 1).sum();
+        self.excused += n;
+        n
+    }
+
+    /// The numbers of `range` still missing are given up: reported lost
+    /// (a resend did not bring them). Returns how many.
+    pub fn declare_lost(&mut self, range: SeqRange) -> u64 {
+        let mut n = 0;
+        for (from, to) in remove_range(&mut self.missing, range) {
+            self.lost.insert(from, to);
+            n += to - from + 1;
+        }
+        while self.lost.len() > MAX_LOST_RANGES {
+            self.lost.pop_first();
+        }
+        self.lost_count += n;
+        n
+    }
+
+    /// The ranges still missing, lowest first.
+    pub fn missing_ranges(&self) -> impl Iterator<Item = SeqRange> + '_ {
+        self.missing.iter().map(|(&from, &to)| SeqRange { from, to })
+    }
+
+    /// Numbers reported lost (and not arrived since).
+    pub fn lost(&self) -> u64 {
+        self.lost_count
+    }
+
+    /// The lost ranges remembered, lowest first.
+    pub fn lost_ranges(&self) -> impl Iterator<Item = SeqRange> + '_ {
+        self.lost.iter().map(|(&from, &to)| SeqRange { from, to })
+    }
+
+    /// Numbers not counted as missing because the agent announced it
+    /// skipped them.
+    pub fn excused(&self) -> u64 {
+        self.excused
     }
 
     /// Highest sequence number seen.
@@ -132,10 +220,77 @@ impl SeqTracker {
         self.max
     }
 
+    /// Whether a number between `lo` and `hi` (both excluded) is missing.
+    pub fn missing_between(&self, lo: u64, hi: u64) -> bool {
+        self.missing.range(..hi).next_back().is_some_and(|(_, &end)| end > lo)
+    }
+
     /// Numbers below the highest not seen yet.
     pub fn missing(&self) -> u64 {
         self.missing.iter().map(|(s, e)| e - s + 1).sum()
     }
+}
+
+/// Take `seq` out of the ranges of `map` (start -> end, inclusive,
+/// disjoint); whether it was in one.
+fn take(map: &mut BTreeMap<u64, u64>, seq: u64) -> bool {
+    let Some((&start, &end)) = map.range(..=seq).next_back().filter(|&(_, &end)| seq <= end) else {
+        return false;
+    };
+    map.remove(&start);
+    if start < seq {
+        map.insert(start, seq - 1);
+    }
+    if seq < end {
+        map.insert(seq + 1, end);
+    }
+    true
+}
+
+/// Remove `range` from the ranges of `map`; the pieces removed, lowest first.
+fn remove_range(map: &mut BTreeMap<u64, u64>, range: SeqRange) -> Vec<(u64, u64)> {
+    let meets: Vec<(u64, u64)> = map
+        .range(..=range.to)
+        .rev()
+        .take_while(|&(_, &end)| end >= range.from)
+        .map(|(&s, &e)| (s, e))
+        .collect();
+    let mut removed = Vec::with_capacity(meets.len());
+    for (start, end) in meets.into_iter().rev() {
+        map.remove(&start);
+        if start < range.from {
+            map.insert(start, range.from - 1);
+        }
+        if end > range.to {
+            map.insert(range.to + 1, end);
+        }
+        removed.push((start.max(range.from), end.min(range.to)));
+    }
+    removed
+}
+
+/// The parts of `gap` outside every range of `skips`, lowest first.
+fn without(gap: SeqRange, skips: &VecDeque<SeqRange>) -> Vec<(u64, u64)> {
+    let mut parts = vec![(gap.from, gap.to)];
+    for s in skips {
+        parts = parts
+            .into_iter()
+            .flat_map(|(a, b)| {
+                if s.to < a || s.from > b {
+                    return vec![(a, b)];
+                }
+                let mut keep = Vec::new();
+                if a < s.from {
+                    keep.push((a, s.from - 1));
+                }
+                if s.to < b {
+                    keep.push((s.to + 1, b));
+                }
+                keep
+            })
+            .collect();
+    }
+    parts
 }
 
 /// How live state reads what agents send (the `[ingest]` section).
@@ -156,6 +311,27 @@ impl StateSettings {
     pub fn new(rate_window: Duration) -> StateSettings {
         StateSettings { rate_window, counter_reset_fraction: Self::DEFAULT_COUNTER_RESET_FRACTION }
     }
+}
+
+/// The interval of an asset's history between its samples on either side
+/// of a gap in its agent's `seq`: samples may be missing there, and may
+/// still come, resent (see the module docs). Recorded only for a plain
+/// interval (forward in time, not over time covered before a clock step,
+/// counters at both ends continuing or none at either).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GapInterval {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The last good counter reading at each end (`None`: no counter).
+    pub from_counter: Option<f64>,
+    pub to_counter: Option<f64>,
+    /// The output, state and load the interval gave the history.
+    pub output: f64,
+    pub state: Option<AssetState>,
+    pub load_kw: Option<f64>,
+    /// The `seq` of the envelopes at its ends: a fill lies between them.
+    pub seq_from: u64,
+    pub seq_to: u64,
 }
 
 /// An asset's place in live state, given when live state first holds it
@@ -212,6 +388,11 @@ pub struct AssetLive {
     /// Samples older than the last applied, from a late fill of a `seq` gap
     /// or out of order in their envelope (ignored for live state).
     pub late_samples: u64,
+    /// The `seq` of the envelope that brought the last sample applied in
+    /// order (not a fill).
+    pub last_seq: Option<u64>,
+    /// Intervals spanning a gap of the agent's `seq`, oldest first.
+    pub(crate) gaps: VecDeque<GapInterval>,
     pub(crate) window: VecDeque<(DateTime<Utc>, f64)>,
     /// Per-minute history in event time (for balances).
     pub history: History,
@@ -251,6 +432,8 @@ impl AssetLive {
             load_kw: None,
             samples: 0,
             late_samples: 0,
+            last_seq: None,
+            gaps: VecDeque::new(),
             window: VecDeque::new(),
             history: History::default(),
             stops: StopLog::default(),
@@ -269,12 +452,16 @@ impl AssetLive {
     /// changed. `may_step`: if the sample is older than the last one, the
     /// agent's clock stepped back (else it is late). A `down` stop it ends
     /// is noted in [`AssetLive::stops`], which keeps `stop_window` of them.
+    /// `gap`: the `seq` of the envelopes before and with this sample when
+    /// numbers between them are missing: the interval up to it is
+    /// remembered as a [`GapInterval`].
     fn apply(
         &mut self,
         s: &Sample,
         settings: &StateSettings,
         stop_window: Duration,
         may_step: bool,
+        gap: Option<(u64, u64)>,
         touched: &mut Option<MinuteSpan>,
     ) -> SampleOutcome {
         let step_back = match self.last_ts {
@@ -286,6 +473,7 @@ impl AssetLive {
             _ => None,
         };
         self.samples += 1;
+        let (prev_counter, prev_state, prev_load) = (self.output_counter, self.state, self.load_kw);
         let prev_ts = self.last_ts.replace(s.ts);
         let covered_to = self.newest_ts;
         if covered_to.is_none_or(|n| s.ts > n) {
@@ -334,6 +522,32 @@ impl AssetLive {
         if let Some(prev_ts) = prev_ts {
             self.attribute(prev_ts, s.ts, covered_to, delta, touched);
         }
+        // A plain interval over a gap of the seq: remembered for a fill.
+        let ends = match (prev_counter, s.output, counter) {
+            (Some(c), Some(o), CounterReading::Continued) => Some((Some(c), Some(o))),
+            (Some(c), None, _) => Some((Some(c), Some(c))),
+            (None, None, _) => Some((None, None)),
+            _ => None,
+        };
+        if let (Some((seq_from, seq_to)), Some(from), Some((from_counter, to_counter))) = (gap, prev_ts, ends)
+        {
+            if from < s.ts && step_back.is_none() && covered_to.is_none_or(|c| c <= from) {
+                self.gaps.push_back(GapInterval {
+                    from,
+                    to: s.ts,
+                    from_counter,
+                    to_counter,
+                    output: delta,
+                    state: prev_state,
+                    load_kw: prev_load,
+                    seq_from,
+                    seq_to,
+                });
+                if self.gaps.len() > MAX_GAP_INTERVALS {
+                    self.gaps.pop_front();
+                }
+            }
+        }
         if let Some(kw) = s.load_kw {
             MinuteSpan::extend(touched, self.history.note_load(s.ts, kw));
         }
@@ -365,6 +579,54 @@ impl AssetLive {
             self.load_kw = Some(kw);
         }
         SampleOutcome::Applied { counter, changed, step_back }
+    }
+
+    /// Fill in the samples of a late fill (envelope `seq`) if they all lie
+    /// inside one remembered gap interval, in time order, with counters
+    /// between its ends; `false` (nothing changed) if they do not.
+    fn fill(&mut self, seq: u64, samples: &[Sample], touched: &mut Option<MinuteSpan>) -> bool {
+        let Some(i) = self.gaps.iter().position(|g| {
+            g.seq_from < seq
+                && seq < g.seq_to
+                && samples.windows(2).all(|w| w[0].ts <= w[1].ts)
+                && samples.iter().all(|s| g.from < s.ts && s.ts < g.to)
+                && fits_counters(g, samples)
+        }) else {
+            return false;
+        };
+        let g = self.gaps[i];
+        if let Some(span) = self.history.unattribute(g.from, g.to, g.output, g.state, g.load_kw) {
+            MinuteSpan::extend(touched, span);
+        }
+        let (mut at, mut counter, mut state, mut load) = (g.from, g.from_counter, g.state, g.load_kw);
+        for s in samples {
+            let delta = match (counter, s.output) {
+                (Some(c), Some(o)) => o - c,
+                _ => 0.0,
+            };
+            if let Some(span) = self.history.attribute(at, s.ts, delta, state, load) {
+                MinuteSpan::extend(touched, span);
+            }
+            if let Some(kw) = s.load_kw {
+                MinuteSpan::extend(touched, self.history.note_load(s.ts, kw));
+            }
+            MinuteSpan::extend(touched, self.history.note_sample(s.ts));
+            self.samples += 1;
+            at = s.ts;
+            counter = s.output.filter(|_| counter.is_some()).or(counter);
+            state = s.state.or(state);
+            load = s.load_kw.or(load);
+        }
+        let rest = match (counter, g.to_counter) {
+            (Some(c), Some(t)) => t - c,
+            _ => 0.0,
+        };
+        if let Some(span) = self.history.attribute(at, g.to, rest, state, load) {
+            MinuteSpan::extend(touched, span);
+        }
+        self.gaps[i] =
+            GapInterval { from: at, from_counter: counter, output: rest, state, load_kw: load, ..g };
+        true
     }
 
     /// Attribute the interval `[from, to)` since the previous sample to the
@@ -409,6 +671,19 @@ impl AssetLive {
             }
         }
     }
+}
+
+/// Whether the counters of `samples` lie between the ends of `g`, in order
+/// (an interval without counters takes samples without output only).
+fn fits_counters(g: &GapInterval, samples: &[Sample]) -> bool {
+    let (Some(mut c), Some(to)) = (g.from_counter, g.to_counter) else {
+        return samples.iter().all(|s| s.output.is_none());
+    };
+    samples.iter().filter_map(|s| s.output).all(|o| {
+        let ok = c <= o && o <= to;
+        c = o;
+        ok
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,6 +734,9 @@ pub struct AgentLive {
     pub last_clock_step: Option<ClockStep>,
     /// Times its numbering started afresh ([`SeqOutcome::NewEpoch`]).
     pub seq_epochs: u64,
+    /// Messages that filled a gap ([`SeqOutcome::LateFill`]): a resend
+    /// request being answered shows here.
+    pub seq_late_fills: u64,
 }
 
 /// A step back of an agent's clock, as its assets' sample times show it:
@@ -505,6 +783,10 @@ pub enum LiveEvent {
     /// a `seq` gap or out of order in its envelope: real data with its own
     /// time, but not for live state or history.
     Late { index: usize },
+    /// Sample `index` is older than its asset's last one, in a late fill of
+    /// a `seq` gap, and lies in the interval over that gap: filled into the
+    /// history (not live state), see the module docs.
+    Filled { index: usize },
     /// Sample `index` brought an output counter lower than the last, near
     /// zero: taken as a counter reset.
     CounterReset { index: usize },
@@ -534,6 +816,8 @@ pub struct TelemetryOutcome {
     pub counter_resets: u64,
     pub counter_glitches: u64,
     pub late_samples: u64,
+    /// Samples of a late fill filled into the history of the gap they lie in.
+    pub filled_samples: u64,
     /// Steps back of the agent's clock not seen before (by another of its
     /// assets): the agent's `clock_steps` grew by this.
     pub clock_steps: u64,
@@ -696,6 +980,7 @@ impl LiveState {
             largest_clock_step_secs: 0.0,
             last_clock_step: None,
             seq_epochs: 0,
+            seq_late_fills: 0,
         })
     }
 
@@ -721,7 +1006,10 @@ impl LiveState {
                 out.seq_skipped = skipped;
                 ahead = true;
             }
-            SeqOutcome::LateFill => out.late_fill = true,
+            SeqOutcome::LateFill => {
+                agent.seq_late_fills += 1;
+                out.late_fill = true;
+            }
             SeqOutcome::NewEpoch { previous } => {
                 agent.seq_epochs += 1;
                 out.seq_epoch = Some(previous);
@@ -751,6 +1039,24 @@ impl LiveState {
         }
         let edge_before = asset.alert_edge_inputs();
         let mut touched = None;
+        if out.late_fill && asset.fill(env.seq, &env.samples, &mut touched) {
+            let n = env.samples.len();
+            out.samples += n as u64;
+            out.filled_samples += n as u64;
+            out.events.extend((0..n).map(|index| LiveEvent::Filled { index }));
+            out.minutes = touched;
+            out.history_minutes = asset.history.len();
+            return out;
+        }
+        // The first sample's interval spans numbers still missing: remember it.
+        let gap = asset
+            .last_seq
+            .filter(|_| ahead)
+            .filter(|&p| self.agents.get(&env.agent).is_some_and(|g| g.seq.missing_between(p, env.seq)))
+            .map(|p| (p, env.seq));
+        if !out.late_fill {
+            asset.last_seq = Some(env.seq);
+        }
         // Newest sample time after each index, built if a sample is behind.
         let mut later: Option<Vec<Option<DateTime<Utc>>>> = None;
         for (index, s) in env.samples.iter().enumerate() {
@@ -766,7 +1072,8 @@ impl LiveState {
                         later[index].is_none_or(|t| t < last)
                     }
                 });
-            match asset.apply(s, &settings, stop_window, may_step, &mut touched) {
+            let gap = gap.filter(|_| index == 0);
+            match asset.apply(s, &settings, stop_window, may_step, gap, &mut touched) {
                 SampleOutcome::Applied { counter, changed, step_back } => {
                     if let (Some(back), Some(from)) = (step_back, last) {
                         out.events.push(LiveEvent::ClockStep { index, back_ms: back.num_milliseconds() });
@@ -828,8 +1135,17 @@ impl LiveState {
         if m.status.health.is_some() {
             agent.health = m.status.health.clone();
         }
+        if let Some(skipped) = m.status.seq_skipped {
+            agent.seq.excuse(skipped);
+        }
         agent.last_message = Some(now);
         before
+    }
+
+    /// Give up on the numbers of `range` still missing from `agent`: they
+    /// were asked for and not resent. Returns how many are reported lost.
+    pub fn declare_lost(&mut self, agent: &AgentId, range: SeqRange) -> u64 {
+        self.agents.get_mut(agent).map_or(0, |g| g.seq.declare_lost(range))
     }
 
     /// The assets `agent` reported last.
@@ -906,7 +1222,18 @@ pub struct AgentView {
     pub health: Option<throughline_shared::message::AgentHealth>,
     pub last_message: Option<DateTime<Utc>>,
     pub last_seq: Option<u64>,
+    /// Numbers below `last_seq` not received yet (asked for again).
     pub seq_missing: u64,
+    /// Numbers asked for and not resent: reported lost. A lost number that
+    /// arrives after all leaves this count.
+    pub seq_lost: u64,
+    /// The lost ranges (the highest 32), inclusive.
+    pub lost_ranges: Vec<SeqRange>,
+    /// Numbers the agent announced it skipped (a block reserved before a
+    /// crash): neither missing nor lost.
+    pub seq_skipped_announced: u64,
+    /// Messages that filled a gap (late, or resent).
+    pub seq_late_fills: u64,
     /// Times the agent's numbering started afresh (a jump of `seq` beyond
     /// `ingest.max_seq_jump`, up or down).
     pub seq_epochs: u64,
@@ -959,6 +1286,10 @@ impl LiveState {
             last_message: g.last_message,
             last_seq: g.seq.max(),
             seq_missing: g.seq.missing(),
+            seq_lost: g.seq.lost(),
+            lost_ranges: g.seq.lost_ranges().collect(),
+            seq_skipped_announced: g.seq.excused(),
+            seq_late_fills: g.seq_late_fills,
             seq_epochs: g.seq_epochs,
             messages: g.messages,
             duplicates: g.duplicates,

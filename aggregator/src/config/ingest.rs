@@ -1,10 +1,12 @@
 //! `[ingest]`: limits on what is accepted, and how live state reads the
-//! samples (rate window, counter resets, sequence window); builds the
-//! decoder's [`Limits`] and live state's [`StateSettings`].
+//! samples (rate window, counter resets, sequence window) and asks agents
+//! to resend what a broker lost; builds the decoder's [`Limits`], live
+//! state's [`StateSettings`] and the [`ResendSettings`].
 
 use serde::Deserialize;
 use throughline_shared::Limits;
 
+use crate::resend::ResendSettings;
 use crate::state::StateSettings;
 
 /// Ingest limits and live-state settings.
@@ -36,6 +38,15 @@ pub struct IngestConfig {
     /// other dip is a glitch and adds no output. 0 < f < 1.
     #[serde(default = "default_counter_reset_fraction")]
     pub counter_reset_fraction: f64,
+    /// Seconds between two resend requests for one missing `seq` range,
+    /// and after the last before the range is reported lost. 0: agents are
+    /// never asked and gaps stay missing (nothing is reported lost).
+    #[serde(default = "default_resend_interval")]
+    pub resend_interval_secs: u64,
+    /// Resend requests for one range, while its agent is online and not
+    /// answering, before it is reported lost.
+    #[serde(default = "default_resend_attempts")]
+    pub resend_attempts: u32,
 }
 
 fn default_rate_window() -> u64 {
@@ -58,6 +69,12 @@ fn default_max_payload() -> usize {
 fn default_counter_reset_fraction() -> f64 {
     StateSettings::DEFAULT_COUNTER_RESET_FRACTION
 }
+fn default_resend_interval() -> u64 {
+    ResendSettings::DEFAULT_INTERVAL.as_secs()
+}
+fn default_resend_attempts() -> u32 {
+    ResendSettings::DEFAULT_ATTEMPTS
+}
 
 impl Default for IngestConfig {
     fn default() -> Self {
@@ -68,6 +85,8 @@ impl Default for IngestConfig {
             max_seq_jump: default_max_seq_jump(),
             max_payload_bytes: default_max_payload(),
             counter_reset_fraction: default_counter_reset_fraction(),
+            resend_interval_secs: default_resend_interval(),
+            resend_attempts: default_resend_attempts(),
         }
     }
 }
@@ -99,6 +118,23 @@ impl IngestConfig {
                  falls to at most this share of its last reading is a reset, e.g. 0.01"
             ));
         }
+        if self.resend_interval_secs > 3600 {
+            problems.push(
+                "ingest.resend_interval_secs: must be at most 3600 (0 turns resend requests off)".into(),
+            );
+        }
+        if !(1..=100).contains(&self.resend_attempts) {
+            problems.push("ingest.resend_attempts: must be between 1 and 100".into());
+        }
+    }
+
+    /// How agents are asked to resend; `None` when they are not.
+    pub fn resend(&self) -> Option<ResendSettings> {
+        (self.resend_interval_secs > 0).then(|| ResendSettings {
+            interval: std::time::Duration::from_secs(self.resend_interval_secs),
+            attempts: self.resend_attempts,
+            ..ResendSettings::default()
+        })
     }
 
     /// What the decoder accepts (the sample count per envelope is fixed).
@@ -138,6 +174,8 @@ mod tests {
             max_seq_jump: 0,
             max_payload_bytes: 1023,
             counter_reset_fraction: 1.0,
+            resend_interval_secs: 3601,
+            resend_attempts: 0,
         };
         c.validate(&mut p);
         assert_eq!(
@@ -150,8 +188,13 @@ mod tests {
                 "ingest.max_payload_bytes: must be at least 1024",
                 "ingest.counter_reset_fraction: must be above 0 and below 1 (got 1): a counter that falls \
                  to at most this share of its last reading is a reset, e.g. 0.01",
+                "ingest.resend_interval_secs: must be at most 3600 (0 turns resend requests off)",
+                "ingest.resend_attempts: must be between 1 and 100",
             ]
         );
+        let r = IngestConfig::default().resend().unwrap();
+        assert_eq!((r.interval, r.attempts), (std::time::Duration::from_secs(10), 3));
+        assert_eq!(IngestConfig { resend_interval_secs: 0, ..IngestConfig::default() }.resend(), None);
         for bad in [0.0, -0.5, f64::NAN] {
             let mut p = Vec::new();
             IngestConfig { counter_reset_fraction: bad, ..IngestConfig::default() }.validate(&mut p);

@@ -107,6 +107,7 @@ impl MqttConfig {
             keep_alive: Duration::from_secs(self.keep_alive_secs),
             persistent_session: self.persistent_session,
             limits: ingest.limits(),
+            resend: ingest.resend(),
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::balance::BucketBalance;
 use crate::fanout::{EdgeGroups, Touched};
 use crate::model::ForecastRow;
 use crate::projection::Planner;
+use crate::resend::{Lost, Plan, ResendPlanner};
 use crate::rollup::PendingMinutes;
 use crate::sink::influx::{self, InfluxSink};
 use crate::snapshot::Dirty;
@@ -115,6 +116,29 @@ impl Live {
             inner.dirty.note_agent(g.ix);
         }
         before
+    }
+
+    /// The resend requests due at `now` and the ranges to give up, by
+    /// `planner` (owned by ingest) from every agent's missing ranges.
+    pub fn plan_resends(&self, planner: &mut ResendPlanner, now: std::time::Instant) -> Plan {
+        planner.plan(&self.lock().state, now)
+    }
+
+    /// Report `lost` ranges lost; how many numbers each one was (what was
+    /// still missing of it). The agents' views and checkpoints change.
+    pub fn declare_lost(&self, lost: &[Lost]) -> Vec<u64> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        lost.iter()
+            .map(|l| {
+                let n = inner.state.declare_lost(&l.agent, l.range);
+                if let Some(agent) = inner.state.agent(&l.agent) {
+                    inner.dirty.note_agent(agent.ix);
+                    inner.touched.note_agent(agent.ix);
+                }
+                n
+            })
+            .collect()
     }
 
     /// Read live state under the lock. Keep `f` short: ingest waits for it.

@@ -270,7 +270,11 @@ pub fn points(t: &Telemetry, out: &TelemetryOutcome, live: &LiveState) -> Points
         }
     }
     let samples = &t.envelope.samples;
-    let late = |i: usize| out.events.contains(&LiveEvent::Late { index: i });
+    // Late and filled-in samples are in the past: the live rate is not theirs.
+    let late = |i: usize| {
+        out.events.contains(&LiveEvent::Late { index: i })
+            || out.events.contains(&LiveEvent::Filled { index: i })
+    };
     // The live rate belongs to the newest sample, if this message brought it.
     let rate = match (samples.len().checked_sub(1), asset) {
         (Some(last), Some(a)) if !late(last) => a.rate_per_hour().map(|r| (r * 1000.0).round() / 1000.0),

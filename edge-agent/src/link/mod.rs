@@ -8,11 +8,14 @@
 //!   the client options (built by `throughline_shared::mqtt`) and the status
 //!   message.
 //! - [`tls`]: the rustls client configuration for `mqtts://`.
+//! - [`resend`]: the aggregator's resend requests: which delivered
+//!   envelopes the spool still keeps, queued to be published again; pure.
 //!
 //! Batching stays in [`crate::publish`]: it decides what goes into an
 //! envelope; the link only moves spooled envelopes to the broker.
 
 pub mod mode;
 pub mod mqtt;
+pub mod resend;
 pub mod tls;
 pub mod window;

@@ -10,6 +10,10 @@
 //! record whose PUBACK was lost with the connection arrives twice, and the
 //! aggregator drops the copy by its `seq`.
 //!
+//! The agent subscribes to its own `resend` topic on every connect: a
+//! resend request queues the delivered envelopes of its range that the
+//! spool still keeps ([`Resends`]), published again ahead of new records.
+//!
 //! rumqttc's request channel ([`REQUEST_CAPACITY`]) is larger than the window,
 //! so a publish never waits for it.
 
@@ -18,10 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS, TlsConfiguration};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS, SubscribeReasonCode, TlsConfiguration,
+};
 use throughline_shared::broker::BrokerUrl;
-use throughline_shared::codec::encode_status;
-use throughline_shared::message::AgentHealth;
+use throughline_shared::codec::{decode_resend, encode_status};
+use throughline_shared::message::{AgentHealth, SeqRange};
 use throughline_shared::mqtt::ClientSettings;
 use throughline_shared::throttle::FailureLog;
 use throughline_shared::{AgentStatus, PROTOCOL_VERSION};
@@ -29,6 +35,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::mode::{LinkEvent, LinkMode};
+use super::resend::Resends;
 use super::window::{Slot, Window};
 use crate::source::Health;
 use crate::spool::Spool;
@@ -42,6 +49,9 @@ pub const MAX_PACKET: usize = 512 * 1024;
 
 /// Which connection failures are logged (the others are only counted).
 const FAILURE_LOG: FailureLog = FailureLog::connection();
+/// Which resend requests are logged: the first 20, then every 100th (a
+/// flood of them on an open broker does not flood the log).
+const RESEND_LOG: FailureLog = FailureLog::new(20, 100);
 
 /// Link counters, read by the publisher and the logs.
 #[derive(Debug, Default)]
@@ -55,6 +65,10 @@ pub struct LinkStats {
     pub pubacks: AtomicU64,
     /// Spool records acknowledged by the broker (and so removed from the spool).
     pub delivered: AtomicU64,
+    /// Resend requests received, and delivered envelopes published again
+    /// for them (acknowledged by the broker).
+    pub resend_requests: AtomicU64,
+    pub resent: AtomicU64,
 }
 
 impl LinkStats {
@@ -75,6 +89,11 @@ pub struct LinkSettings {
     pub reconnect_max: Duration,
     /// Retained status topic, for the birth message and the last will.
     pub status_topic: String,
+    /// The agent's resend-request topic (subscribed on every connect).
+    pub resend_topic: String,
+    /// Numbers this run skipped (a reserved block after a crash), announced
+    /// in every status message.
+    pub seq_skipped: Option<SeqRange>,
     /// Software name in status messages.
     pub software: String,
     /// How often the status (with spool and source health) is republished.
@@ -103,6 +122,7 @@ pub fn client(s: &LinkSettings) -> (AsyncClient, EventLoop) {
         ts: None,
         software: None,
         health: None,
+        seq_skipped: None,
     });
     ClientSettings {
         broker: &s.broker,
@@ -133,15 +153,17 @@ pub struct Shared {
     pub stats: Arc<LinkStats>,
 }
 
-/// The agent's status message: online flag, software, spool and source health.
-pub fn status_payload(online: bool, software: &str, shared: &Shared) -> Vec<u8> {
+/// The agent's status message: online flag, software, spool and source
+/// health, and the numbers this run skipped.
+pub fn status_payload(online: bool, s: &LinkSettings, shared: &Shared) -> Vec<u8> {
     let spool = shared.spool.lock().expect("spool lock").health();
     encode_status(&AgentStatus {
         v: PROTOCOL_VERSION,
         online,
         ts: Some(Utc::now()),
-        software: Some(software.to_string()),
+        software: Some(s.software.clone()),
         health: Some(AgentHealth { spool: Some(spool), sources: shared.health.snapshot() }),
+        seq_skipped: s.seq_skipped,
     })
 }
 
@@ -168,13 +190,15 @@ pub async fn drive(
         next.is_some()
     };
     let mut window = Window::new(MAX_IN_FLIGHT);
+    let mut resends = Resends::default();
+    let mut refused_resend_logged = false;
     // A backlog was waiting at connect: report in the status when it is gone.
     let mut backlog = false;
     let mut status_tick = tokio::time::interval(s.status_interval);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     status_tick.tick().await;
     let publish_status = |online: bool, window: &mut Window| {
-        let payload = status_payload(online, &s.software, &shared);
+        let payload = status_payload(online, &s, &shared);
         match client.try_publish(s.status_topic.clone(), QoS::AtLeastOnce, true, payload) {
             Ok(()) => window.status_queued(),
             Err(e) => tracing::warn!(error = %e, "status message not queued"),
@@ -184,7 +208,7 @@ pub async fn drive(
         match mode {
             LinkMode::Connected => {
                 let mut spool = shared.spool.lock().expect("spool lock");
-                let filled = window.fill(&mut spool, |r| {
+                let publish = |r: crate::spool::Record| {
                     match client.try_publish(r.topic, QoS::AtLeastOnce, false, r.payload) {
                         Ok(()) => true,
                         Err(e) => {
@@ -194,7 +218,10 @@ pub async fn drive(
                             false
                         }
                     }
-                });
+                };
+                let filled = window
+                    .fill_resends(&mut spool, &mut resends, publish)
+                    .and_then(|()| window.fill(&mut spool, publish));
                 if let Err(e) = filled {
                     tracing::error!(error = %e, "reading the spool failed");
                 }
@@ -241,17 +268,55 @@ pub async fn drive(
                 // Nothing of the old connection will be acknowledged now.
                 let mut spool = shared.spool.lock().expect("spool lock");
                 window.rewind(&mut spool);
+                resends.clear();
                 let waiting = spool.unacked();
                 drop(spool);
                 tracing::info!(broker = %s.broker, reconnect = n > 0, session_present = ack.session_present, spooled = waiting, "connected");
                 backlog = waiting > 0;
                 backoff = Duration::from_millis(500);
                 publish_status(true, &mut window);
+                // A clean session: the subscription is made again on every connect.
+                if let Err(e) = client.try_subscribe(s.resend_topic.clone(), QoS::AtLeastOnce) {
+                    tracing::warn!(error = %e, "resend requests not subscribed");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.contains(&SubscribeReasonCode::Failure) && !refused_resend_logged {
+                    refused_resend_logged = true;
+                    tracing::warn!(topic = %s.resend_topic, "the broker refused the resend-request subscription (its ACL?): envelopes a broker crash loses cannot be asked for again");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == s.resend_topic => {
+                let nth = stats.resend_requests.fetch_add(1, Ordering::Relaxed) + 1;
+                let log = RESEND_LOG.logs(nth);
+                match decode_resend(&p.payload, &throughline_shared::Limits::default()) {
+                    Ok(request) => {
+                        let mut spool = shared.spool.lock().expect("spool lock");
+                        match resends.request(&request, &mut spool) {
+                            Ok(queued) if log => tracing::info!(
+                                from = request.from,
+                                to = request.to,
+                                queued,
+                                waiting = resends.len(),
+                                requests = nth,
+                                "resend requested: delivered envelopes the spool keeps are published again"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(error = %e, "reading the spool for a resend failed"),
+                        }
+                    }
+                    Err(e) if log => tracing::warn!(error = %e, requests = nth, "resend request ignored"),
+                    Err(_) => {}
+                }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
                 stats.pubacks.fetch_add(1, Ordering::Relaxed);
                 let mut spool = shared.spool.lock().expect("spool lock");
-                if let Some(Slot::Record(_)) = window.ack(ack.pkid, &mut spool) {
+                let slot = window.ack(ack.pkid, &mut spool);
+                if slot == Some(Slot::Resend) {
+                    stats.resent.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(Slot::Record(_)) = slot {
                     let caught_up = backlog && spool.unacked() == 0;
                     drop(spool);
                     stats.delivered.fetch_add(1, Ordering::Relaxed);
@@ -306,6 +371,8 @@ mod tests {
             keep_alive: Duration::from_secs(15),
             reconnect_max: Duration::from_secs(30),
             status_topic: "throughline/v1/plant-a/gw-1/status".into(),
+            resend_topic: "throughline/v1/plant-a/gw-1/resend".into(),
+            seq_skipped: None,
             software: "test".into(),
             status_interval: Duration::from_secs(60),
             tls: None,

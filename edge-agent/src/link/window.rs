@@ -13,10 +13,12 @@
 //! the client wait in `queued` (in the order handed) and take the packet
 //! ids of the `Outgoing::Publish` events in that order; rumqttc writes
 //! requests in the order it receives them. Status messages share the window
-//! (they are QoS 1 too) but carry no record.
+//! (they are QoS 1 too) but carry no record, and so do envelopes published
+//! again for a resend request (their records were acknowledged before).
 
 use std::collections::{HashMap, VecDeque};
 
+use super::resend::Resends;
 use crate::spool::{Record, Spool, SpoolError};
 
 /// What one QoS 1 publish in the window carries.
@@ -26,6 +28,8 @@ pub enum Slot {
     Record(u64),
     /// A status message (not in the spool).
     Status,
+    /// A delivered envelope published again for a resend request.
+    Resend,
 }
 
 /// The publishes handed to the client and not yet acknowledged.
@@ -79,6 +83,26 @@ impl Window {
                 break;
             }
             self.queued.push_back(Slot::Record(id));
+        }
+        Ok(())
+    }
+
+    /// Hand envelopes queued for a resend request to `publish` while the
+    /// window has room (before [`Window::fill`]: they are older); `false`
+    /// from `publish` stops the filling and the envelope is not sent (the
+    /// aggregator asks again).
+    pub fn fill_resends(
+        &mut self,
+        spool: &mut Spool,
+        resends: &mut Resends,
+        mut publish: impl FnMut(Record) -> bool,
+    ) -> Result<(), SpoolError> {
+        while self.has_room() {
+            let Some(record) = resends.next(spool)? else { break };
+            if !publish(record) {
+                break;
+            }
+            self.queued.push_back(Slot::Resend);
         }
         Ok(())
     }
@@ -211,6 +235,35 @@ mod tests {
         }
         assert_eq!(w.ack(1, &mut spool), Some(Slot::Record(0)));
         assert_eq!(w.ack(5, &mut spool), Some(Slot::Record(5)));
+    }
+
+    #[test]
+    fn resends_go_first_and_their_acks_touch_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = spool_with(dir.path(), 6);
+        let mut w = Window::new(4);
+        assert_eq!(fill(&mut w, &mut spool), vec![0, 1, 2, 3]);
+        for pkid in 1..=4 {
+            w.written(pkid);
+            w.ack(pkid, &mut spool);
+        }
+        let mut resends = Resends::default();
+        let ask = throughline_shared::message::ResendRequest { v: 1, from: 1, to: Some(2) };
+        assert_eq!(resends.request(&ask, &mut spool).unwrap(), 2);
+        let mut sent = Vec::new();
+        w.fill_resends(&mut spool, &mut resends, |r| {
+            sent.push(r.id);
+            true
+        })
+        .unwrap();
+        assert_eq!(sent, vec![1, 2], "the delivered records of seq 1 and 2");
+        assert_eq!(fill(&mut w, &mut spool), vec![4, 5], "then the new ones, in the room left");
+        for pkid in 5..=8 {
+            w.written(pkid);
+        }
+        assert_eq!(w.ack(5, &mut spool), Some(Slot::Resend));
+        assert_eq!(spool.unacked(), 2, "records 4 and 5 still wait for theirs");
+        assert_eq!(w.ack(7, &mut spool), Some(Slot::Record(4)));
     }
 
     #[test]

@@ -1,3 +1,5 @@
+use std::ops::RangeInclusive;
+
 use super::*;
 
 fn small(when_full: WhenFull) -> SpoolConfig {
@@ -7,7 +9,16 @@ fn small(when_full: WhenFull) -> SpoolConfig {
         when_full,
         fsync: FsyncPolicy::Batch,
         fsync_interval_ms: 1000,
+        keep_delivered: 0,
     }
+}
+
+fn keeping(n: u64) -> SpoolConfig {
+    SpoolConfig { keep_delivered: n, ..small(WhenFull::DropOldest) }
+}
+
+fn seqs(s: &mut Spool, range: RangeInclusive<u64>) -> Vec<u64> {
+    s.delivered_in(range, usize::MAX, |_| false).unwrap().iter().map(|k| k.seq).collect()
 }
 
 fn payload(i: u64) -> Vec<u8> {
@@ -210,4 +221,103 @@ fn bad_settings_are_named() {
     let c = SpoolConfig { max_bytes: 1000, segment_bytes: 1000, ..SpoolConfig::default() };
     let p = c.problems().join("\n");
     assert!(p.contains("spool.segment_bytes") && p.contains("spool.max_bytes"), "{p}");
+}
+
+#[test]
+fn delivered_records_are_kept_for_the_window_across_a_restart_and_never_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), keeping(40)).unwrap();
+    for i in 0..100 {
+        s.append("t/a", &payload(1000 + i)).unwrap();
+    }
+    for r in drain(&mut s) {
+        s.ack(r.id);
+    }
+    assert_eq!(s.unacked(), 0);
+    let kept = s.kept();
+    // About 30 records fit in a 4 KiB segment: whole segments stay.
+    assert!((40..100).contains(&kept), "at least the window, in whole segments: {kept}");
+    assert_eq!(s.health().kept, kept);
+    let before = seqs(&mut s, 0..=u64::MAX);
+    assert_eq!(before, ((1100 - kept)..1100).collect::<Vec<_>>(), "the newest, oldest first");
+    s.close().unwrap();
+
+    let mut s = Spool::open(dir.path(), keeping(40)).unwrap();
+    assert_eq!((s.unacked(), s.kept()), (0, kept), "kept below the cursor");
+    assert!(drain(&mut s).is_empty(), "kept records are not sent on their own");
+    assert_eq!(s.newest_seq(), Some(1099));
+    assert_eq!(seqs(&mut s, 1090..=1095), (1090..=1095).collect::<Vec<_>>());
+    let k = s.delivered_in(1095..=1095, 8, |_| false).unwrap();
+    let r = s.read_kept(&k[0]).unwrap().unwrap();
+    assert_eq!((r.topic.as_str(), r.payload), ("t/a", payload(1095)));
+    assert_eq!(s.append("t/a", &payload(1100)).unwrap(), Appended::Stored(100), "ids go on");
+    assert_eq!(ids(&drain(&mut s)), vec![100]);
+}
+
+#[test]
+fn only_acknowledged_records_are_found_for_a_resend_within_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), keeping(1000)).unwrap();
+    for i in 0..20 {
+        s.append("t/a", &payload(i)).unwrap();
+    }
+    let sent = drain(&mut s);
+    for r in &sent[..10] {
+        s.ack(r.id);
+    }
+    s.ack(12); // out of order
+    assert_eq!(seqs(&mut s, 0..=u64::MAX), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12], "in flight: not found");
+    s.rewind(); // 10, 11, 13.. go again; 12 was acknowledged ahead
+    assert_eq!(seqs(&mut s, 5..=15), [5, 6, 7, 8, 9, 12]);
+    let limited = s.delivered_in(0..=100, 3, |q| q == 1).unwrap();
+    assert_eq!(limited.iter().map(|k| k.seq).collect::<Vec<_>>(), [0, 2, 3], "skip and limit");
+    assert_eq!(ids(&drain(&mut s)), [10, 11, 13, 14, 15, 16, 17, 18, 19]);
+}
+
+#[test]
+fn kept_records_make_room_before_anything_is_dropped_or_refused() {
+    for when_full in [WhenFull::DropOldest, WhenFull::RefuseNew] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s =
+            Spool::open(dir.path(), SpoolConfig { keep_delivered: 100_000, ..small(when_full) }).unwrap();
+        for i in 0..1000 {
+            assert!(matches!(s.append("t/a", &payload(i)).unwrap(), Appended::Stored(_)), "{when_full:?}");
+            for r in drain(&mut s) {
+                s.ack(r.id);
+            }
+        }
+        let h = s.health();
+        assert_eq!((h.dropped, h.refused, h.records), (0, 0, 0), "{when_full:?}: {h:?}");
+        assert!(h.bytes <= 16 * 1024 && h.kept > 50, "bounded by max_bytes: {h:?}");
+        assert_eq!(seqs(&mut s, 0..=999).last(), Some(&999));
+    }
+}
+
+#[test]
+fn a_segment_dropped_since_makes_a_found_record_unreadable_not_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), keeping(10)).unwrap();
+    for i in 0..40 {
+        s.append("t/a", &payload(i)).unwrap();
+    }
+    for r in drain(&mut s) {
+        s.ack(r.id);
+    }
+    let first = s.delivered_in(0..=u64::MAX, 1, |_| false).unwrap()[0];
+    for i in 40..200 {
+        s.append("t/a", &payload(i)).unwrap();
+        for r in drain(&mut s) {
+            s.ack(r.id);
+        }
+    }
+    assert_eq!(s.read_kept(&first).unwrap(), None);
+}
+
+#[test]
+fn the_seq_is_read_from_the_envelope_json() {
+    assert_eq!(envelope_seq(&payload(18231)), Some(18231));
+    assert_eq!(envelope_seq(br#"{"v":1,"seq": 7}"#), Some(7));
+    assert_eq!(envelope_seq(br#"{"v":1,"samples":[{"reason":"\"seq\":5"}],"seq":9}"#), Some(9));
+    assert_eq!(envelope_seq(b"{}"), None);
+    assert_eq!(envelope_seq(br#"{"seq":99999999999999999999}"#), None, "overflow");
 }

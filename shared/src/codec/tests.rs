@@ -69,9 +69,42 @@ fn round_trip_keeps_every_field() {
         ts: Some(ts),
         software: Some("edge-agent 0.1.0".into()),
         health: None,
+        seq_skipped: Some(SeqRange { from: 100, to: 130 }),
     };
     let decoded = decode_status(&encode_status(&status), &Limits::default()).unwrap();
     assert_eq!(decoded, status);
+}
+
+#[test]
+fn a_skip_announcement_that_is_no_range_is_dropped_not_the_status() {
+    for bad in [r#""seq_skipped":{"from":9,"to":3}"#, r#""seq_skipped":"1-2""#, r#""seq_skipped":{"from":1}"#]
+    {
+        let payload = format!(r#"{{"v":1,"online":true,{bad}}}"#);
+        let s = decode_status(payload.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!((s.online, s.seq_skipped), (true, None), "{payload}");
+    }
+    let s = decode_status(br#"{"v":1,"online":true,"seq_skipped":{"from":7,"to":7}}"#, &Limits::default());
+    assert_eq!(s.unwrap().seq_skipped.map(|r| r.count()), Some(1));
+}
+
+#[test]
+fn resend_requests_round_trip_and_are_validated() {
+    let closed = ResendRequest { v: 1, from: 10, to: Some(20) };
+    assert_eq!(encode_resend(&closed), br#"{"v":1,"from":10,"to":20}"#);
+    assert_eq!(decode_resend(&encode_resend(&closed), &Limits::default()).unwrap(), closed);
+    let open = ResendRequest { v: 1, from: 10, to: None };
+    assert_eq!(encode_resend(&open), br#"{"v":1,"from":10}"#);
+    assert_eq!(decode_resend(&encode_resend(&open), &Limits::default()).unwrap(), open);
+    assert!(closed.covers(10) && closed.covers(20) && !closed.covers(21) && !closed.covers(9));
+    assert!(open.covers(u64::MAX));
+    let reason = |p: &str| decode_resend(p.as_bytes(), &Limits::default()).unwrap_err().reason;
+    assert_eq!(reason(r#"{"v":1,"from":5,"to":4}"#), RejectReason::InvalidField);
+    assert_eq!(reason(r#"{"v":1,"to":4}"#), RejectReason::MissingField);
+    assert_eq!(reason(r#"{"v":2,"from":1}"#), RejectReason::UnsupportedVersion);
+    assert_eq!(reason("nope"), RejectReason::BadJson);
+    let topic = "throughline/v1/plant-a/gw-press-01/resend";
+    let e = decode(topic, br#"{"v":1,"from":1}"#, now(), &Limits::default()).unwrap_err();
+    assert_eq!(e.reason, RejectReason::BadTopic, "not ingested");
 }
 
 #[test]

@@ -42,7 +42,14 @@ fn take_touched_returns_each_change_once() {
     let will = StatusMessage {
         site: SiteId::parse("s").unwrap(),
         agent: AgentId::parse("gw").unwrap(),
-        status: AgentStatus { v: 1, online: false, ts: None, software: None, health: None },
+        status: AgentStatus {
+            v: 1,
+            online: false,
+            ts: None,
+            software: None,
+            health: None,
+            seq_skipped: None,
+        },
     };
     let before = st.apply_status(&will, t0());
     touched.note_status(&st, &will, before);

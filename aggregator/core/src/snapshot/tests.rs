@@ -102,6 +102,31 @@ fn a_gap_still_missing_stays_missing_and_an_unregistered_asset_comes_back() {
 }
 
 #[test]
+fn lost_ranges_announced_skips_and_late_fills_survive_a_restart() {
+    let mut st = LiveState::new(&[reg("l1")], Duration::minutes(5));
+    let agent = throughline_shared::AgentId::parse("gw").unwrap();
+    st.apply_telemetry(&tel("l1", 1, vec![out(0, 5.0)]), t0());
+    st.apply_telemetry(&tel("l1", 20, vec![out(10, 9.0)]), t0()); // 2..=19 missing
+    assert_eq!(st.declare_lost(&agent, SeqRange { from: 2, to: 9 }), 8);
+    st.apply_telemetry(&tel("l1", 15, vec![out(5, 7.0)]), t0());
+    let site = throughline_shared::SiteId::parse("s").unwrap();
+    st.agent_mut(&agent, &site).seq.excuse(SeqRange { from: 30, to: 40 });
+    let mut back = restarted(&st);
+    let (a, b) = (st.agent_view(st.agents().next().unwrap()), back.agent_view(back.agents().next().unwrap()));
+    assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::to_value(&b).unwrap());
+    assert_eq!((b.seq_lost, b.seq_missing, b.seq_late_fills), (8, 9, 1));
+    // The announcement still keeps its block out of a later gap.
+    assert_eq!(back.apply_telemetry(&tel("l1", 45, vec![out(20, 9.0)]), t0()).seq_skipped, 4 + 9);
+    // A lost number arriving after the restart is still taken (late: seq 15
+    // filled the start of the interval over its gap already).
+    let o = back.apply_telemetry(&tel("l1", 3, vec![out(1, 5.0)]), t0());
+    assert!(o.late_fill && o.late_samples == 1, "{o:?}");
+    // The rest of that interval, remembered across the restart, takes 17.
+    let o = back.apply_telemetry(&tel("l1", 17, vec![out(7, 8.0)]), t0());
+    assert!(o.late_fill && o.filled_samples == 1, "{o:?}");
+}
+
+#[test]
 fn the_rate_window_is_thinned_keeping_both_ends() {
     let pts: Vec<(i64, f64)> = (0..1000).map(|i| (i, i as f64)).collect();
     let t = thin(pts.iter().copied(), WINDOW_POINTS);

@@ -41,6 +41,83 @@ fn seq_tracker_memory_is_bounded() {
     assert_eq!(t.observe(1, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Duplicate);
 }
 
+fn range(from: u64, to: u64) -> SeqRange {
+    SeqRange { from, to }
+}
+
+#[test]
+fn announced_skips_are_neither_missing_nor_counted_as_gaps() {
+    let mut t = SeqTracker::default();
+    t.observe(10, DEFAULT_MAX_SEQ_JUMP);
+    // Announced before the gap appears (the status comes before the envelopes).
+    assert_eq!(t.excuse(range(12, 14)), 0);
+    assert_eq!(t.observe(20, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Ahead { skipped: 6 });
+    assert_eq!(t.missing_ranges().collect::<Vec<_>>(), [range(11, 11), range(15, 19)]);
+    // ...or after it: taken out of what is missing.
+    assert_eq!(t.excuse(range(15, 16)), 2);
+    assert_eq!(t.excuse(range(15, 16)), 0, "again (a retained status read again): nothing more");
+    assert_eq!((t.missing(), t.excused()), (4, 5));
+    assert_eq!(t.observe(13, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Duplicate, "never used, never new");
+    for i in 0..10 {
+        t.excuse(range(100 + i, 100 + i));
+    }
+    assert_eq!(t.announced.len(), MAX_ANNOUNCED, "bounded");
+}
+
+#[test]
+fn lost_ranges_are_counted_bounded_and_a_late_arrival_is_still_taken() {
+    let mut t = SeqTracker::default();
+    t.observe(1, DEFAULT_MAX_SEQ_JUMP);
+    t.observe(10, DEFAULT_MAX_SEQ_JUMP); // 2..=9 missing
+    assert_eq!(t.observe(3, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::LateFill);
+    assert_eq!(t.declare_lost(range(0, 100)), 7, "only what is missing");
+    assert_eq!((t.missing(), t.lost()), (0, 7));
+    assert_eq!(t.lost_ranges().collect::<Vec<_>>(), [range(2, 2), range(4, 9)]);
+    assert_eq!(t.observe(5, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::LateFill, "lost, then resent after all");
+    assert_eq!(t.observe(5, DEFAULT_MAX_SEQ_JUMP), SeqOutcome::Duplicate);
+    assert_eq!(t.lost(), 6);
+    assert_eq!(t.lost_ranges().collect::<Vec<_>>(), [range(2, 2), range(4, 4), range(6, 9)]);
+    assert_eq!(t.declare_lost(range(4, 4)), 0, "lost already");
+    let mut t = SeqTracker::default();
+    for i in 0..100u64 {
+        t.observe(i * 3, DEFAULT_MAX_SEQ_JUMP);
+    }
+    for r in t.missing_ranges().collect::<Vec<_>>() {
+        t.declare_lost(r);
+    }
+    assert_eq!((t.lost.len(), t.lost(), t.missing()), (MAX_LOST_RANGES, 198, 0), "ranges bounded, count not");
+}
+
+#[test]
+fn a_status_with_skipped_numbers_excuses_them_and_the_view_shows_losses() {
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 100, vec![out(0, 1.0)]), t0());
+    let agent = AgentId::parse("gw").unwrap();
+    let status = |skipped| StatusMessage {
+        site: SiteId::parse("s").unwrap(),
+        agent: agent.clone(),
+        status: AgentStatus {
+            v: 1,
+            online: true,
+            ts: None,
+            software: None,
+            health: None,
+            seq_skipped: skipped,
+        },
+    };
+    st.apply_status(&status(Some(range(101, 130))), t0());
+    let o = st.apply_telemetry(&tel("a", 140, vec![out(10, 2.0)]), t0());
+    assert_eq!(o.seq_skipped, 9, "131..=139; the announced block is no gap");
+    assert_eq!(st.declare_lost(&agent, range(131, 135)), 5);
+    assert!(st.apply_telemetry(&tel("a", 133, vec![out(5, 1.5)]), t0()).late_fill);
+    let v = st.agent_view(st.agent(&agent).unwrap());
+    assert_eq!((v.seq_missing, v.seq_lost, v.seq_skipped_announced, v.seq_late_fills), (4, 4, 30, 1));
+    assert_eq!(v.lost_ranges, [range(131, 132), range(134, 135)]);
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["lost_ranges"][0], serde_json::json!({"from": 131, "to": 132}));
+    assert_eq!(st.declare_lost(&AgentId::parse("nobody").unwrap(), range(1, 2)), 0);
+}
+
 #[test]
 fn seq_jumps_beyond_the_window_start_a_new_epoch() {
     use SeqOutcome::*;
@@ -227,16 +304,16 @@ fn each_down_stop_is_noted_when_it_ends_in_event_time() {
 }
 
 #[test]
-fn late_samples_do_not_rewind_live_state() {
+fn late_fills_do_not_rewind_live_state() {
     let mut st = LiveState::new(&[], Duration::seconds(60));
     st.apply_telemetry(&tel("a", 5, vec![out(1, 10.0)]), t0());
     st.apply_telemetry(&tel("a", 7, vec![out(10, 50.0)]), t0());
     let o = st.apply_telemetry(&tel("a", 6, vec![out(5, 40.0)]), t0());
     assert!(o.late_fill);
-    assert_eq!(o.late_samples, 1);
+    assert_eq!((o.late_samples, o.filled_samples), (0, 1));
     let a = st.assets().next().unwrap();
     assert_eq!((a.output_counter, a.last_ts), (Some(50.0), Some(t0() + Duration::seconds(10))));
-    assert_eq!(a.counter_resets, 0);
+    assert_eq!((a.counter_resets, a.output_total), (0, 40.0));
 }
 
 #[test]
@@ -262,7 +339,14 @@ fn last_will_marks_the_agent_offline() {
     let will = StatusMessage {
         site: SiteId::parse("s").unwrap(),
         agent: agent.clone(),
-        status: AgentStatus { v: 1, online: false, ts: None, software: None, health: None },
+        status: AgentStatus {
+            v: 1,
+            online: false,
+            ts: None,
+            software: None,
+            health: None,
+            seq_skipped: None,
+        },
     };
     assert_eq!(st.apply_status(&will, t0()), Some(true));
     assert_eq!(st.agent(&agent).unwrap().online, Some(false));
@@ -513,18 +597,87 @@ fn a_clock_stepping_back_loses_nothing() {
 }
 
 #[test]
-fn a_late_fill_older_than_the_last_sample_is_still_late() {
+fn a_late_fill_inside_its_gap_is_filled_in_and_one_outside_is_late() {
     let mut st = LiveState::new(&[], Duration::seconds(60));
     st.apply_telemetry(&tel("a", 1, vec![out(0, 10.0)]), t0());
     // seq 2 lost for now; 3 arrives.
     st.apply_telemetry(&tel("a", 3, vec![out(20, 30.0)]), t0());
     let o = st.apply_telemetry(&tel("a", 2, vec![out(10, 20.0)]), t0());
     assert!(o.late_fill);
-    assert_eq!((o.late_samples, o.clock_steps), (1, 0));
-    assert_eq!(o.events, [LiveEvent::Late { index: 0 }]);
+    assert_eq!((o.late_samples, o.filled_samples, o.clock_steps), (0, 1, 0));
+    assert_eq!(o.events, [LiveEvent::Filled { index: 0 }]);
     let a = st.assets().next().unwrap();
-    assert_eq!((a.last_ts, a.output_total), (Some(t0() + Duration::seconds(20)), 20.0));
+    assert_eq!((a.last_ts, a.output_total, a.samples), (Some(t0() + Duration::seconds(20)), 20.0, 3));
     assert_eq!(st.agent(&AgentId::parse("gw").unwrap()).unwrap().clock_steps, 0);
+
+    // Outside the interval over the gap (after its end), or with a counter
+    // beyond its ends: late, as before.
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 10.0)]), t0());
+    st.apply_telemetry(&tel("a", 4, vec![out(20, 30.0)]), t0());
+    st.apply_telemetry(&tel("a", 5, vec![out(30, 40.0)]), t0());
+    let o = st.apply_telemetry(&tel("a", 2, vec![out(25, 35.0)]), t0());
+    assert_eq!((o.late_samples, o.filled_samples), (1, 0), "after the gap's end");
+    let o = st.apply_telemetry(&tel("a", 3, vec![out(10, 31.0)]), t0());
+    assert_eq!((o.late_samples, o.filled_samples), (1, 0), "a counter above the gap's end");
+    assert_eq!(o.events, [LiveEvent::Late { index: 0 }]);
+}
+
+#[test]
+fn resent_envelopes_give_the_gap_its_own_states_and_output() {
+    let mut st = LiveState::new(&[], Duration::seconds(300));
+    let run = |secs, v| Sample { state: Some(AssetState::Running), ..out(secs, v) };
+    let down = |secs, v| Sample { state: Some(AssetState::Down), ..out(secs, v) };
+    st.apply_telemetry(&tel("a", 1, vec![run(0, 0.0)]), t0());
+    // 2, 3 and 4 are lost by the broker; 5 comes four minutes on.
+    st.apply_telemetry(&tel("a", 5, vec![run(240, 240.0)]), t0());
+    let h = &st.assets().next().unwrap().history;
+    let (from, to) = (t0(), t0() + Duration::minutes(4));
+    assert_eq!((h.down_between(from, to), h.running_between(from, to)), (0.0, 240.0), "unknown yet");
+    // Resent, oldest first: the line was down in minute 1.
+    for (seq, sample) in [(2, down(60, 60.0)), (3, run(120, 60.0)), (4, run(180, 120.0))] {
+        let o = st.apply_telemetry(&tel("a", seq, vec![sample]), t0());
+        assert_eq!((o.filled_samples, o.late_samples), (1, 0), "seq {seq}");
+        assert!(o.minutes.is_some());
+    }
+    let a = st.assets().next().unwrap();
+    let h = &a.history;
+    assert!((h.down_between(from, to) - 60.0).abs() < 1e-9, "{}", h.down_between(from, to));
+    assert!((h.running_between(from, to) - 180.0).abs() < 1e-9);
+    let minute = |m: i64| *h.minute(t0().timestamp() + 60 * m).unwrap();
+    let outputs: Vec<f64> = (0..4).map(|m| (minute(m).output * 1e6).round() / 1e6).collect();
+    assert_eq!(outputs, [60.0, 0.0, 60.0, 120.0], "each minute its own output");
+    assert_eq!((0..4).map(|m| minute(m).samples).sum::<u32>(), 4, "the resent samples are counted");
+    // Live state is the newest sample's; the total is what the counters say.
+    assert_eq!((a.samples, a.late_samples, a.output_total), (5, 0, 240.0));
+    assert_eq!((a.state, a.last_ts, a.output_counter), (Some(AssetState::Running), Some(to), Some(240.0)));
+    assert_eq!(a.state_since, Some(t0()), "a stop in the past changes no live state");
+}
+
+#[test]
+fn each_asset_remembers_its_own_interval_over_the_gap() {
+    let mut st = LiveState::new(&[], Duration::seconds(60));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 0.0)]), t0());
+    st.apply_telemetry(&tel("b", 2, vec![out(0, 0.0)]), t0());
+    // 3 (of a) is lost.
+    st.apply_telemetry(&tel("b", 4, vec![out(20, 20.0)]), t0());
+    st.apply_telemetry(&tel("a", 5, vec![out(20, 20.0)]), t0());
+    let o = st.apply_telemetry(&tel("a", 3, vec![out(10, 5.0), out(15, 6.0)]), t0());
+    assert_eq!((o.filled_samples, o.late_samples), (2, 0));
+    let a = st.assets().find(|a| a.asset.as_str() == "a").unwrap();
+    let m = a.history.minute(t0().timestamp()).unwrap();
+    assert!((m.output - 20.0).abs() < 1e-9 && (m.running_s + m.unknown_s - 20.0).abs() < 1e-9, "{m:?}");
+    assert_eq!(a.gaps.len(), 1);
+    let rest = a.gaps[0];
+    assert_eq!((rest.from, rest.from_counter, rest.output), (t0() + Duration::seconds(15), Some(6.0), 14.0));
+    let b = st.assets().find(|a| a.asset.as_str() == "b").unwrap();
+    assert_eq!(b.gaps.len(), 1, "b's interval spans the gap too, nothing comes for it");
+    for i in 0..10u64 {
+        // Every new gap is remembered; the oldest are forgotten.
+        st.apply_telemetry(&tel("b", 10 + 2 * i, vec![out(30 + i as i64, 30.0 + i as f64)]), t0());
+    }
+    let b = st.assets().find(|a| a.asset.as_str() == "b").unwrap();
+    assert_eq!(b.gaps.len(), MAX_GAP_INTERVALS);
 }
 
 #[test]

@@ -189,6 +189,7 @@ pub fn handle(
             m.seq_gaps.inc_by(out.seq_skipped);
             m.counter_resets.inc_by(out.counter_resets);
             m.late_samples.inc_by(out.late_samples);
+            m.filled_samples.inc_by(out.filled_samples);
             if out.counter_glitches > 0 {
                 m.counter_glitches
                     .get_or_create(&AssetLabels { site: t.site.to_string(), asset: t.asset.to_string() })

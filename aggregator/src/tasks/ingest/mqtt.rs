@@ -15,21 +15,32 @@
 //! `degraded`, and once a probe write succeeds the client reconnects so the
 //! broker sends them again. Messages refused by the decoder and duplicates
 //! are acknowledged too (a refused message would only come back refused).
+//!
+//! # Asking for what a broker lost
+//! Once a second (while subscribed) the [`ResendPlanner`] goes through the
+//! agents' missing `seq` ranges: what is due is asked for on each agent's
+//! `resend` topic (QoS 1, not retained), what was asked for too often in
+//! vain is reported lost. A CONNACK without the session (a broker that
+//! lost it, or a clean session) asks every online agent for everything
+//! after its highest number once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS, SubscribeFilter};
 use throughline_shared::broker::BrokerUrl;
+use throughline_shared::codec::encode_resend;
+use throughline_shared::message::ResendRequest;
 use throughline_shared::mqtt::ClientSettings;
 use throughline_shared::throttle::FailureLog;
 use throughline_shared::topic::{STATUS_FILTER, TELEMETRY_FILTER};
-use throughline_shared::Limits;
+use throughline_shared::{Limits, Topic, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 
 use super::{handle, RejectLog};
 use crate::journal::Journal;
+use crate::resend::{ResendPlanner, ResendSettings};
 use crate::service::Services;
 
 /// Requests that may wait for the event loop (subscriptions, acks and alert
@@ -53,6 +64,8 @@ pub struct IngestSettings {
     pub keep_alive: Duration,
     pub persistent_session: bool,
     pub limits: Limits,
+    /// How agents are asked to resend missing envelopes (`None`: never).
+    pub resend: Option<ResendSettings>,
 }
 
 /// Build the client and its event loop (not connected yet).
@@ -96,6 +109,9 @@ struct Batch {
     held: u64,
 }
 
+/// How often the missing ranges are looked at for resend requests.
+const RESEND_EVERY: Duration = Duration::from_secs(1);
+
 /// Run until `token` is cancelled.
 pub async fn run(
     client: AsyncClient,
@@ -111,6 +127,9 @@ pub async fn run(
     let mut batch = Batch::default();
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut planner = s.resend.map(ResendPlanner::new);
+    let mut resend_tick = tokio::time::interval(RESEND_EVERY);
+    resend_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // The rest of the last read is handed out without waiting: journal
         // the batch once it is all here.
@@ -126,6 +145,12 @@ pub async fn run(
             _ = async { tokio::time::sleep_until(sync_at.expect("guarded")).await }, if sync_at.is_some() => {
                 if let Err(e) = journal.sync_if_due() {
                     journal_failed(&shared, &e);
+                }
+                continue;
+            }
+            _ = resend_tick.tick(), if planner.is_some() && shared.link.is_connected() => {
+                if let Some(planner) = planner.as_mut() {
+                    ask_for_resends(&client, &shared, planner);
                 }
                 continue;
             }
@@ -146,6 +171,9 @@ pub async fn run(
                 tracing::info!(broker = %s.broker, session_present = ack.session_present, "connected to broker");
                 failures.reset();
                 backoff = Duration::from_millis(200);
+                if let (false, Some(planner)) = (ack.session_present, planner.as_mut()) {
+                    planner.session_lost();
+                }
                 // Acks owed to the last connection: the broker sends those
                 // messages again (recognised as duplicates).
                 batch.owed.clear();
@@ -197,6 +225,42 @@ pub async fn run(
     }
     shared.set_connected(false);
     tracing::info!("ingest stopped");
+}
+
+/// Publish the resend requests that are due and report what is given up.
+fn ask_for_resends(client: &AsyncClient, shared: &Services, planner: &mut ResendPlanner) {
+    let plan = shared.live.plan_resends(planner, Instant::now());
+    let mut sent = 0;
+    for r in &plan.requests {
+        let body = encode_resend(&ResendRequest { v: PROTOCOL_VERSION, from: r.from, to: r.to });
+        match client.try_publish(Topic::resend(&r.site, &r.agent), QoS::AtLeastOnce, false, body) {
+            Ok(()) => {
+                sent += 1;
+                tracing::debug!(agent = %r.agent, from = r.from, to = r.to, "resend requested");
+            }
+            // The request channel is full: the range is asked for again
+            // after the interval.
+            Err(e) => tracing::debug!(agent = %r.agent, error = %e, "resend request not queued"),
+        }
+    }
+    shared.metrics.resend_requests.inc_by(sent);
+    if sent > 0 {
+        let agents: std::collections::BTreeSet<_> = plan.requests.iter().map(|r| &r.agent).collect();
+        tracing::info!(requests = sent, agents = agents.len(), "agents asked to resend missing envelopes");
+    }
+    if plan.lost.is_empty() {
+        return;
+    }
+    for (l, n) in plan.lost.iter().zip(shared.live.declare_lost(&plan.lost)) {
+        if n == 0 {
+            continue;
+        }
+        shared.metrics.seq_lost.inc_by(n);
+        tracing::warn!(
+            agent = %l.agent, from = l.range.from, to = l.range.to, envelopes = n,
+            "envelopes lost: asked for again and not resent (the agent no longer keeps them)"
+        );
+    }
 }
 
 /// Longest wait between two connection attempts.
