@@ -210,7 +210,7 @@ async fn assert_counted_once(http: &str, site: &str, truth: &Truth) -> usize {
     assert_eq!(delivered as usize, published, "0 lost, 0 double-counted: {agents}");
     let truth = truth.lock().unwrap().clone();
     // Numbers the agent never published (the block it skips after a crash)
-    // are missing at the aggregator too; nothing else is.
+    // are announced (or missing) at the aggregator too; nothing else is.
     let mut seqs: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for (asset, seen) in &truth {
         let agent = asset.rsplit_once("-line-").unwrap().0;
@@ -219,7 +219,10 @@ async fn assert_counted_once(http: &str, site: &str, truth: &Truth) -> usize {
     for g in agents["agents"].as_array().unwrap() {
         let s = &seqs[g["agent"].as_str().unwrap()];
         let never = s.last().unwrap() - s.first().unwrap() + 1 - s.len() as u64;
-        assert_eq!(g["seq_missing"].as_u64(), Some(never), "{g}");
+        // The agent announces the block it skips; none is lost.
+        let announced = g["seq_skipped_announced"].as_u64().unwrap_or(0);
+        assert_eq!(g["seq_missing"].as_u64().unwrap() + announced, never, "{g}");
+        assert_eq!(g["seq_lost"].as_u64().unwrap_or(0), 0, "{g}");
     }
     let (from, to) = (
         chrono::Utc::now() - chrono::Duration::minutes(10),
