@@ -46,6 +46,11 @@ pub struct Metrics {
     pub counter_resets: Counter,
     /// Counter readings that dipped but not to near zero, by asset.
     pub counter_glitches: Family<AssetLabels, Counter>,
+    /// Counter readings skipped as a step larger than the rated capacity
+    /// could make, by asset.
+    pub implausible_steps: Family<AssetLabels, Counter>,
+    /// Counters taken at a new level after a jump, by asset.
+    pub counter_rebases: Family<AssetLabels, Counter>,
     pub late_samples: Counter,
     /// Samples of late fills filled into the history of their gap.
     pub filled_samples: Counter,
@@ -114,6 +119,8 @@ impl Metrics {
             resend_requests: Counter::default(),
             counter_resets: Counter::default(),
             counter_glitches: Family::default(),
+            implausible_steps: Family::default(),
+            counter_rebases: Family::default(),
             late_samples: Counter::default(),
             filled_samples: Counter::default(),
             clock_steps: Family::default(),
@@ -199,6 +206,16 @@ impl Metrics {
             "throughline_counter_glitches",
             "Output counter readings below the last good one but not near zero (jitter, a stale read): no output counted, by asset",
             m.counter_glitches.clone(),
+        );
+        r.register(
+            "throughline_implausible_steps",
+            "Output counter steps above ingest.implausible_step_factor times what the registered asset's rated capacity makes in the time since the last good reading: no output counted, by asset",
+            m.implausible_steps.clone(),
+        );
+        r.register(
+            "throughline_counter_rebases",
+            "Output counters that jumped and stayed at the new level for several readings: taken as the new base, no output counted for the jump, by asset",
+            m.counter_rebases.clone(),
         );
         r.register(
             "throughline_late_samples",
@@ -435,12 +452,16 @@ mod tests {
     }
 
     #[test]
-    fn glitches_and_clock_steps_are_labelled() {
+    fn glitches_implausible_steps_and_clock_steps_are_labelled() {
         let m = Metrics::new();
         m.counter_glitches.get_or_create(&AssetLabels { site: "s".into(), asset: "a".into() }).inc_by(2);
+        m.implausible_steps.get_or_create(&AssetLabels { site: "s".into(), asset: "a".into() }).inc();
+        m.counter_rebases.get_or_create(&AssetLabels { site: "s".into(), asset: "b".into() }).inc();
         m.clock_steps.get_or_create(&AgentLabels { site: "s".into(), agent: "gw".into() }).inc();
         let text = m.render();
         assert!(text.contains("throughline_counter_glitches_total{site=\"s\",asset=\"a\"} 2"), "{text}");
+        assert!(text.contains("throughline_implausible_steps_total{site=\"s\",asset=\"a\"} 1"), "{text}");
+        assert!(text.contains("throughline_counter_rebases_total{site=\"s\",asset=\"b\"} 1"), "{text}");
         assert!(text.contains("throughline_clock_steps_total{site=\"s\",agent=\"gw\"} 1"), "{text}");
     }
 

@@ -1,6 +1,8 @@
 //! A raw MQTT client publishes garbage, duplicates, a gap, a counter reset,
 //! a counter glitch, a sample from 1970 and a jump of the numbering: ingest
-//! goes on, /metrics counts each, the good samples all count.
+//! goes on, /metrics counts each, the good samples all count. A forged
+//! counter reading far beyond a registered line's rated capacity adds
+//! nothing and is counted.
 
 use std::time::Duration;
 
@@ -138,6 +140,59 @@ async fn garbage_duplicates_gaps_resets_and_glitches_are_counted() {
     client.disconnect().await.unwrap();
     let acked = tokio::time::timeout(Duration::from_secs(10), acks).await.unwrap().unwrap();
     assert_eq!(acked, total, "the broker acknowledged every publish");
+    agg.proc.stop();
+}
+
+#[tokio::test]
+async fn a_forged_counter_reading_beyond_the_rated_capacity_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "plant-forged";
+    let config = write_plant_config(dir.path(), site, "");
+    let mqtt = free_port();
+    let mut agg = start_plant(dir.path(), &config, mqtt);
+    agg.wait_mqtt_connected().await;
+    let client = raw_client(mqtt, "forging-client");
+
+    // line-1 is rated 36000 pieces/h: 10 s apart it makes about 100.
+    let now = chrono::Utc::now();
+    let at = |secs_ago: i64| (now - chrono::Duration::seconds(secs_ago)).to_rfc3339();
+    let sample =
+        |secs_ago: i64, output: f64| json!({"ts": at(secs_ago), "output": output, "state": "running"});
+    let envelopes = [
+        json!([sample(30, 1000.0), sample(20, 1010.0)]), // +10
+        json!([sample(10, 1e12)]),                       // forged: +0, counted
+        json!([sample(0, 1030.0)]),                      // +20, from the last good reading
+    ];
+    for (i, samples) in envelopes.into_iter().enumerate() {
+        publish_telemetry(&client, site, "gw-forged", "line-1", i as u64 + 1, samples).await;
+    }
+
+    let metrics_url = format!("{}/metrics", agg.http);
+    let text = wait_for("every message ingested", || async {
+        let text = get_text(&metrics_url).await;
+        match metric(&text, "throughline_messages_ingested_total") {
+            Some(n) if n >= 3.0 => Ok(text),
+            _ => Err(text),
+        }
+    })
+    .await;
+    assert_eq!(
+        metric(&text, &format!("throughline_implausible_steps_total{{site=\"{site}\",asset=\"line-1\"}}")),
+        Some(1.0),
+        "{text}"
+    );
+    let asset = get_json(&format!("{}/api/v1/assets/{site}/line-1", agg.http)).await;
+    assert_eq!(asset["registered"], true, "{asset}");
+    assert_eq!(asset["output_total"], 30.0, "{asset}");
+    assert_eq!(asset["output_counter"], 1030.0, "{asset}");
+    assert_eq!(
+        (asset["implausible_steps"].as_u64(), asset["counter_rebases"].as_u64()),
+        (Some(1), Some(0)),
+        "{asset}"
+    );
+    assert_eq!(asset["counter_glitches"], 0, "{asset}");
+
+    client.disconnect().await.unwrap();
     agg.proc.stop();
 }
 

@@ -6,7 +6,9 @@
 //! back at start, so that
 //!
 //! - the output between the last sample before a restart and the first
-//!   after it is counted (the last counter is known),
+//!   after it is counted (the last counter is known), and a step is judged
+//!   plausible or not over the time since that counter was read (readings
+//!   at a new level waiting to become the base stay waiting),
 //! - envelopes the broker redelivers are still recognised as duplicates
 //!   (the sequence window is known),
 //! - an asset's event time does not start again from nothing (the close
@@ -28,7 +30,8 @@ use throughline_shared::message::SeqRange;
 use throughline_shared::{AgentId, AssetId, AssetState, SiteId};
 
 use crate::state::{
-    AgentIx, AssetIx, ClockStep, GapInterval, LiveState, SeqTracker, TelemetryOutcome, MAX_GAP_INTERVALS,
+    AgentIx, AssetIx, ClockStep, GapInterval, LiveState, PendingRebase, SeqTracker, TelemetryOutcome,
+    MAX_GAP_INTERVALS,
 };
 use crate::stops::{Stop, StopLog};
 
@@ -61,12 +64,23 @@ pub struct AssetSnapshot {
     pub reason: Option<String>,
     #[serde(default)]
     pub output_counter: Option<f64>,
+    /// When the last good reading was taken (a snapshot written before it
+    /// was kept: the last sample time).
+    #[serde(default)]
+    pub output_counter_ts: Option<DateTime<Utc>>,
     #[serde(default)]
     pub output_total: f64,
     #[serde(default)]
     pub counter_resets: u64,
     #[serde(default)]
     pub counter_glitches: u64,
+    #[serde(default)]
+    pub implausible_steps: u64,
+    #[serde(default)]
+    pub counter_rebases: u64,
+    /// Readings at a new counter level waiting to become the base.
+    #[serde(default)]
+    pub pending_rebase: Option<PendingRebase>,
     #[serde(default)]
     pub load_kw: Option<f64>,
     #[serde(default)]
@@ -225,9 +239,13 @@ impl LiveState {
             state_since: a.state_since,
             reason: a.reason.clone(),
             output_counter: a.output_counter,
+            output_counter_ts: a.output_counter_ts,
             output_total: a.output_total,
             counter_resets: a.counter_resets,
             counter_glitches: a.counter_glitches,
+            implausible_steps: a.implausible_steps,
+            counter_rebases: a.counter_rebases,
+            pending_rebase: a.pending_rebase,
             load_kw: a.load_kw,
             samples: a.samples,
             late_samples: a.late_samples,
@@ -285,9 +303,13 @@ impl LiveState {
         a.state_since = s.state_since;
         a.reason = s.reason;
         a.output_counter = s.output_counter;
+        a.output_counter_ts = s.output_counter_ts.or(s.output_counter.and(s.last_ts));
         a.output_total = s.output_total;
         a.counter_resets = s.counter_resets;
         a.counter_glitches = s.counter_glitches;
+        a.implausible_steps = s.implausible_steps;
+        a.counter_rebases = s.counter_rebases;
+        a.pending_rebase = s.pending_rebase;
         a.load_kw = s.load_kw;
         a.samples = s.samples;
         a.late_samples = s.late_samples;

@@ -12,6 +12,20 @@
 //!   register read): no output, the last good reading stays the one the
 //!   next reading is compared with, and it is counted
 //!   ([`AssetLive::counter_glitches`], [`LiveEvent::CounterGlitch`]).
+//! - **Implausible steps.** For a registered asset, a rise (or the value
+//!   after a reset) larger than its rated capacity could make since the
+//!   last good reading, times [`StateSettings::implausible_step_factor`]
+//!   (elapsed time taken as at least [`MIN_PLAUSIBLE_ELAPSED_SECS`]), is
+//!   *implausible* (a forged or corrupt value, a register read as another
+//!   type): no output, and, as for a glitch, the last good reading stays
+//!   the one the next is compared with ([`AssetLive::implausible_steps`],
+//!   [`LiveEvent::ImplausibleStep`]). A counter that really jumped (a
+//!   replaced PLC, a preset register) keeps reporting from its new level:
+//!   the [`REBASE_AFTER`]th reading in a row there, each step between them
+//!   plausible, becomes the new base ([`AssetLive::counter_rebases`],
+//!   [`LiveEvent::CounterRebase`]), adding the output made at the new level
+//!   but none for the jump. An unregistered asset has no rated capacity:
+//!   its steps are not checked.
 //! - **Sample time.** A sample older than its asset's last one is *late*
 //!   (ignored for live state and history) when its envelope fills a gap of
 //!   its agent's `seq` (a replay, a redelivery) or arrived with a later
@@ -64,6 +78,16 @@ pub const DEFAULT_MAX_SEQ_JUMP: u64 = 1_000_000;
 /// How long ended stops are kept without [`LiveState::with_stop_window`]:
 /// the default availability window.
 pub const DEFAULT_STOP_WINDOW_HOURS: i64 = 8;
+/// Shortest time since the last good reading an output step is judged
+/// over: a step of up to this long at the rated capacity (times the
+/// factor) is always plausible, so two readings a few milliseconds apart,
+/// or a clock that stepped back, do not make an ordinary step implausible.
+pub const MIN_PLAUSIBLE_ELAPSED_SECS: i64 = 60;
+/// Readings in a row at a new counter level (each a plausible step from the
+/// one before) after which the level is the counter's new base: a counter
+/// that really jumped is followed within three readings, and a single
+/// forged or corrupt reading, or two, never moves the base.
+pub const REBASE_AFTER: u32 = 3;
 
 /// What a sequence number means given what was seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,15 +325,26 @@ pub struct StateSettings {
     /// A counter lower than the last good reading is a reset only when it
     /// is at most this share of it (0 < f < 1); any other dip is a glitch.
     pub counter_reset_fraction: f64,
+    /// A registered asset's output step is implausible when larger than its
+    /// rated capacity over the time since the last good reading (at least
+    /// [`MIN_PLAUSIBLE_ELAPSED_SECS`]) times this (>= 1).
+    pub implausible_step_factor: f64,
 }
 
 impl StateSettings {
     /// 1 %: a counter at 100000 that reads 1000 or less has restarted.
     pub const DEFAULT_COUNTER_RESET_FRACTION: f64 = 0.01;
+    /// Ten times the rated capacity: far above any real line or feeder
+    /// running fast, far below a forged or misread counter.
+    pub const DEFAULT_IMPLAUSIBLE_STEP_FACTOR: f64 = 10.0;
 
-    /// `rate_window`, and the default reset fraction.
+    /// `rate_window`, and the default reset fraction and step factor.
     pub fn new(rate_window: Duration) -> StateSettings {
-        StateSettings { rate_window, counter_reset_fraction: Self::DEFAULT_COUNTER_RESET_FRACTION }
+        StateSettings {
+            rate_window,
+            counter_reset_fraction: Self::DEFAULT_COUNTER_RESET_FRACTION,
+            implausible_step_factor: Self::DEFAULT_IMPLAUSIBLE_STEP_FACTOR,
+        }
     }
 }
 
@@ -375,14 +410,27 @@ pub struct AssetLive {
     pub state: Option<AssetState>,
     pub state_since: Option<DateTime<Utc>>,
     pub reason: Option<String>,
-    /// Last good raw output counter (a glitch does not replace it).
+    /// Last good raw output counter (a glitch or an implausible step does
+    /// not replace it).
     pub output_counter: Option<f64>,
+    /// Sample time of the last good reading (the latest one at that
+    /// value): the next step is judged over the time since.
+    pub output_counter_ts: Option<DateTime<Utc>>,
     /// Output since this aggregator first saw the asset, counter resets included.
     pub output_total: f64,
     pub counter_resets: u64,
     /// Counter readings below the last good one but not near zero: skipped
     /// for output.
     pub counter_glitches: u64,
+    /// Readings whose step from the last good one exceeds what the rated
+    /// capacity could make (by the factor): skipped for output.
+    pub implausible_steps: u64,
+    /// Times a counter that jumped and stayed at its new level was taken as
+    /// the new base (no output for the jump).
+    pub counter_rebases: u64,
+    /// Implausible readings in a row at one new level, not yet enough for
+    /// a rebase.
+    pub pending_rebase: Option<PendingRebase>,
     pub load_kw: Option<f64>,
     pub samples: u64,
     /// Samples older than the last applied, from a late fill of a `seq` gap
@@ -426,9 +474,13 @@ impl AssetLive {
             state_since: None,
             reason: None,
             output_counter: None,
+            output_counter_ts: None,
             output_total: 0.0,
             counter_resets: 0,
             counter_glitches: 0,
+            implausible_steps: 0,
+            counter_rebases: 0,
+            pending_rebase: None,
             load_kw: None,
             samples: 0,
             late_samples: 0,
@@ -490,26 +542,7 @@ impl AssetLive {
         let mut counter = CounterReading::Continued;
         let mut delta = 0.0;
         if let Some(out) = s.output {
-            match self.output_counter {
-                Some(prev) if out >= prev => {
-                    delta = out - prev;
-                    self.output_counter = Some(out);
-                }
-                Some(prev) if out <= settings.counter_reset_fraction * prev => {
-                    // Near zero: the counter restarted from zero.
-                    counter = CounterReading::Reset;
-                    self.counter_resets += 1;
-                    delta = out;
-                    self.output_counter = Some(out);
-                }
-                Some(_) => {
-                    // Jitter or a stale read: the next reading continues
-                    // from the last good one.
-                    counter = CounterReading::Glitch;
-                    self.counter_glitches += 1;
-                }
-                None => self.output_counter = Some(out),
-            }
+            (counter, delta) = self.read_counter(out, s.ts, settings);
             self.output_total += delta;
             self.window.push_back((s.ts, self.output_total));
             let horizon = s.ts - settings.rate_window;
@@ -629,6 +662,90 @@ impl AssetLive {
         true
     }
 
+    /// Read an output counter at `ts` against the last good reading: what
+    /// it was, and the output it adds.
+    fn read_counter(
+        &mut self,
+        out: f64,
+        ts: DateTime<Utc>,
+        settings: &StateSettings,
+    ) -> (CounterReading, f64) {
+        let Some(prev) = self.output_counter else {
+            self.take_counter(out, ts);
+            return (CounterReading::Continued, 0.0);
+        };
+        let (reading, step) = if out >= prev {
+            (CounterReading::Continued, out - prev)
+        } else if out <= settings.counter_reset_fraction * prev {
+            // Near zero: the counter restarted from zero.
+            (CounterReading::Reset, out)
+        } else {
+            // Jitter or a stale read: the next reading continues from the
+            // last good one.
+            self.pending_rebase = None;
+            self.counter_glitches += 1;
+            return (CounterReading::Glitch, 0.0);
+        };
+        let since = self.output_counter_ts.unwrap_or(ts);
+        if self.plausible(step, since, ts, settings) {
+            self.pending_rebase = None;
+            if reading == CounterReading::Reset {
+                self.counter_resets += 1;
+            }
+            self.take_counter(out, ts);
+            return (reading, step);
+        }
+        // More than the asset could have made: skipped, unless the counter
+        // has stayed at this new level for long enough to be believed.
+        let pending = self
+            .pending_rebase
+            .filter(|p| out >= p.level && self.plausible(out - p.level, p.ts, ts, settings));
+        match pending {
+            Some(p) if p.readings + 1 >= REBASE_AFTER => {
+                self.pending_rebase = None;
+                self.counter_rebases += 1;
+                self.take_counter(out, ts);
+                // What it made at the new level since the first reading
+                // there; nothing for the jump.
+                (CounterReading::Rebase, out - p.first)
+            }
+            Some(p) => {
+                self.pending_rebase = Some(PendingRebase { level: out, ts, readings: p.readings + 1, ..p });
+                self.implausible_steps += 1;
+                (CounterReading::Implausible, 0.0)
+            }
+            None => {
+                self.pending_rebase = Some(PendingRebase { first: out, level: out, ts, readings: 1 });
+                self.implausible_steps += 1;
+                (CounterReading::Implausible, 0.0)
+            }
+        }
+    }
+
+    /// Take `out` at `ts` as the last good reading.
+    fn take_counter(&mut self, out: f64, ts: DateTime<Utc>) {
+        self.output_counter = Some(out);
+        self.output_counter_ts = Some(ts);
+    }
+
+    /// Whether the asset could make `step` between `since` and `ts`: at most
+    /// its rated capacity times the factor over that time, taken as at least
+    /// [`MIN_PLAUSIBLE_ELAPSED_SECS`]. Always, for an asset without a rated
+    /// capacity (unregistered).
+    fn plausible(
+        &self,
+        step: f64,
+        since: DateTime<Utc>,
+        ts: DateTime<Utc>,
+        settings: &StateSettings,
+    ) -> bool {
+        let Some(rated) = self.registration.as_ref().map(|r| r.rated_capacity).filter(|r| *r > 0.0) else {
+            return true;
+        };
+        let secs = ((ts - since).num_milliseconds() as f64 / 1000.0).max(MIN_PLAUSIBLE_ELAPSED_SECS as f64);
+        step <= rated * secs / 3600.0 * settings.implausible_step_factor
+    }
+
     /// Attribute the interval `[from, to)` since the previous sample to the
     /// history: it belongs to the previous state and load, and `output` is
     /// spread over it. After a clock step back (`to` before `from`) the
@@ -707,6 +824,25 @@ enum CounterReading {
     Reset,
     /// Lower, not near zero: skipped.
     Glitch,
+    /// A step more than the asset could make: skipped.
+    Implausible,
+    /// The last of [`REBASE_AFTER`] readings in a row at a new level: the
+    /// new base.
+    Rebase,
+}
+
+/// Readings in a row at a new counter level, each a plausible step from the
+/// one before, that the last good reading is too far from: after
+/// [`REBASE_AFTER`] of them the level is the new base.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PendingRebase {
+    /// The first reading at the new level.
+    pub first: f64,
+    /// The latest reading there, and its time.
+    pub level: f64,
+    pub ts: DateTime<Utc>,
+    /// Readings at the level so far.
+    pub readings: u32,
 }
 
 /// Live view of one agent.
@@ -793,6 +929,14 @@ pub enum LiveEvent {
     /// Sample `index` brought an output counter lower than the last good
     /// one but not near zero: skipped for output.
     CounterGlitch { index: usize },
+    /// Sample `index` brought an output counter step larger than its
+    /// registered asset could make in the time since the last good reading
+    /// (by `ingest.implausible_step_factor`): skipped for output.
+    ImplausibleStep { index: usize },
+    /// Sample `index` was the last of [`REBASE_AFTER`] readings in a row at
+    /// a new level too far from the last good one: the counter's new base
+    /// (no output for the jump).
+    CounterRebase { index: usize },
     /// Sample `index` is `back_ms` older than its asset's last one, in an
     /// envelope with its agent's next `seq`: the agent's clock stepped
     /// back. Applied, not late.
@@ -815,6 +959,10 @@ pub struct TelemetryOutcome {
     pub samples: u64,
     pub counter_resets: u64,
     pub counter_glitches: u64,
+    /// Readings skipped as a step larger than the asset could make.
+    pub implausible_steps: u64,
+    /// Counters taken at a new level after a jump ([`LiveEvent::CounterRebase`]).
+    pub counter_rebases: u64,
     pub late_samples: u64,
     /// Samples of a late fill filled into the history of the gap they lie in.
     pub filled_samples: u64,
@@ -1092,6 +1240,14 @@ impl LiveState {
                             out.counter_glitches += 1;
                             out.events.push(LiveEvent::CounterGlitch { index });
                         }
+                        CounterReading::Implausible => {
+                            out.implausible_steps += 1;
+                            out.events.push(LiveEvent::ImplausibleStep { index });
+                        }
+                        CounterReading::Rebase => {
+                            out.counter_rebases += 1;
+                            out.events.push(LiveEvent::CounterRebase { index });
+                        }
                     }
                     if let (true, Some(state)) = (changed, asset.state) {
                         out.events.push(LiveEvent::StateChanged { index, state });
@@ -1208,6 +1364,10 @@ pub struct AssetView {
     pub late_samples: u64,
     pub counter_resets: u64,
     pub counter_glitches: u64,
+    /// Readings skipped as a step larger than the rated capacity could
+    /// make, and times a counter that jumped was taken at its new level.
+    pub implausible_steps: u64,
+    pub counter_rebases: u64,
 }
 
 /// JSON view of an agent (`/api/v1/agents`).
@@ -1273,6 +1433,8 @@ impl LiveState {
             late_samples: a.late_samples,
             counter_resets: a.counter_resets,
             counter_glitches: a.counter_glitches,
+            implausible_steps: a.implausible_steps,
+            counter_rebases: a.counter_rebases,
         }
     }
 

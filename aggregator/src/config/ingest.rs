@@ -1,7 +1,8 @@
 //! `[ingest]`: limits on what is accepted, and how live state reads the
-//! samples (rate window, counter resets, sequence window) and asks agents
-//! to resend what a broker lost; builds the decoder's [`Limits`], live
-//! state's [`StateSettings`] and the [`ResendSettings`].
+//! samples (rate window, counter resets, implausible steps, sequence
+//! window) and asks agents to resend what a broker lost; builds the
+//! decoder's [`Limits`], live state's [`StateSettings`] and the
+//! [`ResendSettings`].
 
 use serde::Deserialize;
 use throughline_shared::Limits;
@@ -47,6 +48,13 @@ pub struct IngestConfig {
     /// answering, before it is reported lost.
     #[serde(default = "default_resend_attempts")]
     pub resend_attempts: u32,
+    /// A registered asset's output step larger than its rated capacity
+    /// could make since the last good reading (taken as at least 60 s),
+    /// times this, is implausible: no output, the last good reading stays
+    /// the base; three readings in a row at such a new level make it the
+    /// base. >= 1.
+    #[serde(default = "default_implausible_step_factor")]
+    pub implausible_step_factor: f64,
 }
 
 fn default_rate_window() -> u64 {
@@ -75,6 +83,9 @@ fn default_resend_interval() -> u64 {
 fn default_resend_attempts() -> u32 {
     ResendSettings::DEFAULT_ATTEMPTS
 }
+fn default_implausible_step_factor() -> f64 {
+    StateSettings::DEFAULT_IMPLAUSIBLE_STEP_FACTOR
+}
 
 impl Default for IngestConfig {
     fn default() -> Self {
@@ -87,6 +98,7 @@ impl Default for IngestConfig {
             counter_reset_fraction: default_counter_reset_fraction(),
             resend_interval_secs: default_resend_interval(),
             resend_attempts: default_resend_attempts(),
+            implausible_step_factor: default_implausible_step_factor(),
         }
     }
 }
@@ -116,6 +128,13 @@ impl IngestConfig {
             problems.push(format!(
                 "ingest.counter_reset_fraction: must be above 0 and below 1 (got {f}): a counter that \
                  falls to at most this share of its last reading is a reset, e.g. 0.01"
+            ));
+        }
+        let k = self.implausible_step_factor;
+        if !(k.is_finite() && k >= 1.0) {
+            problems.push(format!(
+                "ingest.implausible_step_factor: must be a number >= 1 (got {k}): a counter step above \
+                 this many times what the rated capacity makes in the time is refused, e.g. 10"
             ));
         }
         if self.resend_interval_secs > 3600 {
@@ -154,7 +173,11 @@ impl IngestConfig {
 
     /// How live state reads the samples.
     pub fn state_settings(&self) -> StateSettings {
-        StateSettings { rate_window: self.rate_window(), counter_reset_fraction: self.counter_reset_fraction }
+        StateSettings {
+            rate_window: self.rate_window(),
+            counter_reset_fraction: self.counter_reset_fraction,
+            implausible_step_factor: self.implausible_step_factor,
+        }
     }
 }
 
@@ -176,6 +199,7 @@ mod tests {
             counter_reset_fraction: 1.0,
             resend_interval_secs: 3601,
             resend_attempts: 0,
+            implausible_step_factor: 0.5,
         };
         c.validate(&mut p);
         assert_eq!(
@@ -188,6 +212,8 @@ mod tests {
                 "ingest.max_payload_bytes: must be at least 1024",
                 "ingest.counter_reset_fraction: must be above 0 and below 1 (got 1): a counter that falls \
                  to at most this share of its last reading is a reset, e.g. 0.01",
+                "ingest.implausible_step_factor: must be a number >= 1 (got 0.5): a counter step above this \
+                 many times what the rated capacity makes in the time is refused, e.g. 10",
                 "ingest.resend_interval_secs: must be at most 3600 (0 turns resend requests off)",
                 "ingest.resend_attempts: must be between 1 and 100",
             ]
@@ -201,9 +227,27 @@ mod tests {
             assert_eq!(p.len(), 1, "{bad}: {p:?}");
             assert!(p[0].starts_with("ingest.counter_reset_fraction: "), "{p:?}");
         }
-        let s = IngestConfig { counter_reset_fraction: 0.05, ..IngestConfig::default() }.state_settings();
-        assert_eq!((s.rate_window, s.counter_reset_fraction), (chrono::Duration::minutes(5), 0.05));
-        assert_eq!(IngestConfig::default().state_settings().counter_reset_fraction, 0.01);
+        for bad in [f64::INFINITY, f64::NAN, 0.99] {
+            let mut p = Vec::new();
+            IngestConfig { implausible_step_factor: bad, ..IngestConfig::default() }.validate(&mut p);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].starts_with("ingest.implausible_step_factor: "), "{p:?}");
+        }
+        let mut p = Vec::new();
+        IngestConfig { implausible_step_factor: 1.0, ..IngestConfig::default() }.validate(&mut p);
+        assert!(p.is_empty(), "1 is the least: {p:?}");
+        let s = IngestConfig {
+            counter_reset_fraction: 0.05,
+            implausible_step_factor: 25.0,
+            ..IngestConfig::default()
+        }
+        .state_settings();
+        assert_eq!(
+            (s.rate_window, s.counter_reset_fraction, s.implausible_step_factor),
+            (chrono::Duration::minutes(5), 0.05, 25.0)
+        );
+        let d = IngestConfig::default().state_settings();
+        assert_eq!((d.counter_reset_fraction, d.implausible_step_factor), (0.01, 10.0));
         let mut p = Vec::new();
         IngestConfig { max_past_secs: MAX_PAST_SECS_LIMIT + 1, ..IngestConfig::default() }.validate(&mut p);
         assert_eq!(p.len(), 1, "{p:?}");

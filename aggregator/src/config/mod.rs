@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `[http]` | [`http`] | the bound HTTP listener |
 //! | `[mqtt]` | [`mqtt`] | the ingest connection (`IngestSettings`, with the broker password) |
-//! | `[ingest]` | [`ingest`] | the decoder's `Limits`, live state's `StateSettings` (rate window, counter resets) |
+//! | `[ingest]` | [`ingest`] | the decoder's `Limits`, live state's `StateSettings` (rate window, counter resets, implausible steps) |
 //! | `[influxdb]` | [`influx`] | the `InfluxSink` handle, with its token |
 //! | `[[groups]]`, `[[assets]]` | [`plant`] | (checks only; [`Config::planner`] uses them) |
 //! | `[planning]` | [`planning`] | the projection `Windows`, the alert interval |

@@ -179,3 +179,64 @@ fn an_assets_stops_survive_a_restart() {
     let old: AssetSnapshot = serde_json::from_value(json).unwrap();
     assert!(old.stops.is_empty());
 }
+
+#[test]
+fn a_counter_jump_being_confirmed_and_the_step_counts_survive_a_restart() {
+    // 1000 at 0 s; a forged reading, then the counter jumps to 5e6 and stays.
+    let readings = [(0, 1000.0), (10, 1e12), (20, 5e6), (30, 5e6 + 10.0), (40, 5e6 + 20.0), (50, 5e6 + 30.0)];
+    let envelope = |i: usize| tel("l1", i as u64 + 1, vec![out(readings[i].0, readings[i].1)]);
+    let mut straight = LiveState::new(&[reg("l1")], Duration::minutes(5));
+    for i in 0..readings.len() {
+        straight.apply_telemetry(&envelope(i), t0());
+    }
+    let mut first = LiveState::new(&[reg("l1")], Duration::minutes(5));
+    for i in 0..4 {
+        first.apply_telemetry(&envelope(i), t0());
+    }
+    let waiting = first.assets().next().unwrap().pending_rebase;
+    assert_eq!(waiting.map(|p| (p.first, p.level, p.readings)), Some((5e6, 5e6 + 10.0, 2)));
+    let mut second = restarted(&first);
+    assert_eq!(second.assets().next().unwrap().pending_rebase, waiting);
+    let o = second.apply_telemetry(&envelope(4), t0());
+    assert_eq!(
+        o.events,
+        [crate::state::LiveEvent::CounterRebase { index: 0 }],
+        "the third reading at the level"
+    );
+    second.apply_telemetry(&envelope(5), t0());
+    let (a, b) = (straight.assets().next().unwrap(), second.assets().next().unwrap());
+    assert_eq!((a.implausible_steps, a.counter_rebases, a.output_total), (3, 1, 30.0));
+    assert_eq!(
+        (b.implausible_steps, b.counter_rebases, b.output_total, b.output_counter, b.output_counter_ts),
+        (a.implausible_steps, a.counter_rebases, a.output_total, a.output_counter, a.output_counter_ts)
+    );
+}
+
+#[test]
+fn a_step_after_a_restart_is_judged_over_the_time_since_the_last_good_reading() {
+    let mut st = LiveState::new(&[reg("l1")], Duration::minutes(5));
+    // A good reading, then a state-only sample an hour later.
+    st.apply_telemetry(&tel("l1", 1, vec![out(0, 1000.0)]), t0());
+    let idle = Sample { state: Some(AssetState::Idle), ..Sample::at(t0() + Duration::hours(1)) };
+    st.apply_telemetry(&tel("l1", 2, vec![idle]), t0());
+    let mut back = restarted(&st);
+    assert_eq!(back.assets().next().unwrap().output_counter_ts, Some(t0()));
+    // 30000 pieces in the hour and a minute since: within 10 x 3600/h.
+    let o = back.apply_telemetry(&tel("l1", 3, vec![out(3660, 31_000.0)]), t0());
+    assert_eq!((o.implausible_steps, back.assets().next().unwrap().output_total), (0, 30_000.0));
+    // A snapshot written before the time was kept takes the last sample's.
+    let mut d = Dirty::default();
+    d.all(&st);
+    let mut json = serde_json::to_value(&d.take(&st).assets[0]).unwrap();
+    for key in ["output_counter_ts", "implausible_steps", "counter_rebases", "pending_rebase"] {
+        json.as_object_mut().unwrap().remove(key).unwrap();
+    }
+    let old: AssetSnapshot = serde_json::from_value(json).unwrap();
+    let mut st = LiveState::new(&[reg("l1")], Duration::minutes(5));
+    st.restore_asset(old);
+    let a = st.assets().next().unwrap();
+    assert_eq!(
+        (a.output_counter_ts, a.implausible_steps, a.pending_rebase),
+        (Some(t0() + Duration::hours(1)), 0, None)
+    );
+}

@@ -519,6 +519,215 @@ fn the_reset_fraction_comes_from_the_settings() {
     assert_eq!((a.counter_resets, a.counter_glitches, a.output_total), (1, 0, 410.0));
 }
 
+/// Counter steps against what the asset's rated capacity could make: a
+/// line rated 3600 pieces/h, a feeder rated 500 kW (kWh), an unregistered
+/// asset; the default factor of 10, judged over at least 60 s.
+#[test]
+fn implausible_steps_table() {
+    #[derive(Clone, Copy)]
+    enum Asset {
+        Line,
+        Feeder,
+        Unregistered,
+    }
+    struct Case {
+        name: &'static str,
+        asset: Asset,
+        /// (seconds after t0, counter)
+        readings: &'static [(i64, f64)],
+        added: f64,
+        implausible: u64,
+        rebases: u64,
+        counter: f64,
+    }
+    let cases = [
+        Case {
+            name: "a forged 1e12 between good ones: skipped, the next continues from the last good",
+            asset: Asset::Line,
+            readings: &[(0, 1000.0), (10, 1010.0), (20, 1e12), (30, 1030.0), (40, 1040.0)],
+            added: 40.0,
+            implausible: 1,
+            rebases: 0,
+            counter: 1040.0,
+        },
+        Case {
+            name: "a real fast line at 9x its rating, a reading a minute: all of it",
+            asset: Asset::Line,
+            readings: &[(0, 0.0), (60, 540.0), (120, 1080.0), (180, 1620.0)],
+            added: 1620.0,
+            implausible: 0,
+            rebases: 0,
+            counter: 1620.0,
+        },
+        Case {
+            name: "10x the rating over an hour is the most, just over it is skipped",
+            asset: Asset::Line,
+            readings: &[(0, 0.0), (3600, 36_000.0), (7200, 72_001.0), (10_800, 72_000.0)],
+            added: 72_000.0,
+            implausible: 1,
+            rebases: 0,
+            counter: 72_000.0,
+        },
+        Case {
+            name: "readings a second apart are judged over 60 s: 600 pieces pass, 601 do not",
+            asset: Asset::Line,
+            readings: &[(0, 0.0), (1, 600.0), (2, 1201.0), (3, 1200.0)],
+            added: 1200.0,
+            implausible: 1,
+            rebases: 0,
+            counter: 1200.0,
+        },
+        Case {
+            name: "judged over the time since the last good reading, not the last sample",
+            asset: Asset::Line,
+            readings: &[(0, 1000.0), (3000, 990.0), (3600, 31_000.0)],
+            added: 30_000.0,
+            implausible: 0,
+            rebases: 0,
+            counter: 31_000.0,
+        },
+        Case {
+            name:
+                "a counter that really jumped (a replaced PLC) and stays there: the third reading is the base",
+            asset: Asset::Line,
+            readings: &[
+                (0, 1000.0),
+                (10, 1010.0),
+                (20, 5_000_000.0),
+                (30, 5_000_010.0),
+                (40, 5_000_020.0),
+                (50, 5_000_030.0),
+            ],
+            // 10 before the jump, 20 made at the new level, 10 after: none for the jump.
+            added: 40.0,
+            implausible: 2,
+            rebases: 1,
+            counter: 5_000_030.0,
+        },
+        Case {
+            name: "the same forged value twice, then good again: no rebase",
+            asset: Asset::Line,
+            readings: &[(0, 1000.0), (10, 1e12), (20, 1e12), (30, 1020.0)],
+            added: 20.0,
+            implausible: 2,
+            rebases: 0,
+            counter: 1020.0,
+        },
+        Case {
+            name: "forged values all over the place never make a level",
+            asset: Asset::Line,
+            readings: &[(0, 1000.0), (10, 1e12), (20, 3e12), (30, 2e12), (40, 4e12), (50, 1050.0)],
+            added: 50.0,
+            implausible: 4,
+            rebases: 0,
+            counter: 1050.0,
+        },
+        Case {
+            name: "a forged first reading: the real counter, too large a reset from it, becomes the base",
+            asset: Asset::Line,
+            readings: &[(0, 1e12), (10, 1000.0), (20, 1010.0), (30, 1020.0), (40, 1030.0)],
+            added: 20.0 + 10.0,
+            implausible: 2,
+            rebases: 1,
+            counter: 1030.0,
+        },
+        Case {
+            name: "a feeder: kWh against its kW rating, 9x in an hour passes, 10.002x does not",
+            asset: Asset::Feeder,
+            readings: &[(0, 0.0), (3600, 4500.0), (7200, 9501.0), (10_800, 9000.0)],
+            added: 9000.0,
+            implausible: 1,
+            rebases: 0,
+            counter: 9000.0,
+        },
+        Case {
+            name: "a feeder: 100 kWh in a minute is more than 10x 500 kW",
+            asset: Asset::Feeder,
+            readings: &[(0, 0.0), (60, 80.0), (120, 180.0), (180, 160.0)],
+            added: 160.0,
+            implausible: 1,
+            rebases: 0,
+            counter: 160.0,
+        },
+        Case {
+            name: "an unregistered asset has no rated capacity: unchecked",
+            asset: Asset::Unregistered,
+            readings: &[(0, 1000.0), (10, 1e12), (20, 1e12 + 10.0)],
+            added: 1e12 + 10.0 - 1000.0,
+            implausible: 0,
+            rebases: 0,
+            counter: 1e12 + 10.0,
+        },
+    ];
+    for c in cases {
+        let registered = match c.asset {
+            Asset::Line => vec![reg("a")],
+            Asset::Feeder => vec![AssetConfig { kind: AssetKind::Feeder, rated_capacity: 500.0, ..reg("a") }],
+            Asset::Unregistered => vec![],
+        };
+        let mut st = LiveState::new(&registered, Duration::seconds(300));
+        let mut o = TelemetryOutcome::default();
+        let mut events = Vec::new();
+        for (i, (secs, v)) in c.readings.iter().enumerate() {
+            let m = st.apply_telemetry(&tel("a", i as u64 + 1, vec![out(*secs, *v)]), t0());
+            o.implausible_steps += m.implausible_steps;
+            o.counter_rebases += m.counter_rebases;
+            events.extend(m.events);
+        }
+        let a = st.assets().next().unwrap();
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1.0);
+        assert!(close(a.output_total, c.added), "{}: added {}", c.name, a.output_total);
+        let in_history = a.history.output_between(t0(), t0() + Duration::hours(4));
+        assert!(close(in_history, c.added), "{}: history {in_history}", c.name);
+        assert_eq!((a.implausible_steps, a.counter_rebases), (c.implausible, c.rebases), "{}", c.name);
+        assert_eq!((o.implausible_steps, o.counter_rebases), (c.implausible, c.rebases), "{}", c.name);
+        let count = |f: fn(&LiveEvent) -> bool| events.iter().filter(|e| f(e)).count() as u64;
+        assert_eq!(count(|e| matches!(e, LiveEvent::ImplausibleStep { .. })), c.implausible, "{}", c.name);
+        assert_eq!(count(|e| matches!(e, LiveEvent::CounterRebase { .. })), c.rebases, "{}", c.name);
+        assert_eq!(a.output_counter, Some(c.counter), "{}", c.name);
+        assert_eq!(a.pending_rebase, None, "{}: nothing left waiting", c.name);
+        let view = st.asset_view(a);
+        assert_eq!((view.implausible_steps, view.counter_rebases), (c.implausible, c.rebases), "{}", c.name);
+    }
+}
+
+#[test]
+fn an_implausible_step_still_applies_the_samples_state_and_its_rate_is_untouched() {
+    let mut st = LiveState::new(&[reg("a")], Duration::seconds(300));
+    st.apply_telemetry(&tel("a", 1, vec![out(0, 100.0), out(10, 110.0)]), t0());
+    let forged = Sample {
+        output: Some(1e12),
+        state: Some(AssetState::Down),
+        ..Sample::at(t0() + Duration::seconds(20))
+    };
+    let o = st.apply_telemetry(&tel("a", 2, vec![forged, out(30, 130.0)]), t0());
+    assert_eq!(
+        o.events,
+        [
+            LiveEvent::ImplausibleStep { index: 0 },
+            LiveEvent::StateChanged { index: 0, state: AssetState::Down }
+        ]
+    );
+    assert_eq!((o.implausible_steps, o.counter_glitches, o.counter_resets), (1, 0, 0));
+    let a = st.assets().next().unwrap();
+    assert_eq!((a.state, a.output_counter, a.output_total), (Some(AssetState::Down), Some(130.0), 30.0));
+    // 30 pieces in 30 s: 3600/h, not 1e12's worth.
+    assert_eq!(a.rate_per_hour(), Some(3600.0));
+}
+
+#[test]
+fn the_step_factor_comes_from_the_settings() {
+    let settings =
+        StateSettings { implausible_step_factor: 1.0, ..StateSettings::new(Duration::seconds(300)) };
+    let mut st = LiveState::with_settings(&[reg("a")], settings);
+    // Twice the rating over an hour: past a factor of 1, within the default 10.
+    for (i, (secs, v)) in [(0, 0.0), (3600, 7200.0), (7200, 3600.0)].into_iter().enumerate() {
+        st.apply_telemetry(&tel("a", i as u64 + 1, vec![out(secs, v)]), t0());
+    }
+    let a = st.assets().next().unwrap();
+    assert_eq!((a.implausible_steps, a.output_total, a.output_counter), (1, 3600.0, Some(3600.0)));
+}
+
 /// One piece a second; a sample every 10 s, three to an envelope. The
 /// agent's clock runs 4 min fast until NTP corrects it at 10 min (true
 /// time); the line stops for a minute at 11:40 and at 15:00. Every piece

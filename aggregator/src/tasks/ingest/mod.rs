@@ -8,21 +8,24 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use throughline_shared::codec::{self, Inbound};
+use throughline_shared::codec::{self, Inbound, Telemetry};
 use throughline_shared::{AgentId, Limits, RejectReason, Topic};
 
 use crate::journal::{Journal, JournalError};
 use crate::metrics::{AgentLabels, AssetLabels, ReasonLabel};
 use crate::service::Services;
-use crate::state::LiveEvent;
+use crate::state::{AssetIx, LiveEvent, TelemetryOutcome};
 
-/// How often one agent's clock refusals, or its numbering restarts, are
-/// logged at most.
+/// How often one agent's clock refusals, or its numbering restarts, and
+/// one asset's implausible counter steps, are logged at most.
 const PER_AGENT_EVERY: Duration = Duration::from_secs(60);
 /// Most agents throttled one by one; beyond it (many ids in one minute) a
 /// new agent shares its reason's throttle, so memory stays bounded
 /// whatever is published.
 const MAX_AGENTS: usize = 1024;
+/// Most assets throttled one by one, as [`MAX_AGENTS`]; beyond it a new
+/// asset shares one throttle with every other.
+const MAX_ASSETS: usize = 1024;
 
 /// At most one line per key per `every`, counting the lines held back.
 #[derive(Debug)]
@@ -78,21 +81,107 @@ enum PerAgent {
     SeqEpoch,
 }
 
+/// What is throttled per asset: its counter readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PerAsset {
+    ImplausibleStep,
+    Rebase,
+}
+
 /// Logs each rejection reason at most once per `every`, with how many were
 /// suppressed in between, so a misbehaving device cannot flood the log. A
 /// sample time out of bounds (`past_timestamp`, `future_timestamp`) is one
 /// agent's clock, repeated with each of its messages: logged at most once
 /// per agent per minute instead, so one bad clock does not hide another's.
-/// So is a restart of an agent's numbering.
+/// So is a restart of an agent's numbering. A counter reading refused as
+/// an implausible step (a forged or misread value), and a counter taken at
+/// a new level, are logged at most once per asset a minute.
 #[derive(Debug)]
 pub struct RejectLog {
     last: Throttle<RejectReason>,
     agents: Throttle<(PerAgent, AgentId)>,
+    assets: Throttle<(PerAsset, AssetIx)>,
+    /// Shared by the assets beyond [`MAX_ASSETS`].
+    other_assets: Throttle<PerAsset>,
 }
 
 impl RejectLog {
     pub fn new(every: Duration) -> RejectLog {
-        RejectLog { last: Throttle::new(every), agents: Throttle::new(PER_AGENT_EVERY) }
+        RejectLog {
+            last: Throttle::new(every),
+            agents: Throttle::new(PER_AGENT_EVERY),
+            assets: Throttle::new(PER_AGENT_EVERY),
+            other_assets: Throttle::new(PER_AGENT_EVERY),
+        }
+    }
+
+    /// Whether a note about asset `ix`'s counter is logged now.
+    fn pass_asset(&mut self, what: PerAsset, ix: AssetIx, now: Instant) -> Option<u64> {
+        let verdict = match self.assets.pass((what, ix), now, MAX_ASSETS) {
+            Verdict::NoRoom => self.other_assets.pass(what, now, usize::MAX),
+            v => v,
+        };
+        match verdict {
+            Verdict::Log { suppressed } => Some(suppressed),
+            Verdict::Hold | Verdict::NoRoom => None,
+        }
+    }
+
+    /// Log what `t`'s implausible counter steps and rebases were, at most
+    /// once per asset a minute each; `last_good` reads the asset's last
+    /// good counter after the message, only when a line is written. Returns
+    /// how many lines were.
+    fn note_counter_steps(
+        &mut self,
+        t: &Telemetry,
+        out: &TelemetryOutcome,
+        last_good: impl FnOnce() -> Option<f64>,
+        now: Instant,
+    ) -> usize {
+        let Some(ix) = out.asset else { return 0 };
+        let reading = |want: fn(&LiveEvent) -> Option<usize>| {
+            out.events.iter().find_map(want).and_then(|i| t.envelope.samples.get(i)).and_then(|s| s.output)
+        };
+        let mut lines = 0;
+        if out.implausible_steps > 0 {
+            if let Some(suppressed) = self.pass_asset(PerAsset::ImplausibleStep, ix, now) {
+                let reading = reading(|e| match e {
+                    LiveEvent::ImplausibleStep { index } => Some(*index),
+                    _ => None,
+                });
+                tracing::warn!(
+                    site = %t.site,
+                    asset = %t.asset,
+                    agent = %t.envelope.agent,
+                    seq = t.envelope.seq,
+                    reading,
+                    last_good = last_good(),
+                    steps = out.implausible_steps,
+                    suppressed,
+                    "output counter step larger than the asset's rated capacity could make (ingest.implausible_step_factor): skipped, the last good reading stays the base"
+                );
+                lines += 1;
+            }
+        }
+        if out.counter_rebases > 0 {
+            if let Some(suppressed) = self.pass_asset(PerAsset::Rebase, ix, now) {
+                let reading = reading(|e| match e {
+                    LiveEvent::CounterRebase { index } => Some(*index),
+                    _ => None,
+                });
+                tracing::warn!(
+                    site = %t.site,
+                    asset = %t.asset,
+                    agent = %t.envelope.agent,
+                    seq = t.envelope.seq,
+                    reading,
+                    suppressed,
+                    "output counter stayed at a new level: taken as the new base, no output counted for the jump"
+                );
+                lines += 1;
+            }
+        }
+        lines
     }
 
     /// Whether a refusal is logged; `true` when it was.
@@ -196,6 +285,20 @@ pub fn handle(
                     .inc_by(out.counter_glitches);
                 tracing::debug!(site = %t.site, asset = %t.asset, glitches = out.counter_glitches, "output counter below its last good reading, not near zero: skipped");
             }
+            if out.implausible_steps > 0 || out.counter_rebases > 0 {
+                let labels = AssetLabels { site: t.site.to_string(), asset: t.asset.to_string() };
+                if out.implausible_steps > 0 {
+                    m.implausible_steps.get_or_create(&labels).inc_by(out.implausible_steps);
+                }
+                if out.counter_rebases > 0 {
+                    m.counter_rebases.get_or_create(&labels).inc_by(out.counter_rebases);
+                }
+                let last_good = || {
+                    let ix = out.asset?;
+                    shared.live.read(|st| st.asset_at(ix).and_then(|a| a.output_counter))
+                };
+                log.note_counter_steps(&t, &out, last_good, Instant::now());
+            }
             if out.clock_steps > 0 {
                 m.clock_steps
                     .get_or_create(&AgentLabels {
@@ -298,6 +401,90 @@ mod tests {
         // A minute on, the old entries make room.
         assert!(log.note(past, &topic("gw-newer"), "1970", t0 + PER_AGENT_EVERY));
         assert_eq!(log.agents.last.len(), 1);
+    }
+
+    /// `n` registered lines `line-0`.. at site `s`, and their places.
+    fn lines(n: usize) -> Vec<AssetIx> {
+        use crate::model::{AssetConfig, AssetKind};
+        use throughline_shared::{AssetId, SiteId};
+        let site = SiteId::parse("s").unwrap();
+        let registered: Vec<AssetConfig> = (0..n)
+            .map(|i| AssetConfig {
+                site: site.clone(),
+                id: AssetId::parse(format!("line-{i}")).unwrap(),
+                kind: AssetKind::Line,
+                group: "g".into(),
+                rated_capacity: 3600.0,
+                name: None,
+            })
+            .collect();
+        let st = crate::state::LiveState::new(&registered, chrono::Duration::minutes(5));
+        registered.iter().map(|a| st.ix_of(&a.site, &a.id).unwrap()).collect()
+    }
+
+    /// A forged reading for `line-0`, and what live state made of it.
+    fn forged(ix: AssetIx, implausible: u64, rebases: u64) -> (Telemetry, TelemetryOutcome) {
+        let json = r#"{"v":1,"agent":"gw","seq":1,"samples":[{"ts":"2026-11-23T08:00:00Z","output":1e12}]}"#;
+        let now = "2026-11-23T08:00:01Z".parse().unwrap();
+        let Ok(Inbound::Telemetry(t)) =
+            codec::decode("throughline/v1/s/gw/line-0/telemetry", json.as_bytes(), now, &Limits::default())
+        else {
+            panic!("a valid message")
+        };
+        let event = if rebases > 0 {
+            LiveEvent::CounterRebase { index: 0 }
+        } else {
+            LiveEvent::ImplausibleStep { index: 0 }
+        };
+        let out = TelemetryOutcome {
+            asset: Some(ix),
+            implausible_steps: implausible,
+            counter_rebases: rebases,
+            events: vec![event],
+            ..TelemetryOutcome::default()
+        };
+        (t, out)
+    }
+
+    #[test]
+    fn implausible_steps_are_logged_once_per_asset_per_minute() {
+        let ix = lines(2);
+        let mut log = RejectLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let note = |log: &mut RejectLog, ix: AssetIx, implausible: u64, rebases: u64, secs: u64| {
+            let (t, out) = forged(ix, implausible, rebases);
+            log.note_counter_steps(&t, &out, || Some(1000.0), at(secs))
+        };
+        assert_eq!(note(&mut log, ix[0], 1, 0, 0), 1);
+        let (t, out) = forged(ix[0], 1, 0);
+        let held = log.note_counter_steps(&t, &out, || panic!("the counter is read only for a line"), at(30));
+        assert_eq!(held, 0, "the same asset within the minute");
+        assert_eq!(note(&mut log, ix[1], 1, 0, 30), 1, "another asset is not hidden");
+        assert_eq!(note(&mut log, ix[0], 0, 1, 40), 1, "a rebase has its own line");
+        assert_eq!(note(&mut log, ix[0], 1, 0, 60), 1, "a minute later");
+        assert_eq!(log.assets.last[&(PerAsset::ImplausibleStep, ix[0])], (at(60), 0));
+        assert_eq!(note(&mut log, ix[0], 3, 0, 61), 0, "nothing counted");
+    }
+
+    #[test]
+    fn per_asset_memory_is_bounded() {
+        let ix = lines(MAX_ASSETS + 2);
+        let mut log = RejectLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let mut note = |ix: AssetIx, at: Instant| {
+            let (t, out) = forged(ix, 1, 0);
+            log.note_counter_steps(&t, &out, || None, at)
+        };
+        for &i in &ix[..MAX_ASSETS] {
+            assert_eq!(note(i, t0), 1);
+        }
+        // Full within the minute: a new asset shares one throttle.
+        assert_eq!(note(ix[MAX_ASSETS], t0), 1);
+        assert_eq!(note(ix[MAX_ASSETS + 1], t0), 0);
+        // A minute on, the old entries make room.
+        assert_eq!(note(ix[MAX_ASSETS + 1], t0 + PER_AGENT_EVERY), 1);
+        assert_eq!(log.assets.last.len(), 1);
     }
 
     #[test]
