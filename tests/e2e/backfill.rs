@@ -107,8 +107,7 @@ enum Delivery {
 async fn deliver(how: Delivery, b: DateTime<Utc>) -> (BTreeSet<(String, String)>, Vec<Value>, Value) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "");
-    let mqtt = free_port();
-    let mut agg = start_plant(dir.path(), &cfg, mqtt);
+    let (mut agg, mqtt) = start_plant_on_free_port(dir.path(), &cfg);
     agg.wait_mqtt_connected().await;
     let (status, body) =
         post(&format!("{}/api/v1/forecasts", agg.http), "text/csv", Some(TOKEN), forecast_csv(b)).await;
@@ -303,8 +302,7 @@ async fn a_bucket_longer_than_the_memory_is_judged_from_the_store() {
         .unwrap()
         .replace("evaluate_every_ms = 200", "evaluate_every_ms = 200\nhistory_hours = 2");
     std::fs::write(&cfg, text).unwrap();
-    let mqtt = free_port();
-    let mut agg = start_plant(dir.path(), &cfg, mqtt);
+    let (mut agg, mqtt) = start_plant_on_free_port(dir.path(), &cfg);
     agg.wait_mqtt_connected().await;
     let http = agg.http.clone();
     let b = (Utc::now() - Duration::minutes(240)).duration_trunc(Duration::minutes(1)).unwrap();

@@ -116,6 +116,53 @@ pub fn start_aggregator_env(args: &[&str], env: &[(&str, &str)]) -> Aggregator {
     Aggregator { proc, http }
 }
 
+/// [`start_aggregator`], `None` if it exits without listening (e.g. a port
+/// another test took between [`free_port`] and the bind).
+pub fn try_start_aggregator(args: &[&str]) -> Option<Aggregator> {
+    let mut child = Command::new(bin("aggregator"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start aggregator");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("listening http=") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let proc = Proc { child, name: "aggregator".into() };
+    rx.recv_timeout(DEADLINE).ok().map(|http| Aggregator { proc, http })
+}
+
+/// [`start_plant`] on a free port for the embedded broker, trying another
+/// if a concurrent test takes it first; returns it and the port.
+pub fn start_plant_on_free_port(dir: &Path, config: &Path) -> (Aggregator, u16) {
+    for _ in 0..5 {
+        let mqtt = free_port();
+        let listen = format!("127.0.0.1:{mqtt}");
+        let data = dir.join("data");
+        let args = [
+            "--config",
+            config.to_str().unwrap(),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            &listen,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        if let Some(agg) = try_start_aggregator(&args) {
+            return (agg, mqtt);
+        }
+    }
+    panic!("the aggregator could not start on any of 5 free ports");
+}
+
 /// Start an aggregator with its embedded broker on a free port, data in
 /// `dir`; returns it and the broker port.
 pub fn start_embedded_aggregator(dir: &Path) -> (Aggregator, u16) {
