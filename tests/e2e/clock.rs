@@ -5,9 +5,9 @@
 //!   refused as `future_timestamp`,
 //!   the aggregator publishes a retained notice on the agent's `notice`
 //!   topic, the agent logs it and shows it in its status health (read in
-//!   `/api/v1/agents`). (Clearing is `notice::tests`: after a correction
-//!   the agent's source drops readings stamped before its last one, so
-//!   nothing is accepted again for minutes.)
+//!   `/api/v1/agents`). (Clearing is `notice::tests`: after the command
+//!   program's clock was set back, no reading of it reached the aggregator
+//!   within a minute, so it is not played here.)
 //! - A clock 4 min fast (within the tolerance) then corrected, published
 //!   by a raw client: every piece counts, and the step back is recorded on
 //!   the agent.
@@ -149,9 +149,10 @@ async fn a_clock_ahead_beyond_the_tolerance_is_told_to_the_agent_and_shown_in_it
 
 #[tokio::test]
 async fn a_clock_four_minutes_fast_then_corrected_loses_no_piece() {
-    // The agent's own sources drop readings stamped before the last one, so
-    // the step back is published by a raw client, as an agent would after
-    // NTP corrected its clock: readings 0..=40, the first 20 stamped 240 s
+    // Through the agent's command source, readings stamped 240 s before the
+    // last one did not reach the aggregator within a minute, so the step
+    // back is published by a raw client, as an agent would after NTP
+    // corrected its clock: readings 0..=40, the first 20 stamped 240 s
     // ahead (within the 5 min tolerance), the rest on time.
     let dir = tempfile::tempdir().unwrap();
     let (mut agg, mqtt) = start_embedded_aggregator(dir.path());
