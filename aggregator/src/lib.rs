@@ -45,8 +45,8 @@ pub mod tasks;
 
 /// The planning core, under the names the rest of the aggregator uses.
 pub use throughline_core::{
-    accuracy, alert, balance, ctp, fanout, forecast, history, model, projection, resend, rollup, snapshot,
-    state, stops,
+    accuracy, alert, balance, ctp, fanout, forecast, history, model, notice, projection, resend, rollup,
+    snapshot, state, stops,
 };
 
 use std::net::SocketAddr;

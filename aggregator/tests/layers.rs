@@ -27,7 +27,7 @@ const CRATES: &[Crate] = &[
     Crate {
         src: "core/src",
         layers: &[
-            &["model", "stops"],
+            &["model", "stops", "notice"],
             &["history", "balance", "ctp", "forecast", "testkit"],
             &["state"],
             &["alert", "rollup", "snapshot", "resend"],
@@ -47,6 +47,7 @@ const CRATES: &[Crate] = &[
                 "forecast",
                 "history",
                 "model",
+                "notice",
                 "projection",
                 "resend",
                 "rollup",

@@ -66,25 +66,31 @@ out="${out:-./$agent}"
 umask 077
 
 # 1. ACL: the agent may write its status and its assets' telemetry and read
-# its resend requests, nothing else.
+# its resend requests and notices, nothing else.
 existing="$(awk -v a="$agent" '$1 == "user" && $2 == a { found = 1; next }
   $1 == "user" || $1 == "pattern" { found = 0 }
   found && $1 == "topic" { print $NF }' "$acl")"
 if [ -n "$existing" ]; then
   grep -qx "throughline/v1/$site/$agent/status" <<<"$existing" ||
     die "$agent is already in $acl with other topics (another site?):"$'\n'"$existing"
-  if grep -qx "throughline/v1/$site/$agent/resend" <<<"$existing"; then
+  # Enrolled before resend requests or notices: Mosquitto adds a second
+  # block of the same user to the first.
+  missing=()
+  for t in resend notice; do
+    grep -qx "throughline/v1/$site/$agent/$t" <<<"$existing" || missing+=("$t")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
     echo "kept the ACL block of $agent in $acl"
   else
-    # Enrolled before resend requests: Mosquitto adds a second block of the
-    # same user to the first.
     {
       echo
-      echo "# $agent at $site: resend requests (add-agent.sh, $(date -u +%Y-%m-%d))"
+      echo "# $agent at $site: ${missing[*]} (add-agent.sh, $(date -u +%Y-%m-%d))"
       echo "user $agent"
-      echo "topic read throughline/v1/$site/$agent/resend"
+      for t in "${missing[@]}"; do
+        echo "topic read throughline/v1/$site/$agent/$t"
+      done
     } >>"$acl"
-    echo "kept the ACL block of $agent in $acl and added: read throughline/v1/$site/$agent/resend"
+    echo "kept the ACL block of $agent in $acl and added: read ${missing[*]/#/throughline/v1/$site/$agent/}"
   fi
 else
   {
@@ -94,8 +100,9 @@ else
     echo "topic write throughline/v1/$site/$agent/status"
     echo "topic write throughline/v1/$site/$agent/+/telemetry"
     echo "topic read throughline/v1/$site/$agent/resend"
+    echo "topic read throughline/v1/$site/$agent/notice"
   } >>"$acl"
-  echo "added $agent to $acl: write throughline/v1/$site/$agent/status and .../+/telemetry, read .../resend"
+  echo "added $agent to $acl: write throughline/v1/$site/$agent/status and .../+/telemetry, read .../resend and .../notice"
 fi
 
 # 2. Password.

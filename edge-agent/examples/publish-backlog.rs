@@ -77,6 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         reconnect_max: Duration::from_secs(1),
         status_topic: format!("throughline/v1/{}/{}/status", cli.site, cli.client_id),
         resend_topic: format!("throughline/v1/{}/{}/resend", cli.site, cli.client_id),
+        notice_topic: format!("throughline/v1/{}/{}/notice", cli.site, cli.client_id),
         seq_skipped: None,
         software: "publish-backlog".into(),
         status_interval: Duration::from_secs(60),

@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use crate::ids::{AgentId, AssetId, SiteId};
 use crate::message::PROTOCOL_VERSION;
-use crate::message::{AgentStatus, AssetState, Envelope, ResendRequest, Sample, SeqRange, MAX_REASON_LEN};
+use crate::message::{
+    AgentStatus, AssetState, Envelope, Notice, ResendRequest, Sample, SeqRange, MAX_REASON_LEN,
+};
 use crate::topic::{Topic, TopicError};
 
 /// Size limits and clock tolerance applied while decoding.
@@ -130,11 +132,13 @@ impl fmt::Display for RejectReason {
 pub struct CodecError {
     pub reason: RejectReason,
     pub detail: String,
+    /// The sample time refused, for `future_timestamp` and `past_timestamp`.
+    pub ts: Option<DateTime<Utc>>,
 }
 
 impl CodecError {
     fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        CodecError { reason, detail: detail.into() }
+        CodecError { reason, detail: detail.into(), ts: None }
     }
 }
 
@@ -230,6 +234,25 @@ pub fn encode_resend(request: &ResendRequest) -> Vec<u8> {
     serde_json::to_vec(request).expect("resend request serialization cannot fail")
 }
 
+/// Encode a notice as compact JSON.
+pub fn encode_notice(notice: &Notice) -> Vec<u8> {
+    serde_json::to_vec(notice).expect("notice serialization cannot fail")
+}
+
+/// Decode a notice (what an agent reads on its `notice` topic): `None` for
+/// an empty payload (the notice was cleared), otherwise `v` 1, `reason`,
+/// `count`, `since` and `last` required.
+pub fn decode_notice(payload: &[u8], limits: &Limits) -> Result<Option<Notice>, CodecError> {
+    if payload.is_empty() {
+        return Ok(None);
+    }
+    let raw: serde_json::Value = parse_json(payload, limits)?;
+    check_version(raw.get("v").cloned())?;
+    serde_json::from_value(raw)
+        .map(Some)
+        .map_err(|e| CodecError::new(RejectReason::InvalidField, e.to_string()))
+}
+
 /// Decode and validate a resend request (what an agent reads on its
 /// `resend` topic): `v` 1, `from` required, `to` optional and not below it.
 pub fn decode_resend(payload: &[u8], limits: &Limits) -> Result<ResendRequest, CodecError> {
@@ -258,9 +281,9 @@ pub fn decode(
             let status = decode_status(payload, limits)?;
             Ok(Inbound::Status(StatusMessage { site, agent, status }))
         }
-        Topic::Alerts { .. } | Topic::Resend { .. } => Err(CodecError::new(
+        Topic::Alerts { .. } | Topic::Resend { .. } | Topic::Notice { .. } => Err(CodecError::new(
             RejectReason::BadTopic,
-            "alerts and resend topics are published by the aggregator, not ingested",
+            "alerts, resend and notice topics are published by the aggregator, not ingested",
         )),
     }
 }
@@ -336,6 +359,7 @@ fn decode_envelope_owned(
         ));
     }
     let window = TsWindow {
+        now,
         earliest: now.checked_sub_signed(limits.max_past).unwrap_or(DateTime::<Utc>::MIN_UTC),
         latest: now.checked_add_signed(limits.max_future).unwrap_or(DateTime::<Utc>::MAX_UTC),
     };
@@ -349,6 +373,7 @@ fn decode_envelope_owned(
 /// The sample times a receiver accepts, from its clock and [`Limits`].
 #[derive(Debug, Clone, Copy)]
 struct TsWindow {
+    now: DateTime<Utc>,
     earliest: DateTime<Utc>,
     latest: DateTime<Utc>,
 }
@@ -360,22 +385,32 @@ fn validate_sample(i: usize, s: RawSample, window: TsWindow) -> Result<Sample, C
         CodecError::new(RejectReason::BadTimestamp, at(format!("`ts` {ts:?} is not RFC 3339 ({e})")))
     })?;
     if ts > window.latest {
-        return Err(CodecError::new(
-            RejectReason::FutureTimestamp,
-            at(format!(
-                "`ts` {} is ahead of the receiver's clock by more than the tolerance",
-                ts.to_rfc3339()
-            )),
-        ));
+        return Err(CodecError {
+            ts: Some(ts),
+            ..CodecError::new(
+                RejectReason::FutureTimestamp,
+                at(format!(
+                    "`ts` {} is {} s ahead of the receiver's clock (tolerance {} s)",
+                    ts.to_rfc3339(),
+                    (ts - window.now).num_seconds(),
+                    (window.latest - window.now).num_seconds()
+                )),
+            )
+        });
     }
     if ts < window.earliest {
-        return Err(CodecError::new(
-            RejectReason::PastTimestamp,
-            at(format!(
-                "`ts` {} is behind the receiver's clock by more than the tolerance (a clock not set?)",
-                ts.to_rfc3339()
-            )),
-        ));
+        return Err(CodecError {
+            ts: Some(ts),
+            ..CodecError::new(
+                RejectReason::PastTimestamp,
+                at(format!(
+                    "`ts` {} is {} s behind the receiver's clock (tolerance {} s; a clock not set?)",
+                    ts.to_rfc3339(),
+                    (window.now - ts).num_seconds(),
+                    (window.now - window.earliest).num_seconds()
+                )),
+            )
+        });
     }
     if s.output.is_none() && s.state.is_none() && s.reason.is_none() && s.load_kw.is_none() {
         return Err(CodecError::new(

@@ -162,6 +162,26 @@ impl ResendRequest {
     }
 }
 
+/// The aggregator tells one agent that it refuses its messages for their
+/// sample times (its clock is off), retained on
+/// `throughline/v1/{site}/{agent}/notice` (QoS 1). An empty retained
+/// payload clears it: the agent's messages are accepted again. Optional in
+/// v1: an agent that does not subscribe misses only the notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub v: u32,
+    /// The refusal's label: `future_timestamp` or `past_timestamp`.
+    pub reason: String,
+    /// Messages refused for it since `since`.
+    pub count: u64,
+    /// The first refusal of this notice, and the latest.
+    pub since: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    /// What the latest refusal said, e.g. how far ahead the sample was.
+    #[serde(default)]
+    pub detail: String,
+}
+
 /// Health an agent reports in its status message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AgentHealth {
@@ -169,6 +189,10 @@ pub struct AgentHealth {
     pub spool: Option<SpoolHealth>,
     #[serde(default)]
     pub sources: Vec<SourceHealth>,
+    /// The aggregator's notice the agent holds, while one is set (optional;
+    /// older readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
 }
 
 /// The agent's store-and-forward spool. Counters run since the agent started.

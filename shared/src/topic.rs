@@ -1,8 +1,9 @@
 //! MQTT topics of protocol v1. Everything an agent publishes lies under
 //! `throughline/v1/{site}/{agent}/`, so a broker ACL can confine each agent to
-//! its own topics. One topic there is the aggregator's: `.../resend`, on
-//! which it asks the agent for envelopes a broker lost (the agent only
-//! reads it).
+//! its own topics. Two topics there are the aggregator's (the agent only
+//! reads them): `.../resend`, on which it asks the agent for envelopes a
+//! broker lost, and `.../notice`, a retained notice that the agent's
+//! messages are refused for their sample times.
 
 use crate::ids::{AgentId, AssetId, IdError, SiteId};
 
@@ -22,6 +23,8 @@ pub enum Topic {
     Status { site: SiteId, agent: AgentId },
     /// `throughline/v1/{site}/{agent}/resend` (written by the aggregator)
     Resend { site: SiteId, agent: AgentId },
+    /// `throughline/v1/{site}/{agent}/notice` (written by the aggregator)
+    Notice { site: SiteId, agent: AgentId },
     /// `throughline/v1/{site}/alerts`
     Alerts { site: SiteId },
 }
@@ -52,6 +55,12 @@ impl Topic {
         format!("{PREFIX}/{site}/{agent}/resend")
     }
 
+    /// Notice topic of one agent: the aggregator publishes (QoS 1,
+    /// retained; an empty payload clears it), the agent subscribes.
+    pub fn notice(site: &SiteId, agent: &AgentId) -> String {
+        format!("{PREFIX}/{site}/{agent}/notice")
+    }
+
     /// Alerts topic of one site.
     pub fn alerts(site: &SiteId) -> String {
         format!("{PREFIX}/{site}/alerts")
@@ -77,6 +86,10 @@ impl Topic {
                 agent: AgentId::parse(agent).map_err(bad)?,
             }),
             [Some(site), Some(agent), Some("resend"), None, _] => Ok(Topic::Resend {
+                site: SiteId::parse(site).map_err(bad)?,
+                agent: AgentId::parse(agent).map_err(bad)?,
+            }),
+            [Some(site), Some(agent), Some("notice"), None, _] => Ok(Topic::Notice {
                 site: SiteId::parse(site).map_err(bad)?,
                 agent: AgentId::parse(agent).map_err(bad)?,
             }),
@@ -107,7 +120,10 @@ mod tests {
         assert_eq!(Topic::parse(&s).unwrap(), Topic::Status { site: site.clone(), agent: agent.clone() });
         let r = Topic::resend(&site, &agent);
         assert_eq!(r, "throughline/v1/plant-a/gw-01/resend");
-        assert_eq!(Topic::parse(&r).unwrap(), Topic::Resend { site: site.clone(), agent });
+        assert_eq!(Topic::parse(&r).unwrap(), Topic::Resend { site: site.clone(), agent: agent.clone() });
+        let n = Topic::notice(&site, &agent);
+        assert_eq!(n, "throughline/v1/plant-a/gw-01/notice");
+        assert_eq!(Topic::parse(&n).unwrap(), Topic::Notice { site: site.clone(), agent });
         assert_eq!(Topic::parse(&Topic::alerts(&site)).unwrap(), Topic::Alerts { site });
     }
 

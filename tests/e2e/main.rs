@@ -5,6 +5,7 @@ mod acl;
 mod agent_lifecycle;
 mod backfill;
 mod broker_crash;
+mod clock;
 mod dashboard;
 mod history;
 mod influx;

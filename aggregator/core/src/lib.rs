@@ -18,6 +18,9 @@
 //!   reads back (last counters, states, event times, sequence windows).
 //! - [`resend`]: which of the agents' missing `seq` ranges to ask them to
 //!   resend, when, and when to report a range lost (time passed in).
+//! - [`notice`]: which agents to tell that their messages are refused for
+//!   their sample times (a clock off), and until when a gap of envelopes
+//!   refused as ahead waits before it is asked for.
 //! - [`history`]: per-minute output, state seconds and load of one asset.
 //! - [`stops`]: an asset's recent stops, and the repair time they suggest
 //!   for the stop under way (when a down asset is projected back).
@@ -44,6 +47,7 @@ pub mod fanout;
 pub mod forecast;
 pub mod history;
 pub mod model;
+pub mod notice;
 pub mod projection;
 pub mod resend;
 pub mod rollup;

@@ -18,7 +18,12 @@
 //!   ranges it was asked for wait instead, their count of requests back at
 //!   one: a large range resent in parts is not given up half-way;
 //! - while an agent is offline nothing is asked and nothing given up (a
-//!   request would not reach it: agents keep no broker session);
+//!   request would not reach it: agents keep no broker session); nor while
+//!   the caller holds the agent ([`ResendPlanner::plan_holding`]: it refused
+//!   envelopes of the agent as ahead of its clock, whose kept copies would
+//!   be refused again until their sample times are within the tolerance,
+//!   see [`crate::notice`]); a range asked for waits an interval after
+//!   either ends;
 //! - at most [`ResendSettings::max_per_plan`] requests per plan, all
 //!   agents together; a range that finds no room waits for a later plan
 //!   without counting as asked.
@@ -131,12 +136,18 @@ impl ResendPlanner {
 
     /// The requests due at `now`, and the ranges to give up.
     pub fn plan(&mut self, state: &LiveState, now: Instant) -> Plan {
+        self.plan_holding(state, now, |_| false)
+    }
+
+    /// [`ResendPlanner::plan`], with the agents for which `hold` is true
+    /// treated as offline: nothing asked of them, nothing given up.
+    pub fn plan_holding(&mut self, state: &LiveState, now: Instant, hold: impl Fn(&AgentId) -> bool) -> Plan {
         let ResendSettings { interval, attempts, max_per_plan } = self.settings;
         let mut plan = Plan::default();
         let mut budget = max_per_plan;
         let probe = std::mem::take(&mut self.probe);
         for g in state.agents() {
-            let online = g.online != Some(false);
+            let online = g.online != Some(false) && !hold(&g.agent);
             if let (true, true, Some(max)) = (probe, online, g.seq.max()) {
                 if let (Some(from), true) = (max.checked_add(1), budget > 0) {
                     budget -= 1;
@@ -344,6 +355,27 @@ mod tests {
         status(&mut st, false);
         p.session_lost();
         assert_eq!(p.plan(&st, t), Plan::default(), "not an offline agent");
+    }
+
+    #[test]
+    fn a_held_agent_is_neither_asked_nor_given_up_and_is_asked_once_released() {
+        let st = seen(&[1, 5]);
+        let mut p = ResendPlanner::new(settings());
+        let t = Instant::now();
+        let at = |s: u64| t + Duration::from_secs(s);
+        for s in [0, 10, 20, 30, 300] {
+            assert_eq!(p.plan_holding(&st, at(s), |_| true), Plan::default(), "held at {s} s");
+        }
+        assert_eq!(asked(&p.plan_holding(&st, at(301), |_| false)), [(2, Some(4))], "asked at once");
+        assert_eq!(asked(&p.plan(&st, at(311))), [(2, Some(4))]);
+        assert_eq!(asked(&p.plan(&st, at(321))), [(2, Some(4))]);
+        assert_eq!(p.plan(&st, at(331)).lost.len(), 1, "then lost, as any gap");
+        // Asked before the hold: the interval starts again when it ends.
+        let mut p = ResendPlanner::new(settings());
+        assert_eq!(asked(&p.plan(&st, at(0))), [(2, Some(4))]);
+        assert_eq!(p.plan_holding(&st, at(100), |_| true), Plan::default());
+        assert!(p.plan(&st, at(105)).requests.is_empty());
+        assert_eq!(asked(&p.plan(&st, at(110))), [(2, Some(4))]);
     }
 
     #[test]

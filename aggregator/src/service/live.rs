@@ -120,8 +120,15 @@ impl Live {
 
     /// The resend requests due at `now` and the ranges to give up, by
     /// `planner` (owned by ingest) from every agent's missing ranges.
-    pub fn plan_resends(&self, planner: &mut ResendPlanner, now: std::time::Instant) -> Plan {
-        planner.plan(&self.lock().state, now)
+    /// The agents for which `hold` is true are neither asked nor given up
+    /// ([`ResendPlanner::plan_holding`]).
+    pub fn plan_resends(
+        &self,
+        planner: &mut ResendPlanner,
+        now: std::time::Instant,
+        hold: impl Fn(&throughline_shared::AgentId) -> bool,
+    ) -> Plan {
+        planner.plan_holding(&self.lock().state, now, hold)
     }
 
     /// Report `lost` ranges lost; how many numbers each one was (what was

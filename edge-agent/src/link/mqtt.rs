@@ -14,6 +14,12 @@
 //! resend request queues the delivered envelopes of its range that the
 //! spool still keeps ([`Resends`]), published again ahead of new records.
 //!
+//! It subscribes to its own `notice` topic as well: the aggregator's
+//! retained notice that it refuses the agent's messages for their sample
+//! times (the agent's clock is off). A notice is logged once per change
+//! (warn), kept in [`LinkStats::notice`] and shown in the status health
+//! until the aggregator clears it (an empty retained payload).
+//!
 //! rumqttc's request channel ([`REQUEST_CAPACITY`]) is larger than the window,
 //! so a publish never waits for it.
 
@@ -26,8 +32,8 @@ use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS, SubscribeReasonCode, TlsConfiguration,
 };
 use throughline_shared::broker::BrokerUrl;
-use throughline_shared::codec::{decode_resend, encode_status};
-use throughline_shared::message::{AgentHealth, SeqRange};
+use throughline_shared::codec::{decode_notice, decode_resend, encode_status};
+use throughline_shared::message::{AgentHealth, Notice, SeqRange};
 use throughline_shared::mqtt::ClientSettings;
 use throughline_shared::throttle::FailureLog;
 use throughline_shared::{AgentStatus, PROTOCOL_VERSION};
@@ -69,9 +75,30 @@ pub struct LinkStats {
     /// for them (acknowledged by the broker).
     pub resend_requests: AtomicU64,
     pub resent: AtomicU64,
+    /// The aggregator's notice while one is set (its `notice` topic).
+    pub notice: Mutex<Option<Notice>>,
 }
 
 impl LinkStats {
+    /// The notice held, as one line for the logs.
+    pub fn notice_summary(&self) -> Option<String> {
+        let notice = self.notice.lock().expect("notice lock");
+        notice.as_ref().map(|n| format!("{} ({} refused since {}): {}", n.reason, n.count, n.since, n.detail))
+    }
+
+    /// Hold `notice` (`None`: cleared); whether it changed what was held
+    /// beyond its count and times (a new reason or a clearing).
+    fn set_notice(&self, notice: Option<Notice>) -> bool {
+        let mut held = self.notice.lock().expect("notice lock");
+        let changed = match (&*held, &notice) {
+            (Some(a), Some(b)) => a.reason != b.reason || a.since != b.since,
+            (None, None) => false,
+            _ => true,
+        };
+        *held = notice;
+        changed
+    }
+
     /// Publishes written but not yet acknowledged.
     pub fn unacked(&self) -> u64 {
         self.publishes_sent.load(Ordering::Relaxed).saturating_sub(self.pubacks.load(Ordering::Relaxed))
@@ -91,6 +118,8 @@ pub struct LinkSettings {
     pub status_topic: String,
     /// The agent's resend-request topic (subscribed on every connect).
     pub resend_topic: String,
+    /// The agent's notice topic (subscribed on every connect).
+    pub notice_topic: String,
     /// Numbers this run skipped (a reserved block after a crash), announced
     /// in every status message.
     pub seq_skipped: Option<SeqRange>,
@@ -162,7 +191,11 @@ pub fn status_payload(online: bool, s: &LinkSettings, shared: &Shared) -> Vec<u8
         online,
         ts: Some(Utc::now()),
         software: Some(s.software.clone()),
-        health: Some(AgentHealth { spool: Some(spool), sources: shared.health.snapshot() }),
+        health: Some(AgentHealth {
+            spool: Some(spool),
+            sources: shared.health.snapshot(),
+            notice: shared.stats.notice.lock().expect("notice lock").clone(),
+        }),
         seq_skipped: s.seq_skipped,
     })
 }
@@ -279,6 +312,9 @@ pub async fn drive(
                 if let Err(e) = client.try_subscribe(s.resend_topic.clone(), QoS::AtLeastOnce) {
                     tracing::warn!(error = %e, "resend requests not subscribed");
                 }
+                if let Err(e) = client.try_subscribe(s.notice_topic.clone(), QoS::AtLeastOnce) {
+                    tracing::warn!(error = %e, "notices not subscribed");
+                }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if ack.return_codes.contains(&SubscribeReasonCode::Failure) && !refused_resend_logged {
@@ -307,6 +343,30 @@ pub async fn drive(
                     }
                     Err(e) if log => tracing::warn!(error = %e, requests = nth, "resend request ignored"),
                     Err(_) => {}
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == s.notice_topic => {
+                match decode_notice(&p.payload, &throughline_shared::Limits::default()) {
+                    Ok(notice) => {
+                        let shown = notice.clone();
+                        if stats.set_notice(notice) {
+                            match shown {
+                                Some(n) => tracing::warn!(
+                                    reason = %n.reason,
+                                    count = n.count,
+                                    since = %n.since,
+                                    last = %n.last,
+                                    detail = %n.detail,
+                                    "the aggregator refuses this agent's messages for their sample times: check the clock (NTP)"
+                                ),
+                                None => tracing::info!(
+                                    "the aggregator's notice is cleared: messages accepted again"
+                                ),
+                            }
+                        }
+                        publish_status(true, &mut window);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "notice ignored"),
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
@@ -372,6 +432,7 @@ mod tests {
             reconnect_max: Duration::from_secs(30),
             status_topic: "throughline/v1/plant-a/gw-1/status".into(),
             resend_topic: "throughline/v1/plant-a/gw-1/resend".into(),
+            notice_topic: "throughline/v1/plant-a/gw-1/notice".into(),
             seq_skipped: None,
             software: "test".into(),
             status_interval: Duration::from_secs(60),

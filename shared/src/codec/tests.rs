@@ -171,7 +171,7 @@ fn non_finite_values_are_refused_even_if_a_parser_produced_them() {
         load_kw: None,
     };
     assert_eq!(
-        validate_sample(0, s, TsWindow { earliest: now() - Duration::days(1), latest: now() })
+        validate_sample(0, s, TsWindow { now: now(), earliest: now() - Duration::days(1), latest: now() })
             .unwrap_err()
             .reason,
         RejectReason::NonFiniteValue
@@ -184,7 +184,7 @@ fn non_finite_values_are_refused_even_if_a_parser_produced_them() {
         load_kw: Some(f64::INFINITY),
     };
     assert_eq!(
-        validate_sample(0, s, TsWindow { earliest: now() - Duration::days(1), latest: now() })
+        validate_sample(0, s, TsWindow { now: now(), earliest: now() - Duration::days(1), latest: now() })
             .unwrap_err()
             .reason,
         RejectReason::NonFiniteValue
@@ -350,4 +350,33 @@ fn fast_timestamps_parse_exactly_as_chrono_does() {
     }
     // The fast path takes most well-formed stamps.
     assert!(fast > 1000, "fast path taken {fast} times");
+}
+
+#[test]
+fn notices_round_trip_and_an_empty_payload_clears() {
+    use crate::message::Notice;
+    let n = Notice {
+        v: 1,
+        reason: "future_timestamp".into(),
+        count: 3,
+        since: "2026-11-23T08:00:00Z".parse().unwrap(),
+        last: "2026-11-23T08:00:20Z".parse().unwrap(),
+        detail: "600 s ahead".into(),
+    };
+    let limits = Limits::default();
+    assert_eq!(decode_notice(&encode_notice(&n), &limits).unwrap(), Some(n));
+    assert_eq!(decode_notice(b"", &limits).unwrap(), None);
+    assert!(decode_notice(br#"{"v":2,"reason":"x"}"#, &limits).is_err());
+    assert!(decode_notice(br#"{"v":1,"reason":"x"}"#, &limits).is_err(), "count, since, last required");
+}
+
+#[test]
+fn a_refused_sample_time_is_carried_with_how_far_off_it_is() {
+    let now: DateTime<Utc> = "2026-11-23T08:00:00Z".parse().unwrap();
+    let agent = AgentId::parse("gw").unwrap();
+    let json = br#"{"v":1,"agent":"gw","seq":1,"samples":[{"ts":"2026-11-23T08:10:00Z","output":1}]}"#;
+    let e = decode_envelope(&agent, json, now, &Limits::default()).unwrap_err();
+    assert_eq!(e.reason, RejectReason::FutureTimestamp);
+    assert_eq!(e.ts, Some("2026-11-23T08:10:00Z".parse().unwrap()));
+    assert!(e.detail.contains("600 s ahead"), "{}", e.detail);
 }

@@ -246,6 +246,17 @@ pub fn replay(
     Ok(journal)
 }
 
+/// What became of one message (for the agents' notices).
+#[derive(Debug)]
+pub enum Handled {
+    /// Telemetry taken (a duplicate included).
+    Accepted,
+    /// Refused by the decoder.
+    Refused(codec::CodecError),
+    /// Anything else (a status message, a cleared status).
+    Other,
+}
+
 /// Handle one message from the broker.
 pub fn handle(
     shared: &Services,
@@ -254,24 +265,25 @@ pub fn handle(
     topic: &str,
     payload: &[u8],
     now: DateTime<Utc>,
-) {
+) -> Handled {
     let m = &shared.metrics;
     if payload.is_empty() && topic.ends_with("/status") {
         // An operator clearing a decommissioned agent's retained status.
         tracing::debug!(topic, "retained status cleared");
-        return;
+        return Handled::Other;
     }
     match codec::decode(topic, payload, now, limits) {
         Err(e) => {
             m.rejected.get_or_create(&ReasonLabel { reason: e.reason.label() }).inc();
             log.note(e.reason, topic, &e.detail, Instant::now());
+            Handled::Refused(e)
         }
         Ok(Inbound::Telemetry(t)) => {
             let out = shared.live.apply_telemetry(&t, now, shared.influx.as_ref());
             if out.duplicate {
                 m.duplicates.inc();
                 tracing::debug!(agent = %t.envelope.agent, seq = t.envelope.seq, "duplicate dropped");
-                return;
+                return Handled::Accepted;
             }
             m.messages.inc();
             m.samples.inc_by(out.samples);
@@ -339,6 +351,7 @@ pub fn handle(
                     })
                     .set(1);
             }
+            Handled::Accepted
         }
         Ok(Inbound::Status(s)) => {
             m.status_messages.inc();
@@ -349,6 +362,7 @@ pub fn handle(
             if before != Some(s.status.online) {
                 tracing::info!(site = %s.site, agent = %s.agent, online = s.status.online, "agent status");
             }
+            Handled::Other
         }
     }
 }

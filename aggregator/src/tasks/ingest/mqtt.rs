@@ -23,6 +23,15 @@
 //! vain is reported lost. A CONNACK without the session (a broker that
 //! lost it, or a clean session) asks every online agent for everything
 //! after its highest number once.
+//!
+//! # Telling an agent its clock is off
+//! A message refused for its sample times (`future_timestamp`,
+//! `past_timestamp`) sets the agent's notice ([`NoticeBoard`]), published
+//! retained on its `notice` topic (QoS 1) at most once per agent per 10 s
+//! and cleared with an empty retained payload once its messages are
+//! accepted again and 30 s passed without a refusal. While envelopes an
+//! agent had refused as ahead would still be ahead, the gaps they leave
+//! are neither asked for nor given up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,16 +39,17 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS, SubscribeFilter};
 use throughline_shared::broker::BrokerUrl;
-use throughline_shared::codec::encode_resend;
+use throughline_shared::codec::{encode_notice, encode_resend};
 use throughline_shared::message::ResendRequest;
 use throughline_shared::mqtt::ClientSettings;
 use throughline_shared::throttle::FailureLog;
 use throughline_shared::topic::{STATUS_FILTER, TELEMETRY_FILTER};
-use throughline_shared::{Limits, Topic, PROTOCOL_VERSION};
+use throughline_shared::{Limits, RejectReason, Topic, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 
-use super::{handle, RejectLog};
+use super::{handle, Handled, RejectLog};
 use crate::journal::Journal;
+use crate::notice::{NoticeBoard, NoticeOut, NoticeSettings};
 use crate::resend::{ResendPlanner, ResendSettings};
 use crate::service::Services;
 
@@ -128,6 +138,7 @@ pub async fn run(
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut planner = s.resend.map(ResendPlanner::new);
+    let mut notices = NoticeBoard::new(NoticeSettings::default());
     let mut resend_tick = tokio::time::interval(RESEND_EVERY);
     resend_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -136,7 +147,7 @@ pub async fn run(
         if !batch.messages.is_empty()
             && (eventloop.state.events.is_empty() || batch.messages.len() >= MAX_BATCH)
         {
-            commit(&client, &shared, &s, &mut log, &mut journal, &mut batch);
+            commit(&client, &shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
         }
         batch.owed.retain(|p| client.try_ack(p).is_err());
         let sync_at = journal.sync_deadline().map(tokio::time::Instant::from_std);
@@ -148,9 +159,10 @@ pub async fn run(
                 }
                 continue;
             }
-            _ = resend_tick.tick(), if planner.is_some() && shared.link.is_connected() => {
+            _ = resend_tick.tick(), if shared.link.is_connected() => {
+                publish_notices(&client, &mut notices);
                 if let Some(planner) = planner.as_mut() {
-                    ask_for_resends(&client, &shared, planner);
+                    ask_for_resends(&client, &shared, planner, &notices);
                 }
                 continue;
             }
@@ -193,7 +205,7 @@ pub async fn run(
             Err(e) => {
                 // What was read before the connection dropped is kept (the
                 // broker sends it again; then it is a duplicate).
-                commit(&client, &shared, &s, &mut log, &mut journal, &mut batch);
+                commit(&client, &shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
                 shared.set_connected(false);
                 shared.metrics.mqtt_reconnects.inc();
                 if failures.fail() {
@@ -227,9 +239,35 @@ pub async fn run(
     tracing::info!("ingest stopped");
 }
 
+/// Publish the notices that are due (retained, QoS 1).
+fn publish_notices(client: &AsyncClient, notices: &mut NoticeBoard) {
+    for out in notices.due(Instant::now()) {
+        let (site, agent, body, set) = match &out {
+            NoticeOut::Set { site, agent, notice } => (site, agent, encode_notice(notice), true),
+            NoticeOut::Clear { site, agent } => (site, agent, Vec::new(), false),
+        };
+        match client.try_publish(Topic::notice(site, agent), QoS::AtLeastOnce, true, body) {
+            Ok(()) if set => {
+                tracing::info!(%agent, "notice published: the agent's messages are refused for their sample times")
+            }
+            Ok(()) => tracing::info!(%agent, "notice cleared: the agent's messages are accepted again"),
+            // The request channel is full: a notice goes out again with
+            // the next refusal; a clearing is lost (the agent shows the old
+            // notice until its next one).
+            Err(e) => tracing::warn!(%agent, error = %e, "notice not queued"),
+        }
+    }
+}
+
 /// Publish the resend requests that are due and report what is given up.
-fn ask_for_resends(client: &AsyncClient, shared: &Services, planner: &mut ResendPlanner) {
-    let plan = shared.live.plan_resends(planner, Instant::now());
+fn ask_for_resends(
+    client: &AsyncClient,
+    shared: &Services,
+    planner: &mut ResendPlanner,
+    notices: &NoticeBoard,
+) {
+    let now = Utc::now();
+    let plan = shared.live.plan_resends(planner, Instant::now(), |agent| notices.holds_resends(agent, now));
     let mut sent = 0;
     for r in &plan.requests {
         let body = encode_resend(&ResendRequest { v: PROTOCOL_VERSION, from: r.from, to: r.to });
@@ -277,6 +315,7 @@ fn commit(
     log: &mut RejectLog,
     journal: &mut Journal,
     batch: &mut Batch,
+    notices: &mut NoticeBoard,
 ) {
     if batch.messages.is_empty() {
         return;
@@ -303,7 +342,22 @@ fn commit(
     };
     shared.metrics.journal_appends.inc_by(journaled);
     for p in messages {
-        handle(shared, &s.limits, log, &p.topic, &p.payload, now);
+        match handle(shared, &s.limits, log, &p.topic, &p.payload, now) {
+            Handled::Refused(e)
+                if matches!(e.reason, RejectReason::FutureTimestamp | RejectReason::PastTimestamp) =>
+            {
+                if let Ok(Topic::Telemetry { site, agent, .. }) = Topic::parse(&p.topic) {
+                    let at = Instant::now();
+                    notices.refused(&site, &agent, e.reason, &e.detail, e.ts, s.limits.max_future, now, at);
+                }
+            }
+            Handled::Accepted if !notices.is_empty() => {
+                if let Ok(Topic::Telemetry { agent, .. }) = Topic::parse(&p.topic) {
+                    notices.accepted(&agent);
+                }
+            }
+            _ => {}
+        }
         if p.payload.len() <= max {
             shared.live.journaled(id);
             id += 1;
