@@ -238,6 +238,10 @@ impl Emitter {
                     }
                     // A counter that went backwards (reset) is news too.
                     || matches!((sample.output, last.output), (Some(now), Some(before)) if now < before)
+                    // So is a clock that stepped back (NTP correcting a fast
+                    // clock): measured from the last reading's later time,
+                    // nothing would pass until the clock caught up with it.
+                    || sample.ts < last.ts
             }
         };
         if emit {
@@ -313,6 +317,20 @@ mod tests {
         assert!(e.offer(at(9, AssetState::Down, 12.0)).is_some(), "interval of 5 s reached");
         let mut every = Emitter::new(0, None);
         assert!((0..5).all(|s| every.offer(at(s, run, 1.0)).is_some()));
+    }
+
+    #[test]
+    fn a_clock_stepping_back_does_not_hold_readings_back() {
+        // A 240 s fast clock corrected, the counter going on: with a 1 s
+        // interval the readings after the step go out at once and then per
+        // interval, not only once the clock has caught up 240 s later.
+        let mut e = Emitter::new(1_000, None);
+        let reading = |ts: i64, n: f64| Sample { output: Some(n), ..at(ts, AssetState::Running, 1.0) };
+        assert!(e.offer(reading(240, 0.0)).is_some());
+        assert!(e.offer(reading(241, 1.0)).is_some());
+        assert!(e.offer(reading(2, 2.0)).is_some(), "the first reading after the step");
+        let passed = (3..60).filter(|&s| e.offer(reading(s, s as f64)).is_some()).count();
+        assert_eq!(passed, 57, "every later reading at the 1 s interval");
     }
 
     #[test]
