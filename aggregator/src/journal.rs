@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use throughline_shared::record::{self, encode_parts, find_next, read_at};
+use throughline_shared::record::{self, append_parts, find_next, read_at};
 
 /// Size at which a new segment is started.
 pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
@@ -164,16 +164,7 @@ impl Journal {
         mut apply: impl FnMut(Entry<'_>),
     ) -> Result<(Journal, Replayed), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir, "creating the directory"))?;
-        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-            .map_err(io_err(dir, "listing"))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let id = u64::from_str_radix(name.strip_suffix(".seg")?, 16).ok()?;
-                Some((id, e.path()))
-            })
-            .collect();
-        names.sort();
+        let names = record::segment_files(dir).map_err(io_err(dir, "listing"))?;
         let mut next_id = from;
         let mut stats = Replayed::default();
         let mut buf = Vec::new();
@@ -273,10 +264,8 @@ impl Journal {
         let first = self.next_id;
         let at = received.timestamp_millis().to_le_bytes();
         self.buf.clear();
-        let mut record = Vec::new();
         for (i, (topic, payload)) in messages.iter().enumerate() {
-            encode_parts(&mut record, first + i as u64, topic, &[&at, payload]);
-            self.buf.extend_from_slice(&record);
+            append_parts(&mut self.buf, first + i as u64, topic, &[&at, payload]);
         }
         let seg = self.segments.back_mut().expect("a segment after rotate");
         if let Err(e) = seg.file.write_all(&self.buf) {
@@ -311,7 +300,7 @@ impl Journal {
             }
             self.dirty = false;
         }
-        let path = self.dir.join(format!("{:016x}.seg", self.next_id));
+        let path = self.dir.join(record::segment_name(self.next_id));
         let file = OpenOptions::new()
             .append(true)
             .create(true)

@@ -252,16 +252,7 @@ impl Spool {
     /// Open (or create) the spool in `dir`, scanning what is there.
     pub fn open(dir: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir, "creating the directory"))?;
-        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-            .map_err(io_err(dir, "listing"))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let id = u64::from_str_radix(name.strip_suffix(".seg")?, 16).ok()?;
-                Some((id, e.path()))
-            })
-            .collect();
-        names.sort();
+        let names = record::segment_files(dir).map_err(io_err(dir, "listing"))?;
         let resume = read_cursor(&dir.join(CURSOR_FILE));
         let mut spool = Spool {
             dir: dir.to_path_buf(),
@@ -425,7 +416,7 @@ impl Spool {
         if self.dirty {
             self.sync()?;
         }
-        let path = self.dir.join(format!("{:016x}.seg", self.next_id));
+        let path = self.dir.join(record::segment_name(self.next_id));
         let file = OpenOptions::new()
             .read(true)
             .append(true)

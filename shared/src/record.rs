@@ -16,6 +16,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 /// The first bytes of every record.
 pub const MAGIC: &[u8; 4] = b"TLR1";
@@ -31,8 +32,15 @@ pub fn encode(buf: &mut Vec<u8>, id: u64, topic: &str, payload: &[u8]) {
 
 /// [`encode`] with the payload given in parts (written one after another).
 pub fn encode_parts(buf: &mut Vec<u8>, id: u64, topic: &str, payload: &[&[u8]]) {
-    let body_len = 2 + topic.len() + payload.iter().map(|p| p.len()).sum::<usize>();
     buf.clear();
+    append_parts(buf, id, topic, payload);
+}
+
+/// [`encode_parts`] appended to what `buf` holds (several records for one
+/// write).
+pub fn append_parts(buf: &mut Vec<u8>, id: u64, topic: &str, payload: &[&[u8]]) {
+    let start = buf.len();
+    let body_len = 2 + topic.len() + payload.iter().map(|p| p.len()).sum::<usize>();
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(&(body_len as u32).to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
@@ -42,8 +50,8 @@ pub fn encode_parts(buf: &mut Vec<u8>, id: u64, topic: &str, payload: &[&[u8]]) 
     for p in payload {
         buf.extend_from_slice(p);
     }
-    let crc = crc32fast::hash(&buf[12..]);
-    buf[8..12].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&buf[start + 12..]);
+    buf[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Bytes a record of `topic` and `payload_len` takes on disk.
@@ -111,4 +119,24 @@ pub fn find_next(file: &File, from: u64, limit: u64, buf: &mut Vec<u8>) -> Optio
         at += (n - 3) as u64;
     }
     None
+}
+
+/// The segment files in `dir` (`{first id as 16 hex digits}.seg`), as
+/// (first id, path), oldest first; other files are ignored.
+pub fn segment_files(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = u64::from_str_radix(name.strip_suffix(".seg")?, 16).ok()?;
+            Some((id, e.path()))
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The file name of the segment whose first record is `first`.
+pub fn segment_name(first: u64) -> String {
+    format!("{first:016x}.seg")
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use throughline_tests::*;
@@ -76,27 +75,6 @@ async fn watch(port: u16, site: &str) -> Arc<Mutex<BTreeSet<u64>>> {
     seen
 }
 
-/// Poll `probe` every 100 ms for up to `secs` seconds.
-async fn wait_long<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    start.elapsed() < Duration::from_secs(secs),
-                    "timed out waiting for {what}; last seen: {last}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 /// The `name=value` field of the agent's "edge agent stopped" log line.
 fn stop_field(log: &Path, name: &str) -> u64 {
     let text = std::fs::read_to_string(log).unwrap();
@@ -133,7 +111,7 @@ async fn crash_while_the_aggregator_is_away(
     let before = agent_view(&agg.http, agent).await.unwrap()["last_seq"].as_u64().unwrap();
     agg.proc.stop();
     let from = truth.lock().unwrap().len();
-    wait_long("the agent publishing into the aggregator's session", 30, || async {
+    wait_until("the agent publishing into the aggregator's session", 30, || async {
         let n = truth.lock().unwrap().len();
         if n >= from + envelopes {
             Ok(())
@@ -161,7 +139,7 @@ async fn a_broker_killed_before_its_autosave_loses_nothing_the_agent_kept() {
     let log = dir.path().join("agent.log");
     let mut a = start_agent_logged(&cfg, &log);
     let http = agg.http.clone();
-    wait_long("first samples at the aggregator", 30, || async {
+    wait_until("first samples at the aggregator", 30, || async {
         match samples(&http, site, "line-1").await {
             Some(n) if n > 0 => Ok(()),
             other => Err(format!("{other:?}")),
@@ -172,7 +150,7 @@ async fn a_broker_killed_before_its_autosave_loses_nothing_the_agent_kept() {
     let (mut agg, crash) =
         crash_while_the_aggregator_is_away(dir.path(), &mut mosq, agg, (site, agent), 50).await;
     let http = agg.http.clone();
-    let g = wait_long("the gap asked for and filled", 60, || async {
+    let g = wait_until("the gap asked for and filled", 60, || async {
         match agent_view(&http, agent).await {
             Some(g)
                 if g["last_seq"].as_u64().unwrap_or(0) > crash.at_kill
@@ -190,7 +168,7 @@ async fn a_broker_killed_before_its_autosave_loses_nothing_the_agent_kept() {
     let resent = stop_field(&log, "resent");
     let requests = stop_field(&log, "resend_requests");
     assert_eq!(stop_field(&log, "spool_records"), 0, "everything acknowledged at the clean stop");
-    let v = wait_long("every reading counted once at the aggregator", 60, || async {
+    let v = wait_until("every reading counted once at the aggregator", 60, || async {
         match samples(&http, site, "line-1").await {
             Some(n) if n == readings => Ok(n),
             other => Err(format!("want {readings}: {other:?} agent: {:?}", agent_view(&http, agent).await)),
@@ -252,7 +230,7 @@ async fn what_the_agent_no_longer_keeps_is_reported_lost_with_its_range() {
     let log = dir.path().join("agent.log");
     let mut a = start_agent_logged(&cfg, &log);
     let http = agg.http.clone();
-    wait_long("first samples at the aggregator", 30, || async {
+    wait_until("first samples at the aggregator", 30, || async {
         match samples(&http, site, "line-1").await {
             Some(n) if n > 0 => Ok(()),
             other => Err(format!("{other:?}")),
@@ -263,7 +241,7 @@ async fn what_the_agent_no_longer_keeps_is_reported_lost_with_its_range() {
     let (mut agg, crash) =
         crash_while_the_aggregator_is_away(dir.path(), &mut mosq, agg, (site, agent), 100).await;
     let http = agg.http.clone();
-    let g = wait_long("the loss reported", 60, || async {
+    let g = wait_until("the loss reported", 60, || async {
         match agent_view(&http, agent).await {
             Some(g)
                 if g["last_seq"].as_u64().unwrap_or(0) > crash.at_kill
@@ -292,7 +270,7 @@ async fn what_the_agent_no_longer_keeps_is_reported_lost_with_its_range() {
     }
     a.stop();
     let envelopes = stop_field(&log, "envelopes");
-    let g = wait_long("every envelope received or reported lost", 60, || async {
+    let g = wait_until("every envelope received or reported lost", 60, || async {
         match agent_view(&http, agent).await {
             Some(g)
                 if g["messages"].as_u64().unwrap_or(0) + g["seq_lost"].as_u64().unwrap_or(0) == envelopes =>

@@ -90,27 +90,6 @@ fn envelopes(truth: &Truth) -> usize {
     truth.lock().unwrap().values().map(|s| s.seqs.len()).sum()
 }
 
-/// Poll `probe` every 100 ms for up to `secs` seconds.
-async fn wait_long<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    start.elapsed() < Duration::from_secs(secs),
-                    "timed out waiting for {what}; last seen: {last}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 fn aggregator(dir: &Path, broker: &str) -> Aggregator {
     start_aggregator(&[
         "--http-listen",
@@ -159,7 +138,7 @@ async fn site_messages(http: &str) -> u64 {
 /// returns the envelopes it saw.
 async fn quiet(truth: &Truth) -> usize {
     let mut last = (envelopes(truth), Instant::now());
-    wait_long("the truth subscriber quiet", 30, || {
+    wait_until("the truth subscriber quiet", 30, || {
         let n = envelopes(truth);
         if n != last.0 {
             last = (n, Instant::now());
@@ -181,7 +160,7 @@ async fn quiet(truth: &Truth) -> usize {
 /// what the truth subscriber saw; no agent misses a number.
 async fn assert_counted_once(http: &str, site: &str, truth: &Truth) -> usize {
     let published = quiet(truth).await;
-    wait_long("every envelope at the aggregator", 60, || async {
+    wait_until("every envelope at the aggregator", 60, || async {
         let n = site_messages(http).await;
         if n as usize >= published {
             Ok(())
@@ -261,7 +240,7 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let http = agg.http.clone();
     // After a checkpoint (every 10 s), so that the restart reads state back
     // from the store and replays the journal after it.
-    wait_long("the aggregator a quarter through the stream, past a checkpoint", 60, || async {
+    wait_until("the aggregator a quarter through the stream, past a checkpoint", 60, || async {
         let n = agent_messages(&http, agent).await;
         let rows =
             metric(&get_text(&format!("{http}/metrics")).await, "throughline_history_rows_written_total");
@@ -274,7 +253,7 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     .await;
     // And some more after it: acknowledged, journaled, not checkpointed.
     let n0 = agent_messages(&http, agent).await;
-    wait_long("messages after the checkpoint", 30, || async {
+    wait_until("messages after the checkpoint", 30, || async {
         let n = agent_messages(&http, agent).await;
         if n >= n0 + 500 {
             Ok(())
@@ -287,7 +266,7 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     agg.proc.wait_exit();
     // The stream goes on into the broker, queued for the aggregator's session.
     let at_kill = envelopes(&truth);
-    wait_long("the agent publishing on while the aggregator is down", 30, || async {
+    wait_until("the agent publishing on while the aggregator is down", 30, || async {
         let n = envelopes(&truth);
         if n >= at_kill + 2000 {
             Ok(())
@@ -299,7 +278,7 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
 
     let mut agg = aggregator(dir.path(), &mosq.url());
     let http = agg.http.clone();
-    wait_long("the agent past 20,000 envelopes", 60, || async {
+    wait_until("the agent past 20,000 envelopes", 60, || async {
         let n = envelopes(&truth);
         if n >= ENVELOPES {
             Ok(())
@@ -333,7 +312,7 @@ async fn kill_9_right_after_catching_up_a_backlog_of_three_agents_loses_nothing(
     let mut agents: Vec<Proc> = (0..3)
         .map(|i| start_agent(&fast_agent(dir.path(), &format!("gw-c{i}"), site, &mosq.url(), 2)))
         .collect();
-    wait_long("a backlog of 6,000 envelopes", 60, || async {
+    wait_until("a backlog of 6,000 envelopes", 60, || async {
         let n = envelopes(&truth);
         if n >= 6000 {
             Ok(())
@@ -345,7 +324,7 @@ async fn kill_9_right_after_catching_up_a_backlog_of_three_agents_loses_nothing(
     let mut agg = aggregator(dir.path(), &mosq.url());
     let http = agg.http.clone();
     let backlog = envelopes(&truth) as u64;
-    wait_long("the backlog caught up", 60, || async {
+    wait_until("the backlog caught up", 60, || async {
         let n = site_messages(&http).await;
         if n >= backlog {
             Ok(())
@@ -382,7 +361,7 @@ async fn an_agent_killed_before_its_cursor_was_written_resends_and_nothing_count
     let log = dir.path().join("agent.log");
     let mut a = start_agent_logged(&cfg, &log);
     let http = agg.http.clone();
-    wait_long("the stream flowing", 30, || async {
+    wait_until("the stream flowing", 30, || async {
         let n = agent_messages(&http, agent).await;
         if n >= 200 {
             Ok(())
@@ -395,7 +374,7 @@ async fn an_agent_killed_before_its_cursor_was_written_resends_and_nothing_count
     mosq.stop();
     let spool_dir = dir.path().join(format!("state-{agent}/spool"));
     let before = spool_bytes(&spool_dir);
-    wait_long("the agent spooling", 30, || async {
+    wait_until("the agent spooling", 30, || async {
         let now = spool_bytes(&spool_dir);
         if now >= before + 100_000 {
             Ok(())
@@ -405,7 +384,7 @@ async fn an_agent_killed_before_its_cursor_was_written_resends_and_nothing_count
     })
     .await;
     mosq.restart();
-    wait_long("the backlog delivered", 30, || async {
+    wait_until("the backlog delivered", 30, || async {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if text.contains("spooled backlog delivered") {
             Ok(())
@@ -423,7 +402,7 @@ async fn an_agent_killed_before_its_cursor_was_written_resends_and_nothing_count
     let mut agg = aggregator(dir.path(), &mosq.url());
     let http = agg.http.clone();
     let mut a = start_agent(&cfg);
-    wait_long("the agent back", 30, || async {
+    wait_until("the agent back", 30, || async {
         let n = agent_messages(&http, agent).await;
         let d = get_json(&format!("{http}/api/v1/agents")).await;
         let online = d["agents"]
@@ -506,7 +485,7 @@ async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_r
         std::fs::read_to_string(&cfg).unwrap().replace("max_batch_samples = 5", "max_batch_samples = 1");
     std::fs::write(&cfg, text).unwrap();
     let mut a = start_agent(&cfg);
-    wait_long("the stream flowing", 30, || async {
+    wait_until("the stream flowing", 30, || async {
         let n = agent_messages(&http, agent).await;
         if n >= 300 {
             Ok(())
@@ -517,7 +496,7 @@ async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_r
     .await;
 
     let filler = disk.fill();
-    let health = wait_long("/healthz saying degraded", 30, || async {
+    let health = wait_until("/healthz saying degraded", 30, || async {
         let resp = reqwest::get(format!("{http}/healthz")).await.map_err(|e| e.to_string())?;
         let code = resp.status().as_u16();
         let body: Value = resp.json().await.map_err(|e| e.to_string())?;
@@ -532,7 +511,7 @@ async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_r
     assert!(problem.contains("No space left"), "names the cause: {health}");
     // Nothing is acknowledged meanwhile: the broker holds the stream.
     let held_from = envelopes(&truth);
-    wait_long("the stream going on into the broker", 30, || async {
+    wait_until("the stream going on into the broker", 30, || async {
         let n = envelopes(&truth);
         if n >= held_from + 600 {
             Ok(())
@@ -545,7 +524,7 @@ async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_r
     assert!(metric(&metrics, "throughline_messages_held_total").unwrap() > 0.0, "held, not acknowledged");
 
     std::fs::remove_file(filler).unwrap();
-    wait_long("/healthz ok again", 30, || async {
+    wait_until("/healthz ok again", 30, || async {
         let resp = reqwest::get(format!("{http}/healthz")).await.map_err(|e| e.to_string())?;
         let code = resp.status().as_u16();
         if code == 200 {
@@ -557,7 +536,7 @@ async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_r
     .await;
     a.stop();
     let mut last = (envelopes(&truth), Instant::now());
-    let published = wait_long("the truth subscriber quiet", 30, || {
+    let published = wait_until("the truth subscriber quiet", 30, || {
         let n = envelopes(&truth);
         if n != last.0 {
             last = (n, Instant::now());
@@ -572,7 +551,7 @@ async fn a_full_disk_stops_the_acks_says_degraded_and_loses_nothing_once_space_r
         }
     })
     .await;
-    wait_long("everything the broker held ingested", 60, || async {
+    wait_until("everything the broker held ingested", 60, || async {
         let n = agent_messages(&http, agent).await;
         if n as usize >= published {
             Ok(())

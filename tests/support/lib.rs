@@ -93,34 +93,19 @@ pub fn start_aggregator(args: &[&str]) -> Aggregator {
 /// [`start_aggregator`] with extra environment variables (secrets read
 /// through `*_env` keys).
 pub fn start_aggregator_env(args: &[&str], env: &[(&str, &str)]) -> Aggregator {
-    let mut child = Command::new(bin("aggregator"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start aggregator");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("listening http=") {
-                let http = rest.split_whitespace().next().unwrap_or_default().to_string();
-                let _ = tx.send(http);
-            }
-        }
-    });
-    let proc = Proc { child, name: "aggregator".into() };
-    let http = rx.recv_timeout(DEADLINE).expect("aggregator printed no `listening` line");
-    Aggregator { proc, http }
+    try_start_aggregator_env(args, env).expect("aggregator printed no `listening` line")
 }
 
 /// [`start_aggregator`], `None` if it exits without listening (e.g. a port
 /// another test took between [`free_port`] and the bind).
 pub fn try_start_aggregator(args: &[&str]) -> Option<Aggregator> {
+    try_start_aggregator_env(args, &[])
+}
+
+fn try_start_aggregator_env(args: &[&str], env: &[(&str, &str)]) -> Option<Aggregator> {
     let mut child = Command::new(bin("aggregator"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -320,6 +305,28 @@ where
             Err(last) => {
                 assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last seen: {last}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// [`wait_for`] with a deadline of `secs` seconds and a poll every 100 ms,
+/// for waits on streams longer than [`DEADLINE`].
+pub async fn wait_until<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(secs),
+                    "timed out waiting for {what}; last seen: {last}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
