@@ -522,17 +522,24 @@ function lineChart(title, buckets, series, unit) {
     el.append(axes(t0, t1, ymax, unit));
     series.forEach((s, i) => {
       let d = "";
-      let pen = false;
+      // A value with no neighbour on either side draws no line: it gets a dot.
+      let run = [];
+      const endRun = () => {
+        if (run.length === 1) el.append(svg("circle", { class: `s${i} dot`, cx: run[0][0], cy: run[0][1], r: 3 }));
+        run = [];
+      };
       for (const b of buckets) {
         const v = s.get(b);
         if (v === null || v === undefined) {
-          pen = false;
+          endRun();
           continue;
         }
         const mid = (new Date(b.start).getTime() + new Date(b.end).getTime()) / 2;
-        d += `${pen ? "L" : "M"}${x(mid).toFixed(1)},${y(v).toFixed(1)} `;
-        pen = true;
+        const [px, py] = [x(mid).toFixed(1), y(v).toFixed(1)];
+        d += `${run.length ? "L" : "M"}${px},${py} `;
+        run.push([px, py]);
       }
+      endRun();
       if (d) el.append(svg("path", { class: `s${i}`, d }));
     });
   });

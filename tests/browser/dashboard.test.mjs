@@ -151,9 +151,11 @@ try {
   await page.click("#detail button[value=close]");
 
   step("asset detail draws its history");
+  // Two increments exactly 60 s apart always land in two different minutes
+  // (at 61 s and 1 s ago: 59 s apart could share one minute, a one-point line).
   await publish(client, "line-2", [
-    { ts: iso(120000), output: 0, state: "running" },
-    { ts: iso(60000), output: 500, state: "running" },
+    { ts: iso(121000), output: 0, state: "running" },
+    { ts: iso(61000), output: 500, state: "running" },
     { ts: iso(1000), output: 1000, state: "running" },
   ]);
   await page.waitForSelector(`tr[data-asset="${SITE}/line-2"][data-state="running"]`, { timeout: 3000 });
