@@ -156,11 +156,16 @@ try {
   await publish(client, "line-2", [
     { ts: iso(121000), output: 0, state: "running" },
     { ts: iso(61000), output: 500, state: "running" },
-    { ts: iso(1000), output: 1000, state: "running" },
+    { ts: iso(1000), output: 1200, state: "running" },
   ]);
   await page.waitForSelector(`tr[data-asset="${SITE}/line-2"][data-state="running"]`, { timeout: 3000 });
   await page.click(`tr[data-asset="${SITE}/line-2"]`);
-  await page.waitForSelector("#detail[open] svg path.s0", { timeout: 5000 });
+  // A line through at least two minutes (500, then 700 pieces).
+  await page.waitForFunction(
+    () => /M[^L]+L/.test(document.querySelector("#detail[open] svg path.s0")?.getAttribute("d") || ""),
+    null,
+    { timeout: 5000 },
+  );
   await page.click("#detail button[value=close]");
 
   step("capable-to-promise form answers");
@@ -192,7 +197,7 @@ try {
   measured.reconnected_ms = Math.round(performance.now() - t2);
   restarting = false;
   // The MQTT client reconnects by itself too; the new stream carries changes.
-  await publish(client, "line-2", [{ ts: iso(0), output: 1001, state: "idle" }]);
+  await publish(client, "line-2", [{ ts: iso(0), output: 1201, state: "idle" }]);
   await page.waitForSelector(`tr[data-asset="${SITE}/line-2"][data-state="idle"]`, { timeout: 10000 });
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
   await context.close();
