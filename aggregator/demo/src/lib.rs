@@ -3,6 +3,7 @@
 //! plant: four lines in two product families, three feeders in two regions,
 //! one line going down with a reason partway through.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use throughline_edge_agent::config::{
@@ -215,6 +216,26 @@ pub fn forecasts(now: chrono::DateTime<chrono::Utc>) -> Vec<ForecastRow> {
         }
     }
     rows
+}
+
+/// `addr` if nothing listens there, else another free port on the same
+/// address (said on stderr, with the flag that picks one).
+pub fn free_or_other(addr: SocketAddr, what: &str, flag: &str) -> std::io::Result<SocketAddr> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(addr),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            // The port is free again once the probe is dropped; another
+            // program could take it in between, and the start then fails
+            // with the usual advice.
+            let other = std::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0))?.local_addr()?;
+            eprintln!(
+                "throughline-demo: {addr} is taken (another {what} server is running there); \
+                 the demo's {what} listens on {other} instead ({flag} chooses the address)"
+            );
+            Ok(other)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Run the demo until `token` is cancelled.

@@ -30,7 +30,18 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
-    let (config, _) = cli.overrides.load(Some(std::env::temp_dir().join("throughline-demo")))?;
+    let (mut config, _) = cli.overrides.load(Some(std::env::temp_dir().join("throughline-demo")))?;
+    // The default ports are often taken on the machines this is for (a
+    // Mosquitto on 1883, some web service on 8080): with no address asked
+    // for, the demo takes another free port and says so. A port given on
+    // the command line or in a config file is used as it is, or refused.
+    let defaults = cli.overrides.config.is_none();
+    if defaults && cli.overrides.mqtt_listen.is_none() && cli.overrides.broker.is_none() {
+        config.mqtt.listen = throughline_demo::free_or_other(config.mqtt.listen, "MQTT", "--mqtt-listen")?;
+    }
+    if defaults && cli.overrides.http_listen.is_none() {
+        config.http.listen = throughline_demo::free_or_other(config.http.listen, "HTTP", "--http-listen")?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -99,3 +99,69 @@ fn the_demo_runs_a_plant_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// With no address asked for and both default ports taken (a Mosquitto on
+/// 1883 is the usual neighbour), the demo takes other free ports, says which,
+/// and its dashboard answers there.
+#[test]
+fn taken_default_ports_make_the_demo_choose_others() {
+    use std::io::{BufRead, BufReader};
+    // Hold 1883 and 8080 unless something else already does.
+    let _mqtt = std::net::TcpListener::bind("127.0.0.1:1883");
+    let _http = std::net::TcpListener::bind("127.0.0.1:8080");
+    for port in [1883, 8080] {
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err(), "port {port} is not taken");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = demo()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let tx_out = tx.clone();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx_out.send(line);
+        }
+    });
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut said, mut http, mut broker) = (Vec::new(), None, None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http.is_none() || broker.is_none() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("the demo printed no dashboard and broker address within 60 s:\n{}", said.join("\n"));
+        };
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix("Dashboard:") {
+            http = rest.trim().strip_prefix("http://").and_then(|r| r.split('/').next()).map(str::to_string);
+        }
+        if let Some(rest) = trimmed.strip_prefix("MQTT broker:") {
+            broker = rest.split_whitespace().next().map(str::to_string);
+        }
+        said.push(line);
+    }
+    let (http, broker) = (http.unwrap(), broker.unwrap());
+    let text = said.join("\n");
+    assert!(text.contains("127.0.0.1:1883 is taken") && text.contains("--mqtt-listen"), "{text}");
+    assert!(text.contains("127.0.0.1:8080 is taken") && text.contains("--http-listen"), "{text}");
+    assert!(!http.contains(":8080") && !broker.contains(":1883"), "{http} {broker}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !get(&http, "/api/v1/assets").unwrap_or_default().contains("\"last_sample_ts\":\"") {
+        assert!(std::time::Instant::now() < deadline, "no asset reported at {http} within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(get(&http, "/").unwrap_or_default().contains("/assets/app.js"), "the dashboard page at {http}");
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
