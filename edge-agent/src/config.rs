@@ -281,7 +281,7 @@ impl AgentConfig {
     }
 
     /// The TLS client configuration for an `mqtts://` url (`None` for `mqtt://`).
-    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<throughline_shared::tls::ClientConfig>>, String> {
         if !BrokerUrl::parse(&self.mqtt.url).is_ok_and(|u| u.tls) {
             return Ok(None);
         }

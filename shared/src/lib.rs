@@ -32,6 +32,8 @@ pub mod secret;
 #[cfg(feature = "signal")]
 pub mod signal;
 pub mod throttle;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod topic;
 
 pub use codec::{CodecError, Limits, RejectReason};

@@ -96,6 +96,38 @@ impl ClientSettings<'_> {
     }
 }
 
+/// A broker connection error in words an engineer can act on: the likely
+/// cause first, then rumqttc's own text. TLS failures otherwise read as
+/// `TLS: I/O: invalid peer certificate: UnknownIssuer`; the keys named are
+/// the `[mqtt]` keys of both binaries' configs.
+pub fn explain(e: &rumqttc::ConnectionError) -> String {
+    let text = e.to_string();
+    let has = |needle: &str| text.contains(needle);
+    let cause = if has("UnknownIssuer") || has("BadSignature") {
+        "the broker's certificate is not signed by the CA in mqtt.ca_file"
+    } else if has("NotValidForName") {
+        "the broker's certificate is not made for the host name in the broker URL"
+    } else if has("CertificateExpired") {
+        "the broker refused the client certificate (mqtt.cert_file): it has expired"
+    } else if has("Expired") || has("expired") {
+        "the broker's certificate has expired (or this machine's clock is wrong)"
+    } else if has("NotValidYet") {
+        "the broker's certificate is not valid yet (is this machine's clock right?)"
+    } else if has("CertificateRequired") || has("BadCertificate") || has("UnknownCA") || has("AccessDenied") {
+        "the broker refused the client certificate (mqtt.cert_file/key_file): missing or not from its CA"
+    } else if has("InvalidContentType") || has("corrupt message") || has("InvalidMessage") {
+        "the broker does not speak TLS on this port (a plain MQTT port? mqtts:// needs the TLS listener)"
+    } else if text.starts_with("TLS: I/O:") && (has("reset by peer") || has("eof") || has("EOF")) {
+        "the broker closed the connection during the TLS handshake: is this its plain MQTT port \
+         (mqtts:// needs the TLS listener, 8883 by default)?"
+    } else if has("BadUserNamePassword") || has("NotAuthorized") {
+        "the broker refused the username or password"
+    } else {
+        return text;
+    };
+    format!("{cause} ({text})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

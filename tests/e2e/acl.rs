@@ -562,3 +562,190 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
 
     broker.proc.stop();
 }
+
+/// The real aggregator's config for the shipped broker at `url`, its state
+/// under `dir/name`, with the CA and (optionally) a client certificate.
+fn aggregator_tls_config(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    ca: &Path,
+    cert: Option<(PathBuf, PathBuf)>,
+) -> PathBuf {
+    let own = dir.join(name);
+    std::fs::create_dir_all(&own).unwrap();
+    let cert = match cert {
+        Some((c, k)) => format!("cert_file = \"{}\"\nkey_file = \"{}\"\n", c.display(), k.display()),
+        None => String::new(),
+    };
+    let extra = format!(
+        "\n[mqtt]\nbroker = \"{url}\"\nusername = \"{AGGREGATOR}\"\npassword = \"{AGGREGATOR_PASSWORD}\"\n\
+         ca_file = \"{}\"\n{cert}",
+        ca.display()
+    );
+    write_plant_config(&own, SITE, &extra)
+}
+
+/// The aggregator started on `config` with its log in a file; `None` if it
+/// did not print its listening line.
+fn start_logged_aggregator(config: &Path) -> (Option<Aggregator>, PathBuf) {
+    let log = config.with_extension("log");
+    let args = ["--config", config.to_str().unwrap(), "--http-listen", "127.0.0.1:0"];
+    let stderr = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(bin("aggregator"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start aggregator");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("listening http=") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let proc = Proc { child, name: "aggregator".into() };
+    (rx.recv_timeout(DEADLINE).ok().map(|http| Aggregator { proc, http }), log)
+}
+
+/// A client certificate for `name` from the plant CA in `certs` that
+/// expired in 2021 (openssl's `ca` command sets the dates).
+fn expired_cert(certs: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let db = dir.join("expired-ca");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(db.join("index.txt"), "").unwrap();
+    std::fs::write(db.join("serial"), "1000\n").unwrap();
+    let cnf = db.join("ca.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[ca]\ndefault_ca = plant\n[plant]\ndatabase = {db}/index.txt\nserial = {db}/serial\n\
+             new_certs_dir = {db}\ndefault_md = sha256\npolicy = any\nx509_extensions = client\n\
+             [any]\ncommonName = supplied\n[client]\nbasicConstraints = CA:FALSE\n\
+             keyUsage = digitalSignature\nextendedKeyUsage = clientAuth\n",
+            db = db.display()
+        ),
+    )
+    .unwrap();
+    let (key, csr, pem) = (db.join("client.key"), db.join("client.csr"), db.join("client.pem"));
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &p(&key),
+        "-subj",
+        &format!("/CN={name}"),
+        "-out",
+        &p(&csr),
+    ]);
+    run(&[
+        "ca",
+        "-batch",
+        "-config",
+        &p(&cnf),
+        "-cert",
+        &p(&certs.join("ca.pem")),
+        "-keyfile",
+        &p(&certs.join("ca.key")),
+        "-in",
+        &p(&csr),
+        "-out",
+        &p(&pem),
+        "-startdate",
+        "20200101000000Z",
+        "-enddate",
+        "20210101000000Z",
+        "-notext",
+    ]);
+    (pem, key)
+}
+
+/// The aggregator over TLS to the shipped Mosquitto: with its own
+/// certificate and login it hears the real agent; a wrong CA, an expired
+/// certificate and the plain-text port each give a log line saying what is
+/// wrong (the cause, not only "connection failed"), and /healthz says it is
+/// not connected.
+#[tokio::test]
+async fn aggregator_connects_over_tls_and_says_why_when_it_cannot() {
+    let Some(mosquitto) = tools() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let broker = start_broker(&mosquitto, dir);
+    let certs = dir.join("certs");
+    let ca = certs.join("ca.pem");
+    let url = format!("mqtts://127.0.0.1:{}", broker.tls_port);
+
+    let config = aggregator_tls_config(dir, "good", &url, &ca, cert_of(&certs, AGGREGATOR));
+    let (agg, log) = start_logged_aggregator(&config);
+    let mut agg = agg.unwrap_or_else(|| {
+        panic!("the aggregator did not start:\n{}", std::fs::read_to_string(&log).unwrap())
+    });
+    agg.wait_mqtt_connected().await;
+    let agent = Agent::start(&agent_config(dir, broker.tls_port, "gw-a", "gw-a"));
+    let http = agg.http.clone();
+    wait_for("gw-a's line-1 at the aggregator over TLS", || async {
+        let v = get_json(&format!("{http}/api/v1/assets/{SITE}/line-1")).await;
+        if v["last_sample_ts"].is_string() && v["agent"] == "gw-a" {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    agent.stop().await;
+    agg.proc.stop();
+
+    // A second plant CA: the broker's certificate is not signed by it.
+    let other = dir.join("other-certs");
+    script("make-certs.sh", &[other.to_str().unwrap(), "--host", "localhost"]);
+    let expired = expired_cert(&certs, dir, AGGREGATOR);
+    let plain = format!("mqtts://127.0.0.1:{}", broker.local_port);
+    for (name, url, ca, cert, want) in [
+        (
+            "wrong-ca",
+            &url,
+            other.join("ca.pem"),
+            cert_of(&certs, AGGREGATOR),
+            "not signed by the CA in mqtt.ca_file",
+        ),
+        ("expired", &url, ca.clone(), Some(expired), "client certificate (mqtt.cert_file): it has expired"),
+        (
+            "plain-port",
+            &plain,
+            ca.clone(),
+            cert_of(&certs, AGGREGATOR),
+            "during the TLS handshake: is this its plain MQTT port",
+        ),
+    ] {
+        let config = aggregator_tls_config(dir, name, url, &ca, cert);
+        let (agg, log) = start_logged_aggregator(&config);
+        let mut agg =
+            agg.unwrap_or_else(|| panic!("{name}: no start:\n{}", std::fs::read_to_string(&log).unwrap()));
+        let http = agg.http.clone();
+        wait_for(&format!("{name}: the reason in the log"), || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<_> = text.lines().filter(|l| l.contains("broker connection problem")).collect();
+            match lines.first() {
+                Some(l) if l.contains(want) => Ok(()),
+                _ => Err(format!("no \"{want}\" in the connection problem lines: {lines:?}")),
+            }
+        })
+        .await;
+        let health = get_json(&format!("{http}/healthz")).await;
+        assert_eq!(health["mqtt_connected"], false, "{name}: {health}");
+        agg.proc.stop();
+    }
+}

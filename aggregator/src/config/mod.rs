@@ -60,6 +60,9 @@ pub enum ConfigError {
     Secret(#[from] SecretError),
     #[error("mqtt.broker: {0}")]
     Broker(#[from] BrokerUrlError),
+    /// A setting that cannot be used (the message names its key).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl ConfigError {

@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use throughline_shared::broker::{BrokerUrl, Credentials};
+use throughline_shared::tls;
 
 use super::secrets::{Secret, Secrets};
 use super::{ConfigError, IngestConfig};
@@ -42,6 +44,14 @@ pub struct MqttConfig {
     /// Keep-alive in seconds.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
+    /// With `mqtts://`: the CA certificate(s) that signed the broker's
+    /// certificate (PEM). Required for TLS.
+    pub ca_file: Option<PathBuf>,
+    /// With `mqtts://`: the aggregator's client certificate chain (PEM), for
+    /// brokers that require client certificates (mTLS); with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// With `mqtts://`: the client certificate's private key (PEM).
+    pub key_file: Option<PathBuf>,
 }
 
 impl MqttConfig {
@@ -63,14 +73,25 @@ impl MqttConfig {
     /// Report every problem under `mqtt`. Only which password keys are set
     /// is checked here: the password itself is read by [`MqttConfig::build`].
     pub fn validate(&self, problems: &mut Vec<String>) {
-        if let Some(url) = &self.broker {
-            match BrokerUrl::parse(url) {
-                Err(e) => problems.push(format!("mqtt.broker: {e}")),
-                Ok(u) if u.tls => {
-                    problems.push("mqtt.broker: mqtts:// (TLS) is not supported by this version yet".into())
+        let tls_files = self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some();
+        match self.broker.as_deref().map(BrokerUrl::parse) {
+            Some(Err(e)) => problems.push(format!("mqtt.broker: {e}")),
+            Some(Ok(u)) if u.tls => {
+                if let Err(e) = self.tls() {
+                    problems.push(e);
                 }
-                Ok(_) => {}
             }
+            Some(Ok(_)) if tls_files => problems.push(
+                "mqtt.broker: ca_file/cert_file/key_file are set but the broker is mqtt:// (plain TCP); \
+                 use mqtts://"
+                    .into(),
+            ),
+            None if tls_files => problems.push(
+                "mqtt: ca_file/cert_file/key_file are set but no broker is: the embedded broker speaks \
+                 plain MQTT on loopback; set mqtt.broker = \"mqtts://HOST:PORT\" for a TLS broker"
+                    .into(),
+            ),
+            _ => {}
         }
         problems.extend(self.credentials().problems("mqtt"));
         if self.client_id.is_empty() {
@@ -79,6 +100,26 @@ impl MqttConfig {
         if self.keep_alive_secs < 5 {
             problems.push("mqtt.keep_alive_secs: must be at least 5".into());
         }
+    }
+
+    /// The TLS client configuration for an `mqtts://` broker (`None`
+    /// otherwise); the files are read here, and a problem names its key.
+    pub fn tls(&self) -> Result<Option<Arc<tls::ClientConfig>>, String> {
+        if !self.broker.as_deref().is_some_and(|b| BrokerUrl::parse(b).is_ok_and(|u| u.tls)) {
+            return Ok(None);
+        }
+        let Some(ca_file) = self.ca_file.as_deref() else {
+            return Err(
+                "mqtt.ca_file: required with mqtts:// (the CA that signed the broker's certificate)".into()
+            );
+        };
+        tls::client_config(tls::TlsFiles {
+            ca_file,
+            cert_file: self.cert_file.as_deref(),
+            key_file: self.key_file.as_deref(),
+        })
+        .map(Some)
+        .map_err(|e| format!("mqtt: {e}"))
     }
 
     fn password_secret(&self) -> Secret<'_> {
@@ -108,6 +149,7 @@ impl MqttConfig {
             persistent_session: self.persistent_session,
             limits: ingest.limits(),
             resend: ingest.resend(),
+            tls: self.tls().map_err(ConfigError::Invalid)?,
         })
     }
 }
@@ -120,6 +162,9 @@ impl std::fmt::Debug for MqttConfig {
             .field("credentials", &self.credentials())
             .field("client_id", &self.client_id)
             .field("persistent_session", &self.persistent_session)
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
             .finish_non_exhaustive()
     }
 }
@@ -149,6 +194,9 @@ impl Default for MqttConfig {
             client_id: default_client_id(),
             persistent_session: true,
             keep_alive_secs: default_keep_alive(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -176,7 +224,7 @@ mod tests {
         };
         let p = problems(&c);
         for want in [
-            "mqtt.broker: mqtts:// (TLS) is not supported by this version yet",
+            "mqtt.ca_file: required with mqtts:// (the CA that signed the broker's certificate)",
             "mqtt: set only one of password, password_file, password_env",
             "mqtt.username: required when a password is set",
             "mqtt.client_id: must not be empty",
@@ -185,6 +233,39 @@ mod tests {
             assert!(p.iter().any(|m| m == want), "{want} missing in {p:?}");
         }
         assert!(!format!("{c:?}").contains("\"p\""), "the password never shows");
+    }
+
+    #[test]
+    fn tls_files_need_an_mqtts_broker_and_are_read_at_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let plain = MqttConfig {
+            broker: Some("mqtt://b:1883".into()),
+            ca_file: Some(ca.clone()),
+            ..MqttConfig::default()
+        };
+        assert!(
+            problems(&plain)[0].starts_with("mqtt.broker: ca_file/cert_file/key_file are set"),
+            "{:?}",
+            problems(&plain)
+        );
+        let embedded = MqttConfig { key_file: Some(ca.clone()), ..MqttConfig::default() };
+        assert!(problems(&embedded)[0].contains("no broker is"), "{:?}", problems(&embedded));
+        let tls = MqttConfig {
+            broker: Some("mqtts://b".into()),
+            ca_file: Some(ca.clone()),
+            ..MqttConfig::default()
+        };
+        let p = problems(&tls);
+        assert!(
+            p[0].starts_with("mqtt: ") && p[0].contains("ca.pem") && p[0].contains("cannot read"),
+            "{p:?}"
+        );
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        assert!(problems(&tls)[0].contains("no certificate in the file"), "{:?}", problems(&tls));
+        let half = MqttConfig { cert_file: Some(ca.clone()), ..tls.clone() };
+        assert!(problems(&half)[0].contains("no certificate"), "the CA is checked first");
+        assert!(tls.build(&IngestConfig::default(), &mut Secrets::default()).is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`mqtt`]: the task that owns rumqttc's event loop and drives both, plus
 //!   the client options (built by `throughline_shared::mqtt`) and the status
 //!   message.
-//! - [`tls`]: the rustls client configuration for `mqtts://`.
+//! - [`tls`]: the rustls client configuration for `mqtts://` (shared with
+//!   the aggregator: `throughline_shared::tls`).
 //! - [`resend`]: the aggregator's resend requests: which delivered
 //!   envelopes the spool still keeps, queued to be published again; pure.
 //!
@@ -17,5 +18,5 @@
 pub mod mode;
 pub mod mqtt;
 pub mod resend;
-pub mod tls;
+pub use throughline_shared::tls;
 pub mod window;

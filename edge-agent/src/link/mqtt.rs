@@ -128,7 +128,7 @@ pub struct LinkSettings {
     /// How often the status (with spool and source health) is republished.
     pub status_interval: Duration,
     /// TLS client configuration for `mqtts://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<Arc<throughline_shared::tls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for LinkSettings {
@@ -411,7 +411,7 @@ pub async fn drive(
                 // Counted in the link's stats over the agent's life, never reset.
                 let failures = stats.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if FAILURE_LOG.logs(failures) {
-                    tracing::warn!(broker = %s.broker, error = %e, retry_in_ms = backoff.as_millis() as u64, failures, "MQTT connection problem");
+                    tracing::warn!(broker = %s.broker, error = %throughline_shared::mqtt::explain(&e), retry_in_ms = backoff.as_millis() as u64, failures, "MQTT connection problem");
                 }
             }
         }

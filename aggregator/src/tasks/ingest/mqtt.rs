@@ -76,6 +76,8 @@ pub struct IngestSettings {
     pub limits: Limits,
     /// How agents are asked to resend missing envelopes (`None`: never).
     pub resend: Option<ResendSettings>,
+    /// TLS client configuration for an `mqtts://` broker.
+    pub tls: Option<Arc<throughline_shared::tls::ClientConfig>>,
 }
 
 /// Build the client and its event loop (not connected yet).
@@ -93,7 +95,7 @@ pub fn client(s: &IngestSettings) -> (AsyncClient, EventLoop) {
         request_capacity: REQUEST_CAPACITY,
         last_will: None,
         manual_acks: true,
-        tls: None,
+        tls: s.tls.clone().map(rumqttc::TlsConfiguration::Rustls),
     }
     .build()
 }
@@ -209,7 +211,7 @@ pub async fn run(
                 shared.set_connected(false);
                 shared.metrics.mqtt_reconnects.inc();
                 if failures.fail() {
-                    tracing::warn!(broker = %s.broker, error = %e, failures = failures.failures(), retry_in_ms = backoff.as_millis() as u64, "broker connection problem");
+                    tracing::warn!(broker = %s.broker, error = %throughline_shared::mqtt::explain(&e), failures = failures.failures(), retry_in_ms = backoff.as_millis() as u64, "broker connection problem");
                 }
                 tokio::select! {
                     _ = token.cancelled() => break,

@@ -1,15 +1,17 @@
 //! TLS for `mqtts://` brokers: rustls with the ring provider, the broker's CA
 //! from a PEM file, and optionally a client certificate and key (mTLS).
 //! Nothing here logs key material; errors name the file and what is wrong.
+//! Both binaries use it (feature `tls`).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+pub use rustls::ClientConfig;
+use rustls::RootCertStore;
 
-/// Files making up the TLS identity of the agent.
+/// Files making up a client's TLS identity (the agent's or the aggregator's).
 #[derive(Debug, Clone, Copy)]
 pub struct TlsFiles<'a> {
     /// CA certificate(s) that signed the broker's certificate (PEM).
