@@ -12,7 +12,6 @@ use crate::service::delivery::{Receiver, ReceiverKind};
 /// A webhook: every alert change is POSTed as JSON, signed with
 /// HMAC-SHA256 of the body in `X-Throughline-Signature: sha256=<hex>`.
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub name: String,
     pub url: String,
@@ -35,7 +34,6 @@ impl std::fmt::Debug for WebhookConfig {
 
 /// Prometheus Alertmanager (v2 API).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// Base URL, e.g. `http://127.0.0.1:9093`; alerts go to `{url}/api/v2/alerts`.
     pub url: String,

@@ -12,7 +12,6 @@ pub use crate::service::auth::Role;
 
 /// API access.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// When true, reads need a token too (any role).
     #[serde(default)]
@@ -24,7 +23,6 @@ pub struct AuthConfig {
 
 /// One bearer token.
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Who holds it; recorded as the actor of acknowledgements and imports.
     pub name: String,

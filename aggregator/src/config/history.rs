@@ -10,7 +10,6 @@ use crate::service::history::Rollups;
 /// Embedded history: per-asset, per-minute rollups written to the SQLite
 /// store in batches, served by `/api/v1/assets/{site}/{asset}/history`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
     /// How often changed minutes and live state are committed (a
     /// checkpoint), in seconds. A crash loses none of it (the journal holds

@@ -8,7 +8,6 @@ use crate::error::Error;
 
 /// HTTP API server.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free port).
     #[serde(default = "default_http")]

@@ -15,7 +15,6 @@ use crate::sink::influx::{InfluxSink, Settings, Token, BACKOFF, SHUTDOWN_FLUSH};
 /// line protocol to `{url}/api/v2/write` (InfluxDB 2 and 3, VictoriaMetrics).
 /// Schema: docs/timeseries.md.
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InfluxConfig {
     /// Base URL of the server, e.g. `http://127.0.0.1:8086`.
     pub url: String,

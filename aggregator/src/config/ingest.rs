@@ -12,7 +12,6 @@ use crate::state::StateSettings;
 
 /// Ingest limits and live-state settings.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     /// Window over which an asset's output rate is computed, in seconds.
     #[serde(default = "default_rate_window")]

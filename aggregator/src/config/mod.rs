@@ -74,7 +74,6 @@ impl ConfigError {
 
 /// The whole aggregator configuration.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub http: HttpConfig,
@@ -107,6 +106,10 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// Prometheus Alertmanager that receives open and resolved alerts.
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// Keys of the file that no section knows, each with its line; reported
+    /// by [`Config::validate`] with every other problem.
+    #[serde(skip)]
+    pub unknown_keys: Vec<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -128,6 +131,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
             alertmanager: None,
+            unknown_keys: Vec::new(),
         }
     }
 }
@@ -139,8 +143,28 @@ impl Config {
             path: path.display().to_string(),
             message: format!("cannot read: {e}"),
         })?;
-        toml::from_str(&text)
-            .map_err(|e| Error::Config { path: path.display().to_string(), message: e.to_string() })
+        Config::from_toml(&text)
+            .map_err(|message| Error::Config { path: path.display().to_string(), message })
+    }
+
+    /// Parse a config file's text. A key no section knows does not stop the
+    /// parse: it is kept in [`Config::unknown_keys`] (with its line), so that
+    /// [`Config::validate`] reports it together with every other problem. A
+    /// syntax or type error stops it; its message never shows the value of a
+    /// secret key.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let de = toml::Deserializer::parse(text).map_err(|e| redact_secrets(&e.to_string()))?;
+        let mut unknown = Vec::new();
+        let mut config: Config = serde_ignored::deserialize(de, |path| unknown.push(key_path(&path)))
+            .map_err(|e| redact_secrets(&e.to_string()))?;
+        config.unknown_keys = unknown
+            .into_iter()
+            .map(|segments| {
+                let line = line_of(text, &segments).map(|l| format!(" (line {l})")).unwrap_or_default();
+                format!("{}: unknown key{line}", show_path(&segments))
+            })
+            .collect();
+        Ok(config)
     }
 
     /// Check the whole config, section by section; `origin` names it in the
@@ -148,7 +172,7 @@ impl Config {
     /// way, for the section builds.
     pub fn validate(&self, origin: &str) -> Result<Secrets, Error> {
         let mut secrets = Secrets::default();
-        let mut p = Vec::new();
+        let mut p = self.unknown_keys.clone();
         self.mqtt.validate(&mut p);
         self.ingest.validate(&mut p);
         if let Some(influx) = &self.influxdb {
@@ -188,6 +212,110 @@ impl Config {
     pub fn planner(&self) -> Planner {
         Planner::new(&self.assets, self.all_groups(), self.planning.windows())
     }
+}
+
+/// One step of a key's path in the file: a table key or an array index.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn key_path(path: &serde_ignored::Path<'_>) -> Vec<Segment> {
+    use serde_ignored::Path;
+    let mut out = Vec::new();
+    fn walk(p: &Path<'_>, out: &mut Vec<Segment>) {
+        match p {
+            Path::Root => {}
+            Path::Seq { parent, index } => {
+                walk(parent, out);
+                out.push(Segment::Index(*index));
+            }
+            Path::Map { parent, key } => {
+                walk(parent, out);
+                out.push(Segment::Key(key.to_string()));
+            }
+            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+                walk(parent, out)
+            }
+        }
+    }
+    walk(path, &mut out);
+    out
+}
+
+/// `assets[3].rated_capacty`, as the key is written in a file.
+fn show_path(segments: &[Segment]) -> String {
+    let mut s = String::new();
+    for seg in segments {
+        match seg {
+            Segment::Key(k) if s.is_empty() => s.push_str(k),
+            Segment::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Segment::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// The line (from 1) where the key at `segments` is written.
+fn line_of(text: &str, segments: &[Segment]) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut span = None;
+    let mut pending: Option<&DeValue<'_>> = None;
+    for seg in segments {
+        match (seg, pending) {
+            (Segment::Key(k), None) => {
+                let (key, value) = table.iter().find(|(key, _)| key.get_ref().as_ref() == k.as_str())?;
+                span = Some(key.span());
+                pending = Some(value.get_ref());
+            }
+            (Segment::Key(k), Some(DeValue::Table(t))) => {
+                table = t;
+                let (key, value) = table.iter().find(|(key, _)| key.get_ref().as_ref() == k.as_str())?;
+                span = Some(key.span());
+                pending = Some(value.get_ref());
+            }
+            (Segment::Index(i), Some(DeValue::Array(a))) => {
+                let item = a.get(*i)?;
+                span = Some(item.span());
+                pending = Some(item.get_ref());
+            }
+            _ => return None,
+        }
+    }
+    span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+}
+
+/// Keys whose values are secrets (`password`, `token`, `secret`, ...).
+fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().trim_matches('"').to_ascii_lowercase();
+    ["password", "token", "secret"].iter().any(|s| key.contains(s))
+        && !key.ends_with("_file")
+        && !key.ends_with("_env")
+}
+
+/// A TOML error message with the value of any secret key in its quoted
+/// source lines (`12 | password = "..."`) replaced by `<redacted>`.
+fn redact_secrets(message: &str) -> String {
+    message
+        .lines()
+        .map(|line| {
+            let Some((gutter, source)) = line.split_once('|') else { return line.to_string() };
+            if gutter.trim().parse::<usize>().is_err() {
+                return line.to_string();
+            }
+            match source.split_once('=') {
+                Some((key, _)) if is_secret_key(key) => format!("{gutter}|{key}= <redacted>"),
+                _ => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -244,14 +372,67 @@ rated_capacity = 5
 
     #[test]
     fn unknown_keys_and_bad_kinds_are_refused_by_name() {
-        let e = toml::from_str::<Config>("[http]\nlisten_addr = \"x\"").unwrap_err().to_string();
-        assert!(e.contains("listen_addr"), "{e}");
-        let e = toml::from_str::<Config>(
+        let c = Config::from_toml("[http]\nlisten_addr = \"x\"").unwrap();
+        let e = c.validate("agg.toml").unwrap_err().to_string();
+        assert!(e.contains("http.listen_addr: unknown key (line 2)"), "{e}");
+        let e = Config::from_toml(
             "[[assets]]\nsite=\"s\"\nid=\"a\"\nkind=\"pump\"\ngroup=\"g\"\nrated_capacity=1",
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
         assert!(e.contains("pump"), "{e}");
+    }
+
+    /// Every unknown key and every other problem in one answer, each at its
+    /// line: a typo in one asset does not hide a feeder in a line group.
+    #[test]
+    fn unknown_keys_are_reported_with_every_other_problem() {
+        let text = r#"
+[[groups]]
+id = "family-a"
+kind = "line"
+
+[[assets]]
+site = "s"
+id = "press-1"
+kind = "line"
+group = "family-a"
+rated_capacty = 1200
+
+[[assets]]
+site = "s"
+id = "feeder-1"
+kind = "feeder"
+group = "family-a"
+rated_capacity = 400
+
+[influxdb]
+url = "http://127.0.0.1:8086"
+org = "o"
+bucket = "b"
+tokn = "x"
+"#;
+        let c = Config::from_toml(text).unwrap();
+        let e = c.validate("agg.toml").unwrap_err().to_string();
+        for want in [
+            "assets[0].rated_capacty: unknown key (line 11)",
+            "influxdb.tokn: unknown key (line 24)",
+            "assets[1]",
+            "assets[0].rated_capacity",
+        ] {
+            assert!(e.contains(want), "{want} missing in {e}");
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_does_not_show_a_secret() {
+        let e = Config::from_toml("[mqtt]\nbroker = \"mqtt://b\"\npassword = \"hunter2\n").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("line 3") && e.contains("password = <redacted>"), "{e}");
+        let e =
+            Config::from_toml("[[auth.tokens]]\nsecret = 'open-sesame\nrole = \"planner\"\n").unwrap_err();
+        assert!(!e.contains("open-sesame"), "{e}");
+        let e = Config::from_toml("[mqtt]\nbroker = \"mqtt://b\n").unwrap_err();
+        assert!(e.contains("mqtt://b"), "other values still show: {e}");
     }
 
     // The sections report in this order, so a message list reads the same

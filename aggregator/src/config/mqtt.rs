@@ -17,7 +17,6 @@ use crate::tasks::ingest::mqtt::IngestSettings;
 /// Where telemetry comes from: the embedded broker (default) or an
 /// external one (`broker`).
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Embedded broker's listen address, used when `broker` is not set.
     #[serde(default = "default_mqtt_listen")]

@@ -9,7 +9,6 @@ use crate::projection::Windows;
 
 /// How live capacity is projected.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PlanningConfig {
     /// Window for an asset's rate while running (minutes of event time).
     #[serde(default = "default_rate_minutes")]

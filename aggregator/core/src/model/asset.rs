@@ -31,9 +31,12 @@ impl AssetKind {
     }
 }
 
+fn missing_capacity() -> f64 {
+    f64::NAN
+}
+
 /// A registered asset.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AssetConfig {
     pub site: SiteId,
     pub id: AssetId,
@@ -41,7 +44,10 @@ pub struct AssetConfig {
     /// Capacity group: the assets that serve one demand stream (a product
     /// family for lines, a region for feeders).
     pub group: String,
-    /// Rated capacity: pieces/hour for a line, kW for a feeder.
+    /// Rated capacity: pieces/hour for a line, kW for a feeder. Absent in a
+    /// file: NaN, which the config check refuses under its key, so that a
+    /// misspelt key is reported with every other problem, not alone.
+    #[serde(default = "missing_capacity")]
     pub rated_capacity: f64,
     /// Display name.
     pub name: Option<String>,
@@ -49,7 +55,6 @@ pub struct AssetConfig {
 
 /// A capacity group: the assets serving one demand stream, and when to alert.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     pub id: String,
     /// Kind of its assets: `line` (plans in pieces) or `feeder` (kWh).
