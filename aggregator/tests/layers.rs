@@ -19,7 +19,7 @@ const CRATES: &[Crate] = &[
     Crate {
         src: "../shared/src",
         layers: &[
-            &["ids", "secret", "throttle", "signal", "record"],
+            &["ids", "secret", "throttle", "signal", "record", "tls"],
             &["message", "topic", "broker"],
             &["codec", "mqtt"],
         ],
