@@ -12,6 +12,7 @@ mod influx;
 mod ingest_counters;
 mod pipeline;
 mod planning;
+mod poison;
 mod report;
 mod restart;
 mod spool;

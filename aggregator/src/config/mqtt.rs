@@ -10,7 +10,8 @@ use throughline_shared::broker::{BrokerUrl, Credentials};
 
 use super::secrets::{Secret, Secrets};
 use super::{ConfigError, IngestConfig};
-use crate::tasks::ingest::mqtt::IngestSettings;
+use crate::tasks::ingest::link::Protocol;
+use crate::tasks::ingest::mqtt::{IngestSettings, EMBEDDED_MAX_INCOMING_PACKET, PACKET_ROOM};
 
 /// Where telemetry comes from: the embedded broker (default) or an
 /// external one (`broker`).
@@ -42,6 +43,13 @@ pub struct MqttConfig {
     /// Keep-alive in seconds.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
+    /// MQTT version spoken to the external broker: `"5"` (default) tells
+    /// the broker the largest packet ingest takes, so it drops a larger
+    /// message instead of sending it; `"3.1.1"` for a broker without MQTT 5
+    /// (then limit the message size at the broker). The embedded broker is
+    /// always spoken to in 3.1.1: its own limit keeps larger messages out.
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
 }
 
 impl MqttConfig {
@@ -76,6 +84,9 @@ impl MqttConfig {
         if self.client_id.is_empty() {
             problems.push("mqtt.client_id: must not be empty".into());
         }
+        if !matches!(self.protocol.as_str(), "5" | "3.1.1") {
+            problems.push(format!("mqtt.protocol: `{}` is not \"5\" or \"3.1.1\"", self.protocol));
+        }
         if self.keep_alive_secs < 5 {
             problems.push("mqtt.keep_alive_secs: must be at least 5".into());
         }
@@ -99,6 +110,11 @@ impl MqttConfig {
             Some(url) => BrokerUrl::parse(url)?,
             None => BrokerUrl { host: self.listen.ip().to_string(), port: self.listen.port(), tls: false },
         };
+        let (protocol, max_incoming_packet) = match (&self.broker, self.protocol.as_str()) {
+            (None, _) => (Protocol::V311, EMBEDDED_MAX_INCOMING_PACKET),
+            (Some(_), "3.1.1") => (Protocol::V311, ingest.max_payload_bytes + PACKET_ROOM),
+            (Some(_), _) => (Protocol::V5, ingest.max_payload_bytes + PACKET_ROOM),
+        };
         Ok(IngestSettings {
             broker,
             client_id: self.client_id.clone(),
@@ -107,6 +123,8 @@ impl MqttConfig {
             keep_alive: Duration::from_secs(self.keep_alive_secs),
             persistent_session: self.persistent_session,
             limits: ingest.limits(),
+            protocol,
+            max_incoming_packet,
             resend: ingest.resend(),
         })
     }
@@ -133,6 +151,9 @@ fn default_client_id() -> String {
 fn default_keep_alive() -> u64 {
     15
 }
+fn default_protocol() -> String {
+    "5".into()
+}
 fn default_true() -> bool {
     true
 }
@@ -149,6 +170,7 @@ impl Default for MqttConfig {
             client_id: default_client_id(),
             persistent_session: true,
             keep_alive_secs: default_keep_alive(),
+            protocol: default_protocol(),
         }
     }
 }
@@ -172,6 +194,7 @@ mod tests {
             password_env: Some("V".into()),
             client_id: String::new(),
             keep_alive_secs: 4,
+            protocol: "3".into(),
             ..MqttConfig::default()
         };
         let p = problems(&c);
@@ -181,6 +204,7 @@ mod tests {
             "mqtt.username: required when a password is set",
             "mqtt.client_id: must not be empty",
             "mqtt.keep_alive_secs: must be at least 5",
+            "mqtt.protocol: `3` is not \"5\" or \"3.1.1\"",
         ] {
             assert!(p.iter().any(|m| m == want), "{want} missing in {p:?}");
         }
@@ -197,6 +221,7 @@ mod tests {
         assert_eq!(s.broker.to_string(), "mqtt://127.0.0.1:1999");
         assert_eq!((s.password, s.keep_alive), (None, Duration::from_secs(15)));
         assert_eq!(s.limits.max_payload_bytes, ingest.max_payload_bytes);
+        assert_eq!((s.protocol, s.max_incoming_packet), (Protocol::V311, EMBEDDED_MAX_INCOMING_PACKET));
         let external = MqttConfig {
             broker: Some("mqtt://broker.plant:1884".into()),
             username: Some("agg".into()),
@@ -209,6 +234,13 @@ mod tests {
             (s.broker.port, s.username.as_deref(), s.password.as_deref()),
             (1884, Some("agg"), Some("pw"))
         );
+        assert_eq!(
+            (s.protocol, s.max_incoming_packet),
+            (Protocol::V5, ingest.max_payload_bytes + PACKET_ROOM),
+            "an external broker is told the payload limit plus room for the topic"
+        );
+        let old = MqttConfig { protocol: "3.1.1".into(), ..external.clone() };
+        assert_eq!(old.build(&ingest, &mut Secrets::default()).unwrap().protocol, Protocol::V311);
         let unset = MqttConfig {
             username: Some("agg".into()),
             password_env: Some("THROUGHLINE_TEST_UNSET_VAR".into()),
