@@ -17,6 +17,10 @@ use crate::broker::BrokerUrl;
 /// Longest wait for the TCP (and TLS) connection to the broker, in seconds.
 pub const CONNECTION_TIMEOUT_SECS: u64 = 10;
 
+/// Incoming QoS 1 messages the broker may have in flight towards an MQTT 5
+/// client ([`ClientSettings::options_v5`]).
+pub const RECEIVE_MAXIMUM: u16 = 20;
+
 /// What a client is built from. The password never reaches `Debug` output.
 #[derive(Clone)]
 pub struct ClientSettings<'a> {
@@ -104,6 +108,12 @@ impl ClientSettings<'_> {
             o.set_outgoing_inflight_upper_limit(n);
         }
         o.set_max_packet_size(Some(u32::try_from(self.max_incoming_packet).unwrap_or(u32::MAX)));
+        // Without a Receive Maximum the broker may keep 65,535 QoS 1
+        // messages in flight towards us (Mosquitto does): a catch-up then
+        // queues the PINGRESP behind megabytes of publishes, the keep-alive
+        // fails and everything comes again. 20 is what Mosquitto allows a
+        // 3.1.1 client (max_inflight_messages).
+        o.set_receive_maximum(Some(RECEIVE_MAXIMUM));
         if let Some(will) = &self.last_will {
             let will = rumqttc::v5::mqttbytes::v5::LastWill::new(
                 will.topic.clone(),
@@ -224,6 +234,7 @@ mod tests {
         assert_eq!(v5.max_packet_size(), Some(1000), "the broker is told the incoming limit");
         assert_eq!(v5.session_expiry_interval(), Some(u32::MAX), "a persistent session does not expire");
         assert!(!v5.clean_start());
+        assert_eq!(v5.receive_maximum(), Some(RECEIVE_MAXIMUM));
         assert_eq!(settings(&b).options_v5().session_expiry_interval(), None);
         assert_eq!(eventloop.network_options.connection_timeout(), CONNECTION_TIMEOUT_SECS);
         assert_eq!(eventloop.mqtt_options.keep_alive(), Duration::from_secs(15));

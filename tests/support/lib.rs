@@ -5,6 +5,8 @@
 //! The binaries are the ones `cargo test --workspace` builds next to this
 //! test executable (`target/<profile>/`).
 
+pub mod fuzz;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -11,7 +11,9 @@ use throughline_shared::broker::{BrokerUrl, Credentials};
 use super::secrets::{Secret, Secrets};
 use super::{ConfigError, IngestConfig};
 use crate::tasks::ingest::link::Protocol;
-use crate::tasks::ingest::mqtt::{IngestSettings, EMBEDDED_MAX_INCOMING_PACKET, PACKET_ROOM};
+use crate::tasks::ingest::mqtt::{
+    IngestSettings, EMBEDDED_MAX_INCOMING_PACKET, EXTERNAL_MAX_INCOMING_PACKET, PACKET_ROOM,
+};
 
 /// Where telemetry comes from: the embedded broker (default) or an
 /// external one (`broker`).
@@ -43,11 +45,15 @@ pub struct MqttConfig {
     /// Keep-alive in seconds.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
-    /// MQTT version spoken to the external broker: `"5"` (default) tells
-    /// the broker the largest packet ingest takes, so it drops a larger
-    /// message instead of sending it; `"3.1.1"` for a broker without MQTT 5
-    /// (then limit the message size at the broker). The embedded broker is
-    /// always spoken to in 3.1.1: its own limit keeps larger messages out.
+    /// MQTT version spoken to the external broker. `"5"` tells the broker
+    /// the largest packet ingest takes (`ingest.max_payload_bytes` + 64 KiB),
+    /// so it drops a larger message instead of sending it. `"3.1.1"`
+    /// (default) reads packets up to 8 MiB: limit the message size at the
+    /// broker below that (the shipped Mosquitto config: 1 MiB), or a larger
+    /// message stops ingest (reported in /healthz and the log). MQTT 5 is
+    /// not the default yet: a catch-up of a large backlog after a restart
+    /// stalls over it (docs/reliability.md). The embedded broker is always
+    /// spoken to in 3.1.1: its own limit keeps larger messages out.
     #[serde(default = "default_protocol")]
     pub protocol: String,
 }
@@ -112,8 +118,8 @@ impl MqttConfig {
         };
         let (protocol, max_incoming_packet) = match (&self.broker, self.protocol.as_str()) {
             (None, _) => (Protocol::V311, EMBEDDED_MAX_INCOMING_PACKET),
-            (Some(_), "3.1.1") => (Protocol::V311, ingest.max_payload_bytes + PACKET_ROOM),
-            (Some(_), _) => (Protocol::V5, ingest.max_payload_bytes + PACKET_ROOM),
+            (Some(_), "5") => (Protocol::V5, ingest.max_payload_bytes + PACKET_ROOM),
+            (Some(_), _) => (Protocol::V311, EXTERNAL_MAX_INCOMING_PACKET),
         };
         Ok(IngestSettings {
             broker,
@@ -152,7 +158,7 @@ fn default_keep_alive() -> u64 {
     15
 }
 fn default_protocol() -> String {
-    "5".into()
+    "3.1.1".into()
 }
 fn default_true() -> bool {
     true
@@ -234,13 +240,14 @@ mod tests {
             (s.broker.port, s.username.as_deref(), s.password.as_deref()),
             (1884, Some("agg"), Some("pw"))
         );
+        assert_eq!((s.protocol, s.max_incoming_packet), (Protocol::V311, EXTERNAL_MAX_INCOMING_PACKET));
+        let v5 = MqttConfig { protocol: "5".into(), ..external.clone() };
+        let s = v5.build(&ingest, &mut Secrets::default()).unwrap();
         assert_eq!(
             (s.protocol, s.max_incoming_packet),
             (Protocol::V5, ingest.max_payload_bytes + PACKET_ROOM),
-            "an external broker is told the payload limit plus room for the topic"
+            "over MQTT 5 the broker is told the payload limit plus room for the topic"
         );
-        let old = MqttConfig { protocol: "3.1.1".into(), ..external.clone() };
-        assert_eq!(old.build(&ingest, &mut Secrets::default()).unwrap().protocol, Protocol::V311);
         let unset = MqttConfig {
             username: Some("agg".into()),
             password_env: Some("THROUGHLINE_TEST_UNSET_VAR".into()),

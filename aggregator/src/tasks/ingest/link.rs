@@ -1,7 +1,8 @@
 //! The ingest connection in either MQTT version, behind one small surface:
 //! MQTT 3.1.1 to the embedded broker (rumqttd's own payload limit keeps
-//! larger messages out), MQTT 5 to an external broker by default, so that
-//! the broker can be told the largest packet ingest takes.
+//! larger messages out) and by default to an external one; MQTT 5 to an
+//! external broker with `mqtt.protocol = "5"`, so that the broker can be
+//! told the largest packet ingest takes.
 //!
 //! # Why MQTT 5 for an external broker
 //! rumqttc reads a packet whole, and refuses one above its
@@ -69,7 +70,7 @@ pub enum Client {
 
 /// The event-loop half.
 pub enum Events {
-    V311(rumqttc::EventLoop),
+    V311(Box<rumqttc::EventLoop>),
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
@@ -87,7 +88,7 @@ pub fn build(settings: &ClientSettings<'_>, protocol: Protocol) -> (Client, Even
     match protocol {
         Protocol::V311 => {
             let (c, e) = settings.build();
-            (Client::V311(c), Events::V311(e))
+            (Client::V311(c), Events::V311(Box::new(e)))
         }
         Protocol::V5 => {
             let (c, e) = settings.build_v5();
@@ -105,18 +106,18 @@ impl Client {
         }
     }
 
-    /// Queue the acknowledgement of `m`; `Err` when the channel is full.
-    pub fn try_ack(&self, m: &Message) -> Result<(), ()> {
+    /// Queue the acknowledgement of `m`; `false` when the channel is full.
+    pub fn try_ack(&self, m: &Message) -> bool {
         match self {
             Client::V311(c) => {
                 let mut p = Publish::new("", m.qos, Vec::new());
                 p.pkid = m.pkid;
-                c.try_ack(&p).map_err(|_| ())
+                c.try_ack(&p).is_ok()
             }
             Client::V5(c) => {
                 let mut p = Publish5::new("", qos_v5(m.qos), Vec::new(), None);
                 p.pkid = m.pkid;
-                c.try_ack(&p).map_err(|_| ())
+                c.try_ack(&p).is_ok()
             }
         }
     }

@@ -6,6 +6,18 @@
 //! state; rumqttc's own request channel is bounded at
 //! [`REQUEST_CAPACITY`] and only carries subscribe requests and acks.
 //!
+//! # A message the client cannot read
+//! rumqttc refuses a packet above its limit before reading it, so it can
+//! neither count nor acknowledge it: the connection ends and the broker
+//! sends it again after the reconnect ([`link`](super::link) module docs).
+//! Every message up to the limit is read, refused `oversize` by the decoder
+//! and acknowledged. Above it: the embedded broker refuses it itself; over
+//! MQTT 5 the broker is told the limit and drops it; over MQTT 3.1.1 the
+//! broker must be configured below [`EXTERNAL_MAX_INCOMING_PACKET`]. A run
+//! of [`REPEATED_FAILURES`] failures with one error is logged once (error
+//! level), later attempts are not, and `/healthz` shows
+//! `mqtt_last_disconnect` with its count in a row.
+//!
 //! # Acknowledged means durable
 //! Each message is appended to the [`Journal`] first, then applied, then
 //! acknowledged (manual acks): a `kill -9` at any instant loses nothing the
@@ -68,6 +80,11 @@ pub const PACKET_ROOM: usize = 64 * 1024 + 64;
 /// own limit ([`crate::broker::MAX_PAYLOAD`]), so that whatever it forwards
 /// can be read, counted and acknowledged.
 pub const EMBEDDED_MAX_INCOMING_PACKET: usize = crate::broker::MAX_PAYLOAD + PACKET_ROOM;
+/// Largest packet taken from an external broker over MQTT 3.1.1, which
+/// cannot tell the broker a limit: above the shipped Mosquitto config's
+/// `max_packet_size` (1 MiB), so what it forwards is read, counted and
+/// acknowledged. A larger message stops ingest (module docs).
+pub const EXTERNAL_MAX_INCOMING_PACKET: usize = 8 * 1024 * 1024;
 /// Consecutive connection failures with the same error after which the
 /// loop is reported (once, at error level) and per-attempt lines stop.
 pub const REPEATED_FAILURES: u64 = 5;
@@ -164,7 +181,7 @@ pub async fn run(
         if !batch.messages.is_empty() && (!eventloop.has_buffered() || batch.messages.len() >= MAX_BATCH) {
             commit(&client, &shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
         }
-        batch.owed.retain(|p| client.try_ack(p).is_err());
+        batch.owed.retain(|p| !client.try_ack(p));
         let sync_at = journal.sync_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
             _ = token.cancelled() => break,
@@ -190,7 +207,7 @@ pub async fn run(
                     tracing::info!(held = batch.held, "journal written again: reconnecting so the broker sends the messages it holds");
                     shared.durability.journal_ok();
                     batch.held = 0;
-                    let _ = client.try_disconnect();
+                    client.try_disconnect();
                 }
                 continue;
             }
@@ -411,7 +428,7 @@ fn commit(
             shared.live.journaled(id);
             id += 1;
         }
-        if p.qos != QoS::AtMostOnce && client.try_ack(&p).is_err() {
+        if p.qos != QoS::AtMostOnce && !client.try_ack(&p) {
             batch.owed.push(p);
         }
     }
