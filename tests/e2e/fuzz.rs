@@ -146,7 +146,7 @@ async fn fuzz_through_the_embedded_broker() {
     let dir = tempfile::tempdir().unwrap();
     let (mut agg, mqtt) = start_embedded_aggregator(dir.path());
     agg.wait_mqtt_connected().await;
-    run(&mut agg, mqtt, "plant-fuzz-e", env_u64("THROUGHLINE_FUZZ_SEED", 1)).await;
+    run(&mut agg, mqtt, "plant-fuzz-e", env_u64("THROUGHLINE_FUZZ_SEED_EMBEDDED", 1)).await;
     agg.proc.stop();
 }
 
@@ -168,6 +168,6 @@ async fn fuzz_through_mosquitto_over_mqtt5() {
         dir.path().join("data").to_str().unwrap(),
     ]);
     agg.wait_mqtt_connected().await;
-    run(&mut agg, mosq.port, "plant-fuzz-m", env_u64("THROUGHLINE_FUZZ_SEED", 2)).await;
+    run(&mut agg, mosq.port, "plant-fuzz-m", env_u64("THROUGHLINE_FUZZ_SEED_MOSQUITTO", 2)).await;
     agg.proc.stop();
 }
