@@ -17,6 +17,10 @@ use crate::broker::BrokerUrl;
 /// Longest wait for the TCP (and TLS) connection to the broker, in seconds.
 pub const CONNECTION_TIMEOUT_SECS: u64 = 10;
 
+/// Incoming QoS 1 messages the broker may have in flight towards an MQTT 5
+/// client ([`ClientSettings::options_v5`]).
+pub const RECEIVE_MAXIMUM: u16 = 20;
+
 /// What a client is built from. The password never reaches `Debug` output.
 #[derive(Clone)]
 pub struct ClientSettings<'a> {
@@ -85,6 +89,61 @@ impl ClientSettings<'_> {
         o
     }
 
+    /// The same settings as MQTT 5 options. `max_incoming_packet` is also
+    /// sent to the broker as the CONNECT's Maximum Packet Size, so a broker
+    /// drops a larger message for this client instead of sending it (MQTT 5,
+    /// 3.1.2.11.4; what rumqttc cannot read would otherwise end the
+    /// connection and come again after every reconnect). A persistent
+    /// session asks for a session that does not expire
+    /// (`0xFFFFFFFF`): with MQTT 5 a session expiry of 0, the default, ends
+    /// the session at every disconnect.
+    pub fn options_v5(&self) -> rumqttc::v5::MqttOptions {
+        let mut o = rumqttc::v5::MqttOptions::new(self.client_id, &self.broker.host, self.broker.port);
+        o.set_keep_alive(self.keep_alive);
+        o.set_clean_start(self.clean_session);
+        if !self.clean_session {
+            o.set_session_expiry_interval(Some(u32::MAX));
+        }
+        if let Some(n) = self.inflight {
+            o.set_outgoing_inflight_upper_limit(n);
+        }
+        o.set_max_packet_size(Some(u32::try_from(self.max_incoming_packet).unwrap_or(u32::MAX)));
+        // Without a Receive Maximum the broker may keep 65,535 QoS 1
+        // messages in flight towards us (Mosquitto does): a catch-up then
+        // queues the PINGRESP behind megabytes of publishes, the keep-alive
+        // fails and everything comes again. 20 is what Mosquitto allows a
+        // 3.1.1 client (max_inflight_messages).
+        o.set_receive_maximum(Some(RECEIVE_MAXIMUM));
+        if let Some(will) = &self.last_will {
+            let will = rumqttc::v5::mqttbytes::v5::LastWill::new(
+                will.topic.clone(),
+                will.message.to_vec(),
+                qos_v5(will.qos),
+                will.retain,
+                None,
+            );
+            o.set_last_will(will);
+        }
+        o.set_manual_acks(self.manual_acks);
+        if let Some(tls) = &self.tls {
+            o.set_transport(Transport::tls_with_config(tls.clone()));
+        }
+        if let Some(user) = self.username {
+            o.set_credentials(user, self.password.unwrap_or_default());
+        }
+        o.set_connection_timeout(CONNECTION_TIMEOUT_SECS);
+        let mut net = o.network_options();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(CONNECTION_TIMEOUT_SECS);
+        o.set_network_options(net);
+        o
+    }
+
+    /// Build an MQTT 5 client and its event loop (nothing is connected yet).
+    pub fn build_v5(&self) -> (rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop) {
+        rumqttc::v5::AsyncClient::new(self.options_v5(), self.request_capacity)
+    }
+
     /// Build the client and its event loop (nothing is connected yet).
     pub fn build(&self) -> (AsyncClient, EventLoop) {
         let (client, mut eventloop) = AsyncClient::new(self.options(), self.request_capacity);
@@ -100,8 +159,8 @@ impl ClientSettings<'_> {
 /// cause first, then rumqttc's own text. TLS failures otherwise read as
 /// `TLS: I/O: invalid peer certificate: UnknownIssuer`; the keys named are
 /// the `[mqtt]` keys of both binaries' configs.
-pub fn explain(e: &rumqttc::ConnectionError) -> String {
-    let text = e.to_string();
+pub fn explain(text: &str) -> String {
+    let text = text.to_string();
     let has = |needle: &str| text.contains(needle);
     let cause = if has("UnknownIssuer") || has("BadSignature") {
         "the broker's certificate is not signed by the CA in mqtt.ca_file"
@@ -126,6 +185,16 @@ pub fn explain(e: &rumqttc::ConnectionError) -> String {
         return text;
     };
     format!("{cause} ({text})")
+}
+
+/// The MQTT 5 quality of service of a 3.1.1 one.
+pub fn qos_v5(q: rumqttc::QoS) -> rumqttc::v5::mqttbytes::QoS {
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    match q {
+        rumqttc::QoS::AtMostOnce => Q5::AtMostOnce,
+        rumqttc::QoS::AtLeastOnce => Q5::AtLeastOnce,
+        rumqttc::QoS::ExactlyOnce => Q5::ExactlyOnce,
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +262,12 @@ mod tests {
         let with_user = ClientSettings { username: Some("u"), ..settings(&b) }.options();
         assert_eq!(with_user.credentials().unwrap().password, "", "a username alone sends an empty password");
         let (_, eventloop) = settings(&b).build();
+        let v5 = ClientSettings { clean_session: false, ..settings(&b) }.options_v5();
+        assert_eq!(v5.max_packet_size(), Some(1000), "the broker is told the incoming limit");
+        assert_eq!(v5.session_expiry_interval(), Some(u32::MAX), "a persistent session does not expire");
+        assert!(!v5.clean_start());
+        assert_eq!(v5.receive_maximum(), Some(RECEIVE_MAXIMUM));
+        assert_eq!(settings(&b).options_v5().session_expiry_interval(), None);
         assert_eq!(eventloop.network_options.connection_timeout(), CONNECTION_TIMEOUT_SECS);
         assert_eq!(eventloop.mqtt_options.keep_alive(), Duration::from_secs(15));
     }

@@ -5,6 +5,8 @@
 //! The binaries are the ones `cargo test --workspace` builds next to this
 //! test executable (`target/<profile>/`).
 
+pub mod fuzz;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -103,11 +105,21 @@ pub fn try_start_aggregator(args: &[&str]) -> Option<Aggregator> {
 }
 
 fn try_start_aggregator_env(args: &[&str], env: &[(&str, &str)]) -> Option<Aggregator> {
+    try_start_aggregator_to(args, env, Stdio::inherit())
+}
+
+/// [`start_aggregator`] with its log (stderr) written to `log`.
+pub fn start_aggregator_logged(args: &[&str], log: &Path) -> Aggregator {
+    let file = std::fs::File::create(log).unwrap();
+    try_start_aggregator_to(args, &[], Stdio::from(file)).expect("aggregator printed no `listening` line")
+}
+
+fn try_start_aggregator_to(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Option<Aggregator> {
     let mut child = Command::new(bin("aggregator"))
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start aggregator");
     let stdout = child.stdout.take().unwrap();

@@ -65,6 +65,9 @@ async fn healthz(State(s): State<Arc<Services>>) -> impl IntoResponse {
         "mqtt_connected": s.link.is_connected(),
         "version": env!("CARGO_PKG_VERSION"),
     });
+    if let Some(d) = s.link.last_disconnect() {
+        body["mqtt_last_disconnect"] = json!(d);
+    }
     if let Some(j) = journal {
         body["journal"] = json!(j);
     }

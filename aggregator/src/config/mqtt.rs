@@ -12,7 +12,10 @@ use throughline_shared::tls;
 
 use super::secrets::{Secret, Secrets};
 use super::{ConfigError, IngestConfig};
-use crate::tasks::ingest::mqtt::IngestSettings;
+use crate::tasks::ingest::link::Protocol;
+use crate::tasks::ingest::mqtt::{
+    IngestSettings, EMBEDDED_MAX_INCOMING_PACKET, EXTERNAL_MAX_INCOMING_PACKET, PACKET_ROOM,
+};
 
 /// Where telemetry comes from: the embedded broker (default) or an
 /// external one (`broker`).
@@ -51,6 +54,17 @@ pub struct MqttConfig {
     pub cert_file: Option<PathBuf>,
     /// With `mqtts://`: the client certificate's private key (PEM).
     pub key_file: Option<PathBuf>,
+    /// MQTT version spoken to the external broker. `"5"` tells the broker
+    /// the largest packet ingest takes (`ingest.max_payload_bytes` + 64 KiB),
+    /// so it drops a larger message instead of sending it. `"3.1.1"`
+    /// (default) reads packets up to 8 MiB: limit the message size at the
+    /// broker below that (the shipped Mosquitto config: 1 MiB), or a larger
+    /// message stops ingest (reported in /healthz and the log). MQTT 5 is
+    /// not the default yet: a catch-up of a large backlog after a restart
+    /// stalls over it (docs/reliability.md). The embedded broker is always
+    /// spoken to in 3.1.1: its own limit keeps larger messages out.
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
 }
 
 impl MqttConfig {
@@ -96,6 +110,9 @@ impl MqttConfig {
         if self.client_id.is_empty() {
             problems.push("mqtt.client_id: must not be empty".into());
         }
+        if !matches!(self.protocol.as_str(), "5" | "3.1.1") {
+            problems.push(format!("mqtt.protocol: `{}` is not \"5\" or \"3.1.1\"", self.protocol));
+        }
         if self.keep_alive_secs < 5 {
             problems.push("mqtt.keep_alive_secs: must be at least 5".into());
         }
@@ -139,6 +156,11 @@ impl MqttConfig {
             Some(url) => BrokerUrl::parse(url)?,
             None => BrokerUrl { host: self.listen.ip().to_string(), port: self.listen.port(), tls: false },
         };
+        let (protocol, max_incoming_packet) = match (&self.broker, self.protocol.as_str()) {
+            (None, _) => (Protocol::V311, EMBEDDED_MAX_INCOMING_PACKET),
+            (Some(_), "5") => (Protocol::V5, ingest.max_payload_bytes + PACKET_ROOM),
+            (Some(_), _) => (Protocol::V311, EXTERNAL_MAX_INCOMING_PACKET),
+        };
         Ok(IngestSettings {
             broker,
             client_id: self.client_id.clone(),
@@ -147,6 +169,8 @@ impl MqttConfig {
             keep_alive: Duration::from_secs(self.keep_alive_secs),
             persistent_session: self.persistent_session,
             limits: ingest.limits(),
+            protocol,
+            max_incoming_packet,
             resend: ingest.resend(),
             tls: self.tls().map_err(ConfigError::Invalid)?,
         })
@@ -177,6 +201,9 @@ fn default_client_id() -> String {
 fn default_keep_alive() -> u64 {
     15
 }
+fn default_protocol() -> String {
+    "3.1.1".into()
+}
 fn default_true() -> bool {
     true
 }
@@ -196,6 +223,7 @@ impl Default for MqttConfig {
             ca_file: None,
             cert_file: None,
             key_file: None,
+            protocol: default_protocol(),
         }
     }
 }
@@ -219,6 +247,7 @@ mod tests {
             password_env: Some("V".into()),
             client_id: String::new(),
             keep_alive_secs: 4,
+            protocol: "3".into(),
             ..MqttConfig::default()
         };
         let p = problems(&c);
@@ -228,6 +257,7 @@ mod tests {
             "mqtt.username: required when a password is set",
             "mqtt.client_id: must not be empty",
             "mqtt.keep_alive_secs: must be at least 5",
+            "mqtt.protocol: `3` is not \"5\" or \"3.1.1\"",
         ] {
             assert!(p.iter().any(|m| m == want), "{want} missing in {p:?}");
         }
@@ -277,6 +307,7 @@ mod tests {
         assert_eq!(s.broker.to_string(), "mqtt://127.0.0.1:1999");
         assert_eq!((s.password, s.keep_alive), (None, Duration::from_secs(15)));
         assert_eq!(s.limits.max_payload_bytes, ingest.max_payload_bytes);
+        assert_eq!((s.protocol, s.max_incoming_packet), (Protocol::V311, EMBEDDED_MAX_INCOMING_PACKET));
         let external = MqttConfig {
             broker: Some("mqtt://broker.plant:1884".into()),
             username: Some("agg".into()),
@@ -288,6 +319,14 @@ mod tests {
         assert_eq!(
             (s.broker.port, s.username.as_deref(), s.password.as_deref()),
             (1884, Some("agg"), Some("pw"))
+        );
+        assert_eq!((s.protocol, s.max_incoming_packet), (Protocol::V311, EXTERNAL_MAX_INCOMING_PACKET));
+        let v5 = MqttConfig { protocol: "5".into(), ..external.clone() };
+        let s = v5.build(&ingest, &mut Secrets::default()).unwrap();
+        assert_eq!(
+            (s.protocol, s.max_incoming_packet),
+            (Protocol::V5, ingest.max_payload_bytes + PACKET_ROOM),
+            "over MQTT 5 the broker is told the payload limit plus room for the topic"
         );
         let unset = MqttConfig {
             username: Some("agg".into()),

@@ -43,7 +43,7 @@ pub mod planning;
 pub mod report;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use throughline_shared::{SiteId, Topic};
 
@@ -53,13 +53,26 @@ use crate::model::{AlertChange, ForecastRow};
 use crate::projection::Scope;
 use crate::sink::influx::InfluxSink;
 use crate::store::Store;
+use crate::tasks::ingest::link::Client;
 
-/// The aggregator's link to its broker: whether ingest is subscribed, and
-/// the client alert events are published with.
+/// The aggregator's link to its broker: whether ingest is subscribed, the
+/// last disconnect, and the client alert events are published with.
 #[derive(Debug, Default)]
 pub struct Link {
     connected: AtomicBool,
-    client: OnceLock<rumqttc::AsyncClient>,
+    last_disconnect: Mutex<Option<Disconnect>>,
+    client: OnceLock<Client>,
+}
+
+/// The last time the broker connection was lost, for `/healthz`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Disconnect {
+    /// The error, as the MQTT client words it.
+    pub error: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Failures in a row with this same error (a message the client cannot
+    /// read, sent again after every reconnect, makes this grow).
+    pub in_a_row: u64,
 }
 
 impl Link {
@@ -73,12 +86,23 @@ impl Link {
     }
 
     /// Alert events are published with `client` from now on.
-    pub fn set_client(&self, client: rumqttc::AsyncClient) {
+    pub fn set_client(&self, client: Client) {
         let _ = self.client.set(client);
     }
 
-    pub fn client(&self) -> Option<&rumqttc::AsyncClient> {
+    pub fn client(&self) -> Option<&Client> {
         self.client.get()
+    }
+
+    /// Note a lost connection: its error and how many in a row had it.
+    pub fn disconnected(&self, error: &str, in_a_row: u64) {
+        let d = Disconnect { error: error.to_string(), at: chrono::Utc::now(), in_a_row };
+        *self.last_disconnect.lock().expect("link lock") = Some(d);
+    }
+
+    /// The last lost connection, if any.
+    pub fn last_disconnect(&self) -> Option<Disconnect> {
+        self.last_disconnect.lock().expect("link lock").clone()
     }
 }
 

@@ -50,8 +50,15 @@ use crate::spool::Spool;
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Requests that may wait for the event loop (window plus status messages).
 pub const REQUEST_CAPACITY: usize = 2 * MAX_IN_FLIGHT + 16;
-/// Largest MQTT packet sent or received.
+/// Largest MQTT packet sent.
 pub const MAX_PACKET: usize = 512 * 1024;
+/// Largest MQTT packet received: above what the embedded broker and the
+/// shipped Mosquitto forward (1 MiB), so whatever reaches the agent on its
+/// `resend` or `notice` topic can be read and, if bad, ignored. rumqttc
+/// cannot skip a larger packet: it ends the connection, and a retained one
+/// would come again after every reconnect. Read whole, so at most this
+/// much memory per message.
+pub const MAX_INCOMING_PACKET: usize = 1024 * 1024 + 64 * 1024;
 
 /// Which connection failures are logged (the others are only counted).
 const FAILURE_LOG: FailureLog = FailureLog::connection();
@@ -161,7 +168,7 @@ pub fn client(s: &LinkSettings) -> (AsyncClient, EventLoop) {
         keep_alive: s.keep_alive,
         // The spool, not the broker, keeps what is unacknowledged (module docs).
         clean_session: true,
-        max_incoming_packet: MAX_PACKET,
+        max_incoming_packet: MAX_INCOMING_PACKET,
         max_outgoing_packet: MAX_PACKET,
         inflight: Some(MAX_IN_FLIGHT as u16 + 16),
         request_capacity: REQUEST_CAPACITY,
@@ -411,7 +418,7 @@ pub async fn drive(
                 // Counted in the link's stats over the agent's life, never reset.
                 let failures = stats.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if FAILURE_LOG.logs(failures) {
-                    tracing::warn!(broker = %s.broker, error = %throughline_shared::mqtt::explain(&e), retry_in_ms = backoff.as_millis() as u64, failures, "MQTT connection problem");
+                    tracing::warn!(broker = %s.broker, error = %throughline_shared::mqtt::explain(&e.to_string()), retry_in_ms = backoff.as_millis() as u64, failures, "MQTT connection problem");
                 }
             }
         }
@@ -449,7 +456,7 @@ mod tests {
         assert_eq!((o.client_id().as_str(), o.keep_alive()), ("gw-1", Duration::from_secs(15)));
         assert!(o.clean_session(), "the spool, not the broker, keeps the backlog");
         assert_eq!(o.inflight(), MAX_IN_FLIGHT as u16 + 16);
-        assert_eq!(o.max_packet_size(), MAX_PACKET);
+        assert_eq!(o.max_packet_size(), MAX_INCOMING_PACKET);
         let login = o.credentials().unwrap();
         assert_eq!((login.username.as_str(), login.password.as_str()), ("gw-1", ""));
         let will = o.last_will().unwrap();

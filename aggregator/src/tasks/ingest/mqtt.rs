@@ -6,6 +6,18 @@
 //! state; rumqttc's own request channel is bounded at
 //! [`REQUEST_CAPACITY`] and only carries subscribe requests and acks.
 //!
+//! # A message the client cannot read
+//! rumqttc refuses a packet above its limit before reading it, so it can
+//! neither count nor acknowledge it: the connection ends and the broker
+//! sends it again after the reconnect ([`link`](super::link) module docs).
+//! Every message up to the limit is read, refused `oversize` by the decoder
+//! and acknowledged. Above it: the embedded broker refuses it itself; over
+//! MQTT 5 the broker is told the limit and drops it; over MQTT 3.1.1 the
+//! broker must be configured below [`EXTERNAL_MAX_INCOMING_PACKET`]. A run
+//! of [`REPEATED_FAILURES`] failures with one error is logged once (error
+//! level), later attempts are not, and `/healthz` shows
+//! `mqtt_last_disconnect` with its count in a row.
+//!
 //! # Acknowledged means durable
 //! Each message is appended to the [`Journal`] first, then applied, then
 //! acknowledged (manual acks): a `kill -9` at any instant loses nothing the
@@ -37,7 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS, SubscribeFilter};
+use rumqttc::QoS;
 use throughline_shared::broker::BrokerUrl;
 use throughline_shared::codec::{encode_notice, encode_resend};
 use throughline_shared::message::ResendRequest;
@@ -47,6 +59,7 @@ use throughline_shared::topic::{STATUS_FILTER, TELEMETRY_FILTER};
 use throughline_shared::{Limits, RejectReason, Topic, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 
+use super::link::{self, Client, Events, LinkEvent, Message, Protocol};
 use super::{handle, Handled, RejectLog};
 use crate::journal::Journal;
 use crate::notice::{NoticeBoard, NoticeOut, NoticeSettings};
@@ -58,11 +71,25 @@ use crate::service::Services;
 /// in `throughline_alert_events_not_published_total` and still reaches the
 /// receivers from the outbox.
 pub const REQUEST_CAPACITY: usize = 256;
-/// Largest packet accepted from the broker. Above the protocol's payload
-/// limit so that oversize messages are received, counted and dropped here;
-/// configure the broker's own message size limit below this (Mosquitto:
-/// `message_size_limit`).
-pub const MAX_INCOMING_PACKET: usize = 8 * 1024 * 1024;
+/// Room above `ingest.max_payload_bytes` in the largest packet taken from
+/// the broker: for the topic (up to 65,535 bytes), packet id, properties
+/// and headers. A message whose payload is over the limit but within this
+/// room is received, counted `oversize` and acknowledged.
+pub const PACKET_ROOM: usize = 64 * 1024 + 64;
+/// Largest packet taken from the embedded broker (MQTT 3.1.1): above its
+/// own limit ([`crate::broker::MAX_PAYLOAD`]), so that whatever it forwards
+/// can be read, counted and acknowledged.
+pub const EMBEDDED_MAX_INCOMING_PACKET: usize = crate::broker::MAX_PAYLOAD + PACKET_ROOM;
+/// Largest packet taken from an external broker over MQTT 3.1.1, which
+/// cannot tell the broker a limit: above the shipped Mosquitto config's
+/// `max_packet_size` (1 MiB), so what it forwards is read, counted and
+/// acknowledged. A larger message stops ingest (module docs).
+pub const EXTERNAL_MAX_INCOMING_PACKET: usize = 8 * 1024 * 1024;
+/// Consecutive connection failures with the same error after which the
+/// loop is reported (once, at error level) and per-attempt lines stop.
+pub const REPEATED_FAILURES: u64 = 5;
+/// A connection that held this long ends a run of repeated failures.
+pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -74,6 +101,11 @@ pub struct IngestSettings {
     pub keep_alive: Duration,
     pub persistent_session: bool,
     pub limits: Limits,
+    /// MQTT 3.1.1 (the embedded broker, or `mqtt.protocol = "3.1.1"`) or 5.
+    pub protocol: Protocol,
+    /// Largest packet taken from the broker (and, with MQTT 5, the Maximum
+    /// Packet Size the broker is told).
+    pub max_incoming_packet: usize,
     /// How agents are asked to resend missing envelopes (`None`: never).
     pub resend: Option<ResendSettings>,
     /// TLS client configuration for an `mqtts://` broker.
@@ -81,23 +113,23 @@ pub struct IngestSettings {
 }
 
 /// Build the client and its event loop (not connected yet).
-pub fn client(s: &IngestSettings) -> (AsyncClient, EventLoop) {
-    ClientSettings {
+pub fn client(s: &IngestSettings) -> (Client, Events) {
+    let settings = ClientSettings {
         broker: &s.broker,
         client_id: &s.client_id,
         username: s.username.as_deref(),
         password: s.password.as_deref(),
         keep_alive: s.keep_alive,
         clean_session: !s.persistent_session,
-        max_incoming_packet: MAX_INCOMING_PACKET,
+        max_incoming_packet: s.max_incoming_packet,
         max_outgoing_packet: 64 * 1024,
         inflight: None,
         request_capacity: REQUEST_CAPACITY,
         last_will: None,
         manual_acks: true,
         tls: s.tls.clone().map(rumqttc::TlsConfiguration::Rustls),
-    }
-    .build()
+    };
+    link::build(&settings, s.protocol)
 }
 
 /// How often a failing journal is probed.
@@ -113,9 +145,9 @@ const MAX_BATCH: usize = 1;
 /// of one read from the network, journaled with one write.
 #[derive(Default)]
 struct Batch {
-    messages: Vec<Publish>,
+    messages: Vec<Message>,
     /// Acks the request channel had no room for, sent before the next poll.
-    owed: Vec<Publish>,
+    owed: Vec<Message>,
     /// Not acknowledged because the journal failed, since the last probe
     /// that wrote.
     held: u64,
@@ -126,8 +158,8 @@ const RESEND_EVERY: Duration = Duration::from_secs(1);
 
 /// Run until `token` is cancelled.
 pub async fn run(
-    client: AsyncClient,
-    mut eventloop: EventLoop,
+    client: Client,
+    mut eventloop: Events,
     s: IngestSettings,
     shared: Arc<Services>,
     mut journal: Journal,
@@ -136,6 +168,8 @@ pub async fn run(
     let mut log = RejectLog::new(Duration::from_secs(10));
     let mut backoff = Duration::from_millis(200);
     let mut failures = FailureLog::connection();
+    let mut streak = Streak::default();
+    let mut connected_at = Instant::now();
     let mut batch = Batch::default();
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -146,12 +180,10 @@ pub async fn run(
     loop {
         // The rest of the last read is handed out without waiting: journal
         // the batch once it is all here.
-        if !batch.messages.is_empty()
-            && (eventloop.state.events.is_empty() || batch.messages.len() >= MAX_BATCH)
-        {
+        if !batch.messages.is_empty() && (!eventloop.has_buffered() || batch.messages.len() >= MAX_BATCH) {
             commit(&client, &shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
         }
-        batch.owed.retain(|p| client.try_ack(p).is_err());
+        batch.owed.retain(|p| !client.try_ack(p));
         let sync_at = journal.sync_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
             _ = token.cancelled() => break,
@@ -162,6 +194,10 @@ pub async fn run(
                 continue;
             }
             _ = resend_tick.tick(), if shared.link.is_connected() => {
+                if streak.count >= REPEATED_FAILURES && connected_at.elapsed() >= STABLE_AFTER {
+                    tracing::info!(broker = %s.broker, failures = streak.count, "the broker connection holds again after repeated failures");
+                    streak = Streak::default();
+                }
                 publish_notices(&client, &mut notices);
                 if let Some(planner) = planner.as_mut() {
                     ask_for_resends(&client, &shared, planner, &notices);
@@ -173,19 +209,24 @@ pub async fn run(
                     tracing::info!(held = batch.held, "journal written again: reconnecting so the broker sends the messages it holds");
                     shared.durability.journal_ok();
                     batch.held = 0;
-                    let _ = client.try_disconnect();
+                    client.try_disconnect();
                 }
                 continue;
             }
             e = eventloop.poll() => e,
         };
         match event {
-            Ok(Event::Incoming(Packet::Publish(p))) => batch.messages.push(p),
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(broker = %s.broker, session_present = ack.session_present, "connected to broker");
+            Ok(LinkEvent::Message(p)) => batch.messages.push(p),
+            Ok(LinkEvent::ConnAck { session_present }) => {
+                if streak.count < REPEATED_FAILURES {
+                    tracing::info!(broker = %s.broker, protocol = s.protocol.as_str(), session_present, "connected to broker");
+                } else {
+                    tracing::debug!(broker = %s.broker, session_present, "connected to broker");
+                }
+                connected_at = Instant::now();
                 failures.reset();
                 backoff = Duration::from_millis(200);
-                if let (false, Some(planner)) = (ack.session_present, planner.as_mut()) {
+                if let (false, Some(planner)) = (session_present, planner.as_mut()) {
                     planner.session_lost();
                 }
                 // Acks owed to the last connection: the broker sends those
@@ -194,13 +235,11 @@ pub async fn run(
                 // One SUBSCRIBE for both filters: its SUBACK means both are
                 // in place, so "connected" is never reported while
                 // telemetry could still be missed.
-                let filters = [STATUS_FILTER, TELEMETRY_FILTER]
-                    .map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
-                if let Err(e) = client.try_subscribe_many(filters) {
+                if let Err(e) = client.try_subscribe_all(&[STATUS_FILTER, TELEMETRY_FILTER]) {
                     tracing::error!(error = %e, "cannot subscribe");
                 }
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
+            Ok(LinkEvent::SubAck) => {
                 shared.set_connected(true);
             }
             Ok(_) => {}
@@ -210,8 +249,21 @@ pub async fn run(
                 commit(&client, &shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
                 shared.set_connected(false);
                 shared.metrics.mqtt_reconnects.inc();
-                if failures.fail() {
-                    tracing::warn!(broker = %s.broker, error = %throughline_shared::mqtt::explain(&e), failures = failures.failures(), retry_in_ms = backoff.as_millis() as u64, "broker connection problem");
+                if connected_at.elapsed() >= STABLE_AFTER {
+                    streak = Streak::default();
+                }
+                let in_a_row = streak.fail(&e);
+                shared.link.disconnected(&e, in_a_row);
+                if in_a_row == REPEATED_FAILURES {
+                    tracing::error!(
+                        broker = %s.broker, error = %e, failures = in_a_row, protocol = s.protocol.as_str(),
+                        max_incoming_packet = s.max_incoming_packet,
+                        "the broker connection fails again and again with the same error (logged once; see /healthz and throughline_mqtt_reconnects_total); \
+                         a message larger than max_incoming_packet that the broker sends after every reconnect does this: \
+                         limit the size at the broker (Mosquitto: max_packet_size) or use MQTT 5 (mqtt.protocol)"
+                    );
+                } else if in_a_row < REPEATED_FAILURES && failures.fail() {
+                    tracing::warn!(broker = %s.broker, error = %e, failures = failures.failures(), retry_in_ms = backoff.as_millis() as u64, "broker connection problem");
                 }
                 tokio::select! {
                     _ = token.cancelled() => break,
@@ -225,10 +277,10 @@ pub async fn run(
     }
     // Leave cleanly so the broker keeps the persistent session for our
     // return; what it sent and was not acknowledged comes again.
-    let _ = client.try_disconnect();
+    client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+            if matches!(ev, LinkEvent::Disconnected) {
                 break;
             }
         }
@@ -242,7 +294,7 @@ pub async fn run(
 }
 
 /// Publish the notices that are due (retained, QoS 1).
-fn publish_notices(client: &AsyncClient, notices: &mut NoticeBoard) {
+fn publish_notices(client: &Client, notices: &mut NoticeBoard) {
     for out in notices.due(Instant::now()) {
         let (site, agent, body, set) = match &out {
             NoticeOut::Set { site, agent, notice } => (site, agent, encode_notice(notice), true),
@@ -262,12 +314,7 @@ fn publish_notices(client: &AsyncClient, notices: &mut NoticeBoard) {
 }
 
 /// Publish the resend requests that are due and report what is given up.
-fn ask_for_resends(
-    client: &AsyncClient,
-    shared: &Services,
-    planner: &mut ResendPlanner,
-    notices: &NoticeBoard,
-) {
+fn ask_for_resends(client: &Client, shared: &Services, planner: &mut ResendPlanner, notices: &NoticeBoard) {
     let now = Utc::now();
     let plan = shared.live.plan_resends(planner, Instant::now(), |agent| notices.holds_resends(agent, now));
     let mut sent = 0;
@@ -303,6 +350,25 @@ fn ask_for_resends(
     }
 }
 
+/// Consecutive connection failures with one and the same error.
+#[derive(Debug, Default)]
+struct Streak {
+    error: String,
+    count: u64,
+}
+
+impl Streak {
+    /// Count a failure with `error`; the failures in a row with it.
+    fn fail(&mut self, error: &str) -> u64 {
+        if self.error != error {
+            self.error = error.to_string();
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count
+    }
+}
+
 /// Longest wait between two connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -311,7 +377,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// applied or acknowledged (the broker keeps it). Messages the decoder
 /// refuses by size alone are not journaled, only counted and acknowledged.
 fn commit(
-    client: &AsyncClient,
+    client: &Client,
     shared: &Services,
     s: &IngestSettings,
     log: &mut RejectLog,
@@ -364,7 +430,7 @@ fn commit(
             shared.live.journaled(id);
             id += 1;
         }
-        if p.qos != QoS::AtMostOnce && client.try_ack(&p).is_err() {
+        if p.qos != QoS::AtMostOnce && !client.try_ack(&p) {
             batch.owed.push(p);
         }
     }
