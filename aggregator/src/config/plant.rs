@@ -2,9 +2,9 @@
 //! core's (`throughline_core::model`); here they are checked, each problem
 //! under its key (`groups[1].shortfall_pct`, `assets[0].rated_capacity`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::model::{AssetConfig, GroupConfig};
+use crate::model::{AssetConfig, AssetKind, GroupConfig};
 
 /// The longest `groups.close_grace_secs` accepted: a week (an agent's spool
 /// holds about that much).
@@ -52,20 +52,35 @@ pub fn validate_groups(groups: &[GroupConfig], assets: &[AssetConfig], p: &mut V
             ));
         }
     }
+    // One pass each (a plant of 100,000 assets is checked in milliseconds):
+    // declared groups by id, and per undeclared group the first asset of
+    // each kind.
+    let declared: HashMap<&str, &GroupConfig> = groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    let mut first_of_kind: HashMap<(&str, AssetKind), &AssetConfig> = HashMap::new();
+    for a in assets {
+        first_of_kind.entry((a.group.as_str(), a.kind)).or_insert(a);
+    }
     for (i, a) in assets.iter().enumerate() {
-        if let Some(g) = groups.iter().find(|g| g.id == a.group) {
+        if let Some(g) = declared.get(a.group.as_str()) {
             if g.kind != a.kind {
                 p.push(format!(
                     "assets[{i}].group: group `{}` is a {:?} group but the asset is a {:?}",
                     g.id, g.kind, a.kind
                 ));
             }
-        } else if let Some(other) = assets.iter().find(|b| b.group == a.group && b.kind != a.kind) {
+        } else if let Some(other) = first_of_kind.get(&(a.group.as_str(), other_kind(a.kind))) {
             p.push(format!(
                 "assets[{i}].group: group `{}` mixes lines and feeders (also `{}`); declare it under [[groups]]",
                 a.group, other.id
             ));
         }
+    }
+}
+
+fn other_kind(kind: AssetKind) -> AssetKind {
+    match kind {
+        AssetKind::Line => AssetKind::Feeder,
+        AssetKind::Feeder => AssetKind::Line,
     }
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use throughline_shared::{AssetId, SiteId};
 
 /// Kind of asset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AssetKind {
     /// Production line: output in pieces, rated capacity in pieces/hour.
