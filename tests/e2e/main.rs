@@ -8,6 +8,7 @@ mod broker_crash;
 mod clock;
 mod dashboard;
 mod history;
+mod http_limits;
 mod influx;
 mod ingest_counters;
 mod pipeline;

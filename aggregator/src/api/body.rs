@@ -51,11 +51,11 @@ impl From<BodyError> for ApiError {
 }
 
 /// Read `body` whole: at most `max` bytes, within `timeout`. A declared
-/// `Content-Length` over `max` is refused before a byte is read. Past the
-/// limit, the rest is read and dropped (up to the deadline and a few times
-/// `max`) so that a client still sending sees the answer rather than a
-/// reset connection; a client that asked `Expect: 100-continue` is answered
-/// at once and sends nothing.
+/// `Content-Length` over `max` is refused before a byte is kept. Past the
+/// limit, the rest is read and dropped (up to the deadline: memory stays
+/// bounded, time too) so that a client still sending sees the answer
+/// rather than a reset connection; a client that asked
+/// `Expect: 100-continue` is answered at once and sends nothing.
 pub async fn read(
     headers: &HeaderMap,
     body: Body,
@@ -72,7 +72,7 @@ pub async fn read(
     let mut stream = body.into_data_stream();
     if declared.is_some_and(|n| n > max as u64) {
         if !expects_continue {
-            drain(&mut stream, max, deadline).await;
+            drain(&mut stream, deadline).await;
         }
         return Err(BodyError::TooLarge { max });
     }
@@ -86,21 +86,14 @@ pub async fn read(
         let chunk = next.map_err(|e| BodyError::Broken(e.to_string()))?;
         if out.len() + chunk.len() > max {
             drop(out);
-            drain(&mut stream, max, deadline).await;
+            drain(&mut stream, deadline).await;
             return Err(BodyError::TooLarge { max });
         }
         out.extend_from_slice(&chunk);
     }
 }
 
-/// Read and drop what the client still sends, up to the deadline and
-/// `4 * max` bytes.
-async fn drain(stream: &mut axum::body::BodyDataStream, max: usize, deadline: tokio::time::Instant) {
-    let mut dropped = 0usize;
-    while dropped < max.saturating_mul(4) {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(chunk))) => dropped += chunk.len(),
-            _ => return,
-        }
-    }
+/// Read and drop what the client still sends, up to the deadline.
+async fn drain(stream: &mut axum::body::BodyDataStream, deadline: tokio::time::Instant) {
+    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, stream.next()).await {}
 }

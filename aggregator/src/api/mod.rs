@@ -29,7 +29,7 @@ use auth::Reader;
 use error::ApiError;
 
 pub fn router(shared: Arc<Services>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/{file}", get(dashboard::asset))
         .route("/healthz", get(healthz))
@@ -54,8 +54,10 @@ pub fn router(shared: Arc<Services>) -> Router {
                     .into(),
             )
         })
-        .layer(axum::middleware::map_response(json_errors))
-        .with_state(shared)
+        .with_state(shared);
+    // Around the whole router, so that what it adds (the `Allow` of a 405)
+    // is there when the error is reshaped.
+    Router::new().fallback_service(routes).layer(axum::middleware::map_response(json_errors))
 }
 
 /// Every error in the one shape ([`ApiError`]): the answers axum makes
