@@ -58,7 +58,7 @@ for r in $(seq 1 "$RUNS"); do
 done
 for what in first again; do
   secs=$(cut -d' ' -f1 "$work/$what" | stats)
-  rss=$(cut -d' ' -f2 "$work/$what" | awk '{print $1/1024}' | stats)
+  rss=$(cut -d' ' -f2 "$work/$what" | awk '{printf "%.1f\n", $1/1024}' | stats)
   label=$([ "$what" = first ] && echo "into an empty store" || echo "replacing every bucket")
   say "  $label: wall s (median min max) $secs; peak RSS MB $rss"
 done
