@@ -137,6 +137,8 @@ impl App {
             durability: service::durability::Durability::default(),
             receivers,
             quote_valid_hours: config.planning.quote_valid_hours,
+            http: config.http.limits(),
+            import_gate: tokio::sync::Semaphore::new(1),
         });
         shared.durability.released.store(checkpoint.journal_next, std::sync::atomic::Ordering::Relaxed);
         let journal = tasks::ingest::replay(
@@ -207,15 +209,17 @@ impl App {
         let app = api::router(self.shared.clone());
         let stop = token.clone();
         let shared = self.shared.clone();
-        let server = axum::serve(self.http, app).with_graceful_shutdown(async move {
+        tokio::spawn(async move {
             stop.cancelled().await;
             // Open event streams end, so they do not hold up the stop.
             shared.feed.close();
         });
-        let served = tokio::select! {
-            r = server => r,
+        let server =
+            api::server::serve(self.http, app, self.shared.http, self.shared.clone(), token.child_token());
+        tokio::select! {
+            _ = server => {}
             // Open connections (e.g. a slow client) may not hold up shutdown for long.
-            _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => Ok(()),
+            _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => {}
         };
         token.cancel();
         tracker.close();
@@ -236,6 +240,6 @@ impl App {
                 tracing::warn!("InfluxDB sink did not stop within {limit:?}");
             }
         }
-        served.map_err(Error::Io)
+        Ok(())
     }
 }

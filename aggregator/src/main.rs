@@ -90,11 +90,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         };
         let rows = match parsed {
             Ok(rows) => rows,
-            Err(errors) => {
-                for e in &errors {
+            Err(refusal) => {
+                for e in refusal.errors() {
                     eprintln!("{}: {e}", file.display());
                 }
-                anyhow::bail!("{}: refused, nothing imported ({} error(s))", file.display(), errors.len());
+                if refusal.len() < refusal.total() {
+                    eprintln!("{}: ... and {} more", file.display(), refusal.total() - refusal.len());
+                }
+                anyhow::bail!("{}: refused, nothing imported ({} error(s))", file.display(), refusal.total());
             }
         };
         std::fs::create_dir_all(&config.data_dir)

@@ -89,6 +89,16 @@ pub struct Metrics {
     pub forecast_imports_refused: Counter,
     pub sse_clients: Gauge,
     pub sse_resyncs: Counter,
+    /// Forecast imports refused before parsing: too large, too slow, busy.
+    pub forecast_imports_cut: Family<ReasonLabel, Counter>,
+    /// HTTP connections open now.
+    pub http_connections: Gauge,
+    /// Connections closed at accept because `http.max_connections` were open.
+    pub http_connections_refused: Counter,
+    /// Connections closed by a limit: `header_timeout`, `idle_timeout`.
+    pub http_connections_closed: Family<ReasonLabel, Counter>,
+    /// Failed accepts (e.g. out of file descriptors).
+    pub http_accept_errors: Counter,
     pub influx: InfluxMetrics,
 }
 
@@ -154,6 +164,11 @@ impl Metrics {
             forecast_imports_refused: Counter::default(),
             sse_clients: Gauge::default(),
             sse_resyncs: Counter::default(),
+            forecast_imports_cut: Family::default(),
+            http_connections: Gauge::default(),
+            http_connections_refused: Counter::default(),
+            http_connections_closed: Family::default(),
+            http_accept_errors: Counter::default(),
             influx: InfluxMetrics::default(),
         };
         r.register(
@@ -368,6 +383,33 @@ impl Metrics {
             "Forecast imports refused for errors",
             m.forecast_imports_refused.clone(),
         );
+        r.register(
+            "throughline_forecast_imports_cut",
+            "Forecast imports refused before parsing, by reason (too_large, body_timeout)",
+            m.forecast_imports_cut.clone(),
+        );
+        r.register("throughline_http_connections", "HTTP connections open", m.http_connections.clone());
+        r.register(
+            "throughline_http_connections_refused",
+            "HTTP connections closed at accept: http.max_connections were open",
+            m.http_connections_refused.clone(),
+        );
+        r.register(
+            "throughline_http_connections_closed",
+            "HTTP connections closed by a limit, by reason (header_timeout, idle_timeout)",
+            m.http_connections_closed.clone(),
+        );
+        r.register(
+            "throughline_http_accept_errors",
+            "HTTP accepts that failed (e.g. out of file descriptors)",
+            m.http_accept_errors.clone(),
+        );
+        for reason in ["too_large", "body_timeout"] {
+            let _ = m.forecast_imports_cut.get_or_create(&ReasonLabel { reason });
+        }
+        for reason in ["header_timeout", "idle_timeout"] {
+            let _ = m.http_connections_closed.get_or_create(&ReasonLabel { reason });
+        }
         for reason in RejectReason::ALL {
             let _ = m.rejected.get_or_create(&ReasonLabel { reason: reason.label() });
         }

@@ -9,6 +9,7 @@ mod clock;
 mod dashboard;
 mod fuzz;
 mod history;
+mod http_limits;
 mod influx;
 mod ingest_counters;
 mod pipeline;

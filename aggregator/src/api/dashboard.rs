@@ -23,9 +23,9 @@ pub async fn index() -> Response {
 }
 
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
-    let (_, ctype, body) = FILES
-        .iter()
-        .find(|(name, _, _)| *name == file)
-        .ok_or_else(|| ApiError::NotFound(format!("no dashboard file `{file}`")))?;
+    let (_, ctype, body) = FILES.iter().find(|(name, _, _)| *name == file).ok_or_else(|| {
+        let name: String = file.chars().take(100).collect();
+        ApiError::NotFound(format!("no dashboard file `{name}`; the files are app.js and app.css"))
+    })?;
     Ok(([(header::CONTENT_TYPE, *ctype), CACHE], *body).into_response())
 }

@@ -20,8 +20,16 @@ pub enum ApiError {
     Unauthorized(String),
     Forbidden(String),
     Conflict(String),
-    /// Input refused with a list of located problems.
-    Unprocessable(String, serde_json::Value),
+    /// A body over its limit (413).
+    TooLarge(String),
+    /// A body that did not arrive in time (408).
+    Timeout(String),
+    /// Any other status, with what to do about it (the JSON shape of
+    /// errors that axum or the router produce, see `api::json_errors`).
+    Status(StatusCode, String),
+    /// Input refused with a list of located problems (the first ones) and
+    /// how many there were in all.
+    Unprocessable(String, serde_json::Value, usize),
     /// A failure of ours; the source goes to the log only.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -60,9 +68,11 @@ impl From<AlertsError> for ApiError {
 impl From<ImportRefused> for ApiError {
     fn from(e: ImportRefused) -> ApiError {
         match e {
-            ImportRefused::Invalid(ref errors) => {
-                ApiError::Unprocessable(e.to_string(), serde_json::to_value(errors).unwrap_or_default())
-            }
+            ImportRefused::Invalid(ref r) => ApiError::Unprocessable(
+                e.to_string(),
+                serde_json::to_value(r.errors()).unwrap_or_default(),
+                r.total(),
+            ),
             ImportRefused::Store(e) => e.into(),
         }
     }
@@ -108,7 +118,12 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m, None),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None),
-            ApiError::Unprocessable(m, errors) => (StatusCode::UNPROCESSABLE_ENTITY, m, Some(errors)),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m, None),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m, None),
+            ApiError::Status(code, m) => (code, m, None),
+            ApiError::Unprocessable(m, errors, total) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, m, Some((errors, total)))
+            }
             ApiError::Internal(source) => {
                 // Details stay in the server log.
                 tracing::error!(error = %chain(source.as_ref()), "request failed");
@@ -120,8 +135,9 @@ impl IntoResponse for ApiError {
             }
         };
         let mut body = serde_json::json!({ "error": message });
-        if let Some(e) = errors {
+        if let Some((e, total)) = errors {
             body["errors"] = e;
+            body["errors_total"] = total.into();
         }
         (status, Json(body)).into_response()
     }

@@ -5,12 +5,14 @@
 //! [`auth::Planner`]); every error converts to [`error::ApiError`] with `?`.
 
 pub mod auth;
+pub mod body;
 pub mod dashboard;
 pub mod error;
 pub mod history;
 pub mod live;
 pub mod planning;
 pub mod report;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -27,7 +29,7 @@ use auth::Reader;
 use error::ApiError;
 
 pub fn router(shared: Arc<Services>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/{file}", get(dashboard::asset))
         .route("/healthz", get(healthz))
@@ -52,7 +54,43 @@ pub fn router(shared: Arc<Services>) -> Router {
                     .into(),
             )
         })
-        .with_state(shared)
+        .with_state(shared);
+    // Around the whole router, so that what it adds (the `Allow` of a 405)
+    // is there when the error is reshaped.
+    Router::new().fallback_service(routes).layer(axum::middleware::map_response(json_errors))
+}
+
+/// Every error in the one shape ([`ApiError`]): the answers axum makes
+/// itself (405 with an empty body, 400 from a path or query that does not
+/// parse, 413, 415 ...) are plain text; their text becomes the message.
+async fn json_errors(res: axum::response::Response) -> axum::response::Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let allow = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let message = match (status, allow) {
+        (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => {
+            format!("method not allowed here; this endpoint takes {allow}")
+        }
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let mut out = ApiError::Status(status, message).into_response();
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (k, v) in parts.headers.iter() {
+        out.headers_mut().insert(k, v.clone());
+    }
+    out
 }
 
 /// `ok` (200), or `degraded` (503) while the journal or the store cannot

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::Json;
@@ -11,8 +11,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{Planner, Reader};
+use super::body::{self, BodyError, MAX_SMALL_BODY};
 use super::error::ApiError;
 use crate::forecast::parse_time;
+use crate::metrics::ReasonLabel;
 use crate::model::{AlertKind, AlertStatus, ReservationStatus};
 use crate::service::auth::Role;
 use crate::service::planning::{ForecastFormat, PromiseRequest};
@@ -51,14 +53,17 @@ pub async fn list_forecasts(
 }
 
 /// `POST /api/v1/forecasts`: CSV (`text/csv`) or JSON, all or nothing.
+/// The token is checked first (the `Planner` extractor), then the content
+/// type; then the body is read as it streams in, up to
+/// `http.max_import_bytes` within `http.body_timeout_secs`, one import at
+/// a time; parsing and storing run on a blocking thread, so the runtime
+/// (ingest, `/healthz`) goes on meanwhile.
 pub async fn import_forecasts(
     State(s): State<Arc<Services>>,
     Planner(actor): Planner,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))?;
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let format = if ctype.starts_with("text/csv") {
         ForecastFormat::Csv
@@ -66,10 +71,32 @@ pub async fn import_forecasts(
         ForecastFormat::Json
     } else {
         return Err(ApiError::BadRequest(format!(
-            "Content-Type must be text/csv or application/json, not `{ctype}`"
+            "Content-Type must be text/csv or application/json, not `{}`",
+            ctype.chars().take(100).collect::<String>()
         )));
     };
-    let summary = s.import_forecasts(text, format, &actor)?;
+    let _one_at_a_time = s.import_gate.acquire().await.map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let bytes = match body::read(&headers, body, s.http.max_import_bytes, s.http.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            s.metrics.forecast_imports_cut.get_or_create(&ReasonLabel { reason: e.label() }).inc();
+            tracing::warn!(by = %actor.name, reason = e.label(), "forecast import not read");
+            return Err(match e {
+                BodyError::TooLarge { max } => ApiError::TooLarge(format!(
+                    "the forecast file is larger than http.max_import_bytes ({max} bytes); split it or raise the limit"
+                )),
+                other => other.into(),
+            });
+        }
+    };
+    let shared = s.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            ApiError::BadRequest(format!("the body is not UTF-8 text (at byte {})", e.valid_up_to()))
+        })?;
+        shared.import_forecasts(text, format, &actor).map_err(ApiError::from)
+    })
+    .await??;
     Ok(Json(serde_json::to_value(summary).unwrap_or_default()))
 }
 
@@ -140,7 +167,7 @@ pub struct NoteBody {
     note: Option<String>,
 }
 
-fn note_of(body: &Bytes) -> Result<Option<String>, ApiError> {
+fn note_of(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.is_empty() {
         return Ok(None);
     }
@@ -154,8 +181,10 @@ pub async fn alert_action(
     State(s): State<Arc<Services>>,
     Planner(actor): Planner,
     Path((id, action)): Path<(i64, String)>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
+    let body = body::read(&headers, body, MAX_SMALL_BODY, s.http.body_timeout).await?;
     let note = note_of(&body)?;
     let event = match action.as_str() {
         "ack" => s.alerts.acknowledge(id, &actor.name, note)?,
@@ -184,8 +213,9 @@ pub struct PromiseBody {
 pub async fn promise(
     State(s): State<Arc<Services>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
+    let body = body::read(&headers, body, MAX_SMALL_BODY, s.http.body_timeout).await?;
     let req: PromiseBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "body must be JSON {{\"group\", \"quantity\", \"due\", \"mode\": \"inquiry\"|\"quote\", \"reference\"}}: {e}"

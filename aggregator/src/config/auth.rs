@@ -60,10 +60,35 @@ impl TokenConfig {
 }
 
 impl AuthConfig {
-    /// Report every problem under `auth`, reading every token.
+    /// Report every problem under `auth`, reading every token: a token that
+    /// cannot be read, an empty or blank one (it would match an empty
+    /// `Bearer` or `?token=`), and one that repeats another's (a request
+    /// with it could not say who, or which role, it is).
     pub fn validate(&self, secrets: &mut Secrets, p: &mut Vec<String>) {
+        let mut seen: Vec<(String, usize)> = Vec::new();
         for (i, t) in self.tokens.iter().enumerate() {
-            secrets.check(&t.secret(i), p);
+            let secret = t.secret(i);
+            secrets.check(&secret, p);
+            let Some(value) = secrets.peek(&secret).map(|v| v.trim().to_string()) else { continue };
+            if value.is_empty() {
+                p.push(format!("auth.tokens[{i}].token: is empty or blank; set a long random token"));
+                continue;
+            }
+            match seen.iter().find(|(v, _)| *v == value) {
+                Some((_, j)) => {
+                    let other = &self.tokens[*j];
+                    let roles = if other.role == t.role {
+                        format!("both {:?}", t.role)
+                    } else {
+                        format!("{:?} there, {:?} here", other.role, t.role)
+                    };
+                    p.push(format!(
+                        "auth.tokens[{i}].token: the same token as auth.tokens[{j}] (`{}`, {roles}); give each holder a token of its own",
+                        other.name
+                    ));
+                }
+                None => seen.push((value, i)),
+            }
         }
     }
 
@@ -113,6 +138,25 @@ mod tests {
             ]
         );
         let e = bad.build(&mut Secrets::default()).unwrap_err().to_string();
+        let twice = AuthConfig {
+            read_requires_token: false,
+            tokens: vec![
+                token("wall", Role::Viewer, Some("same-secret"), None),
+                token("blank", Role::Planner, Some("   "), None),
+                token("empty", Role::Planner, Some(""), None),
+                token("office", Role::Planner, Some("same-secret"), None),
+            ],
+        };
+        let mut q = Vec::new();
+        twice.validate(&mut Secrets::default(), &mut q);
+        assert_eq!(
+            q,
+            [
+                "auth.tokens[1].token: is empty or blank; set a long random token",
+                "auth.tokens[2].token: is empty or blank; set a long random token",
+                "auth.tokens[3].token: the same token as auth.tokens[0] (`wall`, Viewer there, Planner here); give each holder a token of its own",
+            ]
+        );
         assert_eq!(e, "auth.tokens[1].token: set one of token, token_file, token_env");
 
         let good = AuthConfig {

@@ -43,7 +43,7 @@ use throughline_shared::secret::SecretError;
 pub use self::alerts::{AlertmanagerConfig, WebhookConfig};
 pub use self::auth::{AuthConfig, Role, TokenConfig};
 pub use self::history::HistoryConfig;
-pub use self::http::HttpConfig;
+pub use self::http::{HttpConfig, HttpLimits};
 pub use self::influx::InfluxConfig;
 pub use self::ingest::IngestConfig;
 pub use self::mqtt::MqttConfig;
@@ -173,6 +173,7 @@ impl Config {
     pub fn validate(&self, origin: &str) -> Result<Secrets, Error> {
         let mut secrets = Secrets::default();
         let mut p = self.unknown_keys.clone();
+        self.http.validate(&mut p);
         self.mqtt.validate(&mut p);
         self.ingest.validate(&mut p);
         if let Some(influx) = &self.influxdb {

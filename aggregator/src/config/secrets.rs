@@ -76,6 +76,14 @@ impl Secrets {
         }
     }
 
+    /// The value of a secret [`Secrets::check`] read, if it could be read.
+    pub fn peek(&self, secret: &Secret<'_>) -> Option<&str> {
+        match self.read.get(&secret.key()) {
+            Some(Ok(Some(v))) => Some(v.as_str()),
+            _ => None,
+        }
+    }
+
     /// Hand a secret to the build that uses it; it is not kept here
     /// afterwards. Read now only if [`Secrets::check`] did not read it.
     pub fn take(&mut self, secret: &Secret<'_>) -> Result<Option<String>, SecretError> {

@@ -79,14 +79,22 @@ impl Auth {
 
     fn actor(&self, headers: &HeaderMap) -> Result<Option<Actor>, AuthError> {
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
+        // The scheme is case-insensitive (RFC 7235): `bearer`, `BEARER`.
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
             .ok_or_else(|| {
                 AuthError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
             })?;
-        let d = digest(token.trim().as_bytes());
+        if token.is_empty() {
+            // No configured token is empty (the config refuses it); say so
+            // rather than compare.
+            return Err(AuthError::Unauthorized("empty token: send `Authorization: Bearer <token>`".into()));
+        }
+        let d = digest(token.as_bytes());
         let mut found: Option<&Entry> = None;
         for e in &self.entries {
             if bool::from(e.digest.ct_eq(&d)) {
@@ -156,5 +164,26 @@ mod tests {
         assert!(closed.read(&h(None)).is_err());
         assert!(closed.read(&h(Some("v-token"))).is_ok());
         assert!(!format!("{a:?}").contains("token\""));
+    }
+
+    fn raw(value: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(axum::http::header::AUTHORIZATION, value.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_an_empty_token_matches_nothing() {
+        let a = auth(true);
+        for ok in ["BEARER p-token", "bearer p-token", "BeArEr   p-token  "] {
+            assert_eq!(a.write(&raw(ok), Role::Planner).unwrap().name, "alice", "{ok}");
+        }
+        for bad in ["Bearer", "Bearer ", "Bearer    ", "Basic p-token", "p-token", "Bearerp-token"] {
+            assert!(matches!(a.read(&raw(bad)), Err(AuthError::Unauthorized(_))), "{bad:?}");
+        }
+        // Even a store built without the config's check: the empty token is never compared.
+        let mut open = Auth::new(true);
+        open.add("blank", Role::Admin, "");
+        assert!(open.read(&raw("Bearer ")).is_err());
     }
 }

@@ -106,6 +106,17 @@ impl Link {
     }
 }
 
+/// What one HTTP client may cost: `[http]` (`crate::config::HttpConfig`)
+/// as the server and the handlers use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub max_import_bytes: usize,
+}
+
 /// Every handle, shared by the tasks and the HTTP API.
 #[derive(Debug)]
 pub struct Services {
@@ -125,6 +136,10 @@ pub struct Services {
     pub receivers: Vec<delivery::Receiver>,
     /// How long a quote's reservation holds capacity.
     pub quote_valid_hours: u32,
+    /// What one HTTP client may cost (`[http]`).
+    pub http: HttpLimits,
+    /// One forecast import at a time: a second waits, its body unread.
+    pub import_gate: tokio::sync::Semaphore,
 }
 
 impl Services {

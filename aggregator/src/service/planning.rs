@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Services;
 use crate::ctp::{capable_to_promise, CtpAnswer, CtpInput, DemandBucket};
-use crate::forecast::ImportError;
+use crate::forecast::Refusal;
 use crate::model::{AssetKind, ReservationStatus, Unit};
 use crate::service::auth::Actor;
 use crate::store::{ImportSummary, Reservation, StoreError};
@@ -31,11 +31,20 @@ impl ForecastFormat {
 /// Why an import stored nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportRefused {
-    /// Every problem of the file, located.
-    #[error("forecast refused, nothing imported: {} error(s)", .0.len())]
-    Invalid(Vec<ImportError>),
+    /// The file's first problems, located, and how many there were.
+    #[error("forecast refused, nothing imported: {} error(s){}", .0.total(), listed(.0))]
+    Invalid(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// "; the first N are listed" when not every problem is.
+fn listed(r: &Refusal) -> String {
+    if r.len() < r.total() {
+        format!("; the first {} are listed", r.len())
+    } else {
+        String::new()
+    }
 }
 
 /// A promise question.
@@ -88,7 +97,8 @@ pub struct Promise {
 
 impl Services {
     /// Validate and store a forecast file, all or nothing; the buckets in
-    /// force are read again and the dashboard told.
+    /// force are read again and the dashboard told. Blocking (a big file
+    /// takes seconds): call it off the async runtime.
     pub fn import_forecasts(
         &self,
         text: &str,
@@ -102,7 +112,7 @@ impl Services {
         };
         let rows = parsed.map_err(|errors| {
             self.metrics.forecast_imports_refused.inc();
-            tracing::warn!(by = %actor.name, errors = errors.len(), "forecast import refused");
+            tracing::warn!(by = %actor.name, errors = errors.total(), "forecast import refused");
             ImportRefused::Invalid(errors)
         })?;
         let summary = self.store.import_forecasts(&rows, format.as_str(), &actor.name, Utc::now())?;

@@ -60,6 +60,14 @@ pub struct ImportSummary {
 impl Store {
     /// Import validated rows in one transaction: each replaces the current
     /// version of its (group, start, end), which stays listable.
+    ///
+    /// Runs on a connection of its own, so the store's shared connection
+    /// (history flushes, alerts, API reads) is never locked behind it; call
+    /// it off the async runtime. The cost is linear in the rows: the buckets
+    /// in force of a group never overlap (each import supersedes what it
+    /// overlaps, and its own rows do not overlap), so the ones a new bucket
+    /// overlaps are those starting inside it plus at most the one just
+    /// before it, each found through the `forecasts_current` index.
     pub fn import_forecasts(
         &self,
         rows: &[ForecastRow],
@@ -67,8 +75,10 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<ImportSummary, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut conn = self.open_writer()?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT INTO imports (at_ms, actor, source, rows) VALUES (?1, ?2, ?3, ?4)",
             params![ms(now), actor, source, rows.len() as i64],
@@ -76,38 +86,56 @@ impl Store {
         .map_err(|e| self.err(e))?;
         let import_id = tx.last_insert_rowid();
         let mut replaced = 0;
-        for r in rows {
-            let prev: Option<i64> = tx
-                .query_row(
+        {
+            let mut prev_version = tx
+                .prepare(
                     "SELECT MAX(version) FROM forecasts WHERE group_id = ?1 AND start_ms = ?2 AND end_ms = ?3",
-                    params![r.group, ms(r.start), ms(r.end)],
-                    |row| row.get(0),
                 )
                 .map_err(|e| self.err(e))?;
-            if prev.is_some() {
-                replaced += 1;
+            // Buckets in force starting inside the new one.
+            let mut supersede_inside = tx
+                .prepare(
+                    "UPDATE forecasts SET current = 0
+                     WHERE group_id = ?1 AND current = 1 AND start_ms >= ?2 AND start_ms < ?3",
+                )
+                .map_err(|e| self.err(e))?;
+            // The bucket in force starting just before it, if it reaches into it.
+            let mut supersede_before = tx
+                .prepare(
+                    "UPDATE forecasts SET current = 0 WHERE id = (
+                         SELECT id FROM forecasts WHERE group_id = ?1 AND current = 1 AND start_ms < ?2
+                         ORDER BY start_ms DESC LIMIT 1) AND end_ms > ?2",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO forecasts (group_id, start_ms, end_ms, demand, unit, uplift_pct, version, current, import_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)",
+                )
+                .map_err(|e| self.err(e))?;
+            for r in rows {
+                let (start, end) = (ms(r.start), ms(r.end));
+                let prev: Option<i64> = prev_version
+                    .query_row(params![r.group, start, end], |row| row.get(0))
+                    .map_err(|e| self.err(e))?;
+                if prev.is_some() {
+                    replaced += 1;
+                }
+                supersede_inside.execute(params![r.group, start, end]).map_err(|e| self.err(e))?;
+                supersede_before.execute(params![r.group, start]).map_err(|e| self.err(e))?;
+                insert
+                    .execute(params![
+                        r.group,
+                        start,
+                        end,
+                        r.demand,
+                        r.unit.as_str(),
+                        r.uplift_pct,
+                        prev.unwrap_or(0) + 1,
+                        import_id
+                    ])
+                    .map_err(|e| self.err(e))?;
             }
-            // Any current bucket of the group overlapping this one is superseded.
-            tx.execute(
-                "UPDATE forecasts SET current = 0 WHERE group_id = ?1 AND current = 1 AND start_ms < ?3 AND end_ms > ?2",
-                params![r.group, ms(r.start), ms(r.end)],
-            )
-            .map_err(|e| self.err(e))?;
-            tx.execute(
-                "INSERT INTO forecasts (group_id, start_ms, end_ms, demand, unit, uplift_pct, version, current, import_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)",
-                params![
-                    r.group,
-                    ms(r.start),
-                    ms(r.end),
-                    r.demand,
-                    r.unit.as_str(),
-                    r.uplift_pct,
-                    prev.unwrap_or(0) + 1,
-                    import_id
-                ],
-            )
-            .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(ImportSummary { import_id, rows: rows.len(), replaced })
@@ -178,18 +206,62 @@ mod tests {
     }
 
     #[test]
-    fn data_version_tells_another_process_import_from_own_writes() {
+    fn data_version_changes_after_any_import_and_not_otherwise() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let running = Store::open(&path).unwrap();
         let v0 = running.data_version().unwrap();
+        assert_eq!(running.data_version().unwrap(), v0, "nothing committed");
+        // An import writes through a connection of its own, so the running
+        // store sees its own import as it sees another process's.
         running.import_forecasts(&[row(0, 100.0)], "csv", "api", Utc::now()).unwrap();
-        assert_eq!(running.data_version().unwrap(), v0, "its own import: reloaded by the API already");
+        let v1 = running.data_version().unwrap();
+        assert_ne!(v1, v0, "its own import, on its own connection");
         let cli = Store::open(&path).unwrap();
         cli.import_forecasts(&[row(8, 200.0)], "csv", "cli", Utc::now()).unwrap();
-        let v1 = running.data_version().unwrap();
-        assert_ne!(v1, v0, "another connection committed");
-        assert_eq!(running.data_version().unwrap(), v1, "and nothing since");
+        let v2 = running.data_version().unwrap();
+        assert_ne!(v2, v1, "another process committed");
+        assert_eq!(running.data_version().unwrap(), v2, "and nothing since");
+    }
+
+    fn at(start_min: i64, end_min: i64, demand: f64) -> ForecastRow {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+        ForecastRow {
+            group: "family-a".into(),
+            start: t0 + Duration::minutes(start_min),
+            end: t0 + Duration::minutes(end_min),
+            demand,
+            unit: Unit::Pieces,
+            uplift_pct: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_bucket_supersedes_every_bucket_in_force_it_overlaps_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("state.db")).unwrap();
+        // In force: [0,60) [60,120) [120,180) [180,240), and another group's [0,240).
+        let mut first: Vec<_> = (0..4).map(|i| at(i * 60, i * 60 + 60, 10.0 + i as f64)).collect();
+        first.push(ForecastRow { group: "family-b".into(), ..at(0, 240, 99.0) });
+        s.import_forecasts(&first, "csv", "a", Utc::now()).unwrap();
+        // [30,150) reaches into [0,60) from inside, covers [60,120), ends inside [120,180).
+        s.import_forecasts(&[at(30, 150, 7.0)], "csv", "b", Utc::now()).unwrap();
+        let current: Vec<(i64, i64, f64)> = s
+            .forecasts(Some("family-a"), None, None, false)
+            .unwrap()
+            .iter()
+            .map(|f| (f.row.start.timestamp() / 60 % 1440, f.row.end.timestamp() / 60 % 1440, f.row.demand))
+            .collect();
+        assert_eq!(current, [(30, 150, 7.0), (180, 240, 13.0)]);
+        assert_eq!(
+            s.forecasts(Some("family-b"), None, None, false).unwrap().len(),
+            1,
+            "other group untouched"
+        );
+        // A bucket touching [180,240) at its start supersedes nothing.
+        s.import_forecasts(&[at(240, 300, 1.0)], "csv", "c", Utc::now()).unwrap();
+        assert_eq!(s.forecasts(Some("family-a"), None, None, false).unwrap().len(), 3);
+        assert_eq!(s.forecasts(Some("family-a"), None, None, true).unwrap().len(), 6, "every version kept");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //!
 //! Calls are short and synchronous behind a mutex (the last lock taken in
 //! the aggregator's lock order); callers on the async runtime use them
-//! directly (each is a few indexed statements on a local file).
+//! directly (each is a few indexed statements on a local file). The one
+//! long write, a forecast import, opens a connection of its own and runs on
+//! a blocking thread; another writer (a history flush, an import by
+//! `aggregator import-forecast` in another process) waits for it up to
+//! [`BUSY_TIMEOUT`] instead of failing with `database is locked`.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -43,6 +47,12 @@ pub struct Store {
     path: String,
 }
 
+/// How long a write waits for another connection's write transaction to end
+/// before it fails with `database is locked`. Longer than the largest
+/// forecast import takes to write (a year of 10-minute buckets for 10
+/// groups, 525,600 rows, writes in a few seconds; docs/benchmarks.md).
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -51,16 +61,23 @@ fn from_ms(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(v).unwrap_or_default()
 }
 
+/// Open the file with the store's settings: WAL (readers never wait for a
+/// writer), `synchronous = NORMAL`, foreign keys, [`BUSY_TIMEOUT`].
+fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 impl Store {
     /// Open (or create) the store file.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let p = path.display().to_string();
         let err = |source| StoreError { path: p.clone(), source };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        let conn = connect(path).map_err(err)?;
         for schema in [
             forecasts::SCHEMA,
             alerts::SCHEMA,
@@ -76,6 +93,12 @@ impl Store {
             tracing::info!(hours, "hourly rollups built from the stored minutes");
         }
         Ok(Store { conn: Mutex::new(conn), path: p })
+    }
+
+    /// A connection of its own to the same file, for a long write that must
+    /// not hold the shared connection's lock.
+    fn open_writer(&self) -> Result<Connection, StoreError> {
+        connect(Path::new(&self.path)).map_err(|e| self.err(e))
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {

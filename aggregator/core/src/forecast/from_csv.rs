@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use super::{
-    check_group, check_unit, demand_message, demand_ok, finish, parse_time, to_line, uplift_message,
-    uplift_ok, Candidate, ImportError, COLUMNS,
+    check_group, check_unit, cut, demand_message, demand_ok, echo, finish, parse_time, to_line,
+    uplift_message, uplift_ok, Candidate, Collector, ImportError, Refusal, COLUMNS,
 };
 use crate::model::{AssetKind, ForecastRow};
 
@@ -17,15 +17,13 @@ use crate::model::{AssetKind, ForecastRow};
 /// nothing but blanks and commas) are skipped. A wrong header is reported
 /// once, on its line, and nothing else is parsed.
 ///
-/// All or nothing: `Ok` with every row in file order, or `Err` with every
-/// error found (not just the first), in line order.
-pub fn parse_csv(
-    text: &str,
-    groups: &HashMap<String, AssetKind>,
-) -> Result<Vec<ForecastRow>, Vec<ImportError>> {
+/// All or nothing: `Ok` with every row in file order, or `Err` with the
+/// errors found (not just the first: up to [`super::MAX_REPORTED`] in line
+/// order, and their count).
+pub fn parse_csv(text: &str, groups: &HashMap<String, AssetKind>) -> Result<Vec<ForecastRow>, Refusal> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-    let mut errors = Vec::new();
+    let mut errors = Collector::default();
     let mut header: Option<usize> = None; // number of columns once the header is read
     let mut rows: Vec<(usize, ForecastRow)> = Vec::new();
 
@@ -45,7 +43,7 @@ pub fn parse_csv(
         let Some(width) = header else {
             match check_header(&record) {
                 Ok(n) => header = Some(n),
-                Err(message) => return Err(vec![ImportError::new(line, "", message)]),
+                Err(message) => return Err(Refusal::one(ImportError::new(line, "", message))),
             }
             continue;
         };
@@ -63,12 +61,12 @@ pub fn parse_csv(
             group: check_group(field(0), groups),
             start: parse_time(field(1)),
             end: parse_time(field(2)),
-            demand: csv_number(field(3), demand_ok).ok_or_else(|| demand_message(&format!("{:?}", field(3)))),
+            demand: csv_number(field(3), demand_ok).ok_or_else(|| demand_message(&echo(field(3)))),
             unit: check_unit(field(4)),
             uplift: if width < COLUMNS.len() || field(5).is_empty() {
                 Ok(0.0)
             } else {
-                csv_number(field(5), uplift_ok).ok_or_else(|| uplift_message(&format!("{:?}", field(5))))
+                csv_number(field(5), uplift_ok).ok_or_else(|| uplift_message(&echo(field(5))))
             },
         };
         if let Some(row) = candidate.finish(&mut errors) {
@@ -76,7 +74,7 @@ pub fn parse_csv(
         }
     }
     if header.is_none() {
-        return Err(vec![ImportError::new(1, "", "no forecast rows: the file is empty")]);
+        return Err(Refusal::one(ImportError::new(1, "", "no forecast rows: the file is empty")));
     }
     finish(rows, errors, 1)
 }
@@ -88,7 +86,7 @@ fn check_header(record: &csv::StringRecord) -> Result<usize, String> {
     if (n == COLUMNS.len() || n == COLUMNS.len() - 1) && names.iter().zip(COLUMNS).all(|(a, b)| a == b) {
         return Ok(n);
     }
-    let found = record.iter().map(str::trim).collect::<Vec<_>>().join(",");
+    let found = cut(&record.iter().map(str::trim).collect::<Vec<_>>().join(","));
     let hint = if n == 1 && found.contains(';') { " (fields must be separated by commas)" } else { "" };
     Err(format!(
         "expected header `{}` (uplift_pct may be left out), found `{found}`{hint}",

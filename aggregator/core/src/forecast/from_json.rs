@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{
-    check_group, check_unit, demand_message, demand_ok, finish, parse_time, uplift_message, uplift_ok,
-    Candidate, ImportError, COLUMNS, SHAPE,
+    check_group, check_unit, cut, demand_message, demand_ok, echo, finish, parse_time, uplift_message,
+    uplift_ok, Candidate, Collector, ImportError, Refusal, COLUMNS, SHAPE,
 };
 use crate::model::{AssetKind, ForecastRow};
 
@@ -24,48 +24,53 @@ use crate::model::{AssetKind, ForecastRow};
 /// line where the offending record starts; a syntax error is reported once,
 /// with the line serde_json gives.
 ///
-/// All or nothing: `Ok` with every row in document order, or `Err` with every
-/// error found, in line order.
-pub fn parse_json(
-    text: &str,
-    groups: &HashMap<String, AssetKind>,
-) -> Result<Vec<ForecastRow>, Vec<ImportError>> {
+/// A key given twice in one object (`"demand": -1, "demand": 5`) is a
+/// syntax error, as in the telemetry codec: the file is refused rather than
+/// taking either value.
+///
+/// All or nothing: `Ok` with every row in document order, or `Err` with the
+/// errors found (up to [`super::MAX_REPORTED`] in line order, and their count).
+pub fn parse_json(text: &str, groups: &HashMap<String, AssetKind>) -> Result<Vec<ForecastRow>, Refusal> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
-        return Err(vec![ImportError::new(1, "", "no forecast rows: the file is empty")]);
+        return Err(Refusal::one(ImportError::new(1, "", "no forecast rows: the file is empty")));
     }
-    let doc: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return Err(vec![json_syntax_error(&e)]),
+    let doc: Value = match serde_json::from_str::<Strict>(text) {
+        Ok(v) => v.0,
+        Err(e) => return Err(Refusal::one(json_syntax_error(&e))),
     };
     let records = match &doc {
         Value::Array(items) => items,
         Value::Object(map) => match map.get("rows") {
             Some(Value::Array(items)) => items,
             Some(other) => {
-                return Err(vec![ImportError::new(
+                return Err(Refusal::one(ImportError::new(
                     1,
                     "",
                     format!("`rows` must be an array of forecast rows, found {}", describe(other)),
-                )])
+                )))
             }
             None => {
-                return Err(vec![ImportError::new(
+                return Err(Refusal::one(ImportError::new(
                     1,
                     "",
                     format!("expected {SHAPE}, found an object without `rows`"),
-                )])
+                )))
             }
         },
         other => {
-            return Err(vec![ImportError::new(1, "", format!("expected {SHAPE}, found {}", describe(other)))])
+            return Err(Refusal::one(ImportError::new(
+                1,
+                "",
+                format!("expected {SHAPE}, found {}", describe(other)),
+            )))
         }
     };
     if records.is_empty() {
-        return Err(vec![ImportError::new(1, "", "no forecast rows")]);
+        return Err(Refusal::one(ImportError::new(1, "", "no forecast rows")));
     }
     let lines = record_lines(text);
-    let mut errors = Vec::new();
+    let mut errors = Collector::default();
     let mut rows = Vec::new();
     for (i, record) in records.iter().enumerate() {
         // The scan agrees with serde_json on valid JSON; line 1 is a fallback only.
@@ -87,7 +92,7 @@ pub fn parse_json(
             errors.push(ImportError::new(
                 line,
                 "",
-                format!("unknown field `{key}`; expected {}", COLUMNS.join(", ")),
+                format!("unknown field `{}`; expected {}", cut(key), COLUMNS.join(", ")),
             ));
         }
         let get = |name: &str| obj.get(name).ok_or_else(|| "is missing".to_string());
@@ -128,6 +133,75 @@ pub fn parse_json(
     finish(rows, errors, 0)
 }
 
+/// A JSON document read like `serde_json::Value`, except that an object
+/// with the same key twice is an error (serde_json's own `Value` keeps the
+/// last one).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if obj.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{}` in one object",
+                    cut(&key)
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            obj.insert(key, v);
+        }
+        Ok(Value::Object(obj))
+    }
+}
+
 /// A JSON string field, or an error naming the expected type.
 fn json_str<'v>(v: &'v Value, expected: &str) -> Result<&'v str, String> {
     v.as_str().ok_or_else(|| format!("must be {expected}, found {}", describe(v)))
@@ -139,7 +213,7 @@ fn describe(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("{b}"),
         Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {s:?}"),
+        Value::String(s) => format!("string {}", echo(s)),
         Value::Array(_) => "an array".into(),
         Value::Object(_) => "an object".into(),
     }
@@ -153,9 +227,9 @@ fn json_syntax_error(e: &serde_json::Error) -> ImportError {
 }
 
 /// The 1-based line on which each forecast record starts: the elements of
-/// the top-level array, or of the array under the top-level `rows` key (the
-/// last one, as serde_json keeps the last of duplicate keys). Only called on
-/// text serde_json has accepted, so the scan can be simple.
+/// the top-level array, or of the array under the top-level `rows` key (a
+/// document with a key twice has been refused before). Only called on text
+/// serde_json has accepted, so the scan can be simple.
 fn record_lines(text: &str) -> Vec<usize> {
     let mut s = Scanner { bytes: text.as_bytes(), pos: 0, line: 1 };
     s.skip_ws();

@@ -72,6 +72,98 @@ impl fmt::Display for ImportError {
 
 impl std::error::Error for ImportError {}
 
+/// How many problems an import reports; the rest are counted. A file of a
+/// million bad lines gives a short answer, in bounded memory.
+pub const MAX_REPORTED: usize = 100;
+
+/// How many characters of a value from the file a message quotes.
+pub const MAX_ECHO: usize = 100;
+
+/// Why a file was refused: its first [`MAX_REPORTED`] problems in line
+/// order, and how many there were in all. Derefs to the listed problems.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    errors: Vec<ImportError>,
+    total: usize,
+}
+
+impl Refusal {
+    fn one(e: ImportError) -> Refusal {
+        Refusal { errors: vec![e], total: 1 }
+    }
+
+    /// Every problem found, listed or not.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The listed problems (the first [`MAX_REPORTED`] by line).
+    pub fn errors(&self) -> &[ImportError] {
+        &self.errors
+    }
+}
+
+impl std::ops::Deref for Refusal {
+    type Target = [ImportError];
+    fn deref(&self) -> &[ImportError] {
+        &self.errors
+    }
+}
+
+/// Problems as they are found: the first [`MAX_REPORTED`] by line are
+/// kept (stable, so column order within a line stays), the rest counted.
+#[derive(Debug, Default)]
+struct Collector {
+    kept: Vec<ImportError>,
+    total: usize,
+}
+
+impl Collector {
+    fn push(&mut self, e: ImportError) {
+        self.total += 1;
+        self.kept.push(e);
+        if self.kept.len() >= 2 * MAX_REPORTED {
+            self.trim();
+        }
+    }
+
+    /// Problems found so far (kept or only counted).
+    fn len(&self) -> usize {
+        self.total
+    }
+
+    fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn trim(&mut self) {
+        self.kept.sort_by_key(|e| e.line);
+        self.kept.truncate(MAX_REPORTED);
+    }
+
+    fn into_refusal(mut self) -> Refusal {
+        self.trim();
+        Refusal { errors: self.kept, total: self.total }
+    }
+}
+
+/// A value from the file as a message quotes it: Debug-quoted, cut to
+/// [`MAX_ECHO`] characters (`…` marks the cut).
+fn echo(raw: &str) -> String {
+    match raw.char_indices().nth(MAX_ECHO) {
+        None => format!("{raw:?}"),
+        Some((cut, _)) => format!("{:?}…", &raw[..cut]),
+    }
+}
+
+/// A name from the file (a group, a JSON key), cut to [`MAX_ECHO`] characters.
+fn cut(raw: &str) -> String {
+    match raw.char_indices().nth(MAX_ECHO) {
+        None => raw.to_string(),
+        Some((i, _)) => format!("{}…", &raw[..i]),
+    }
+}
+
 /// Parse a time given as RFC 3339 (`2026-11-23T06:00:00Z`, offsets allowed)
 /// or as a plain date `2026-11-23` (= midnight UTC). Surrounding blanks are
 /// ignored. The error explains the accepted forms and quotes the input.
@@ -92,9 +184,15 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .iter()
         .any(|f| NaiveDateTime::parse_from_str(t, f).is_ok());
     if no_zone {
-        return Err(format!("has no time zone; add `Z` for UTC or an offset like +01:00 (found {t:?})"));
+        return Err(format!(
+            "has no time zone; add `Z` for UTC or an offset like +01:00 (found {})",
+            echo(t)
+        ));
     }
-    Err(format!("expected an RFC 3339 time like 2026-11-23T06:00:00Z or a date like 2026-11-23, found {t:?}"))
+    Err(format!(
+        "expected an RFC 3339 time like 2026-11-23T06:00:00Z or a date like 2026-11-23, found {}",
+        echo(t)
+    ))
 }
 
 /// A row with every field checked on its own; [`Candidate::finish`] adds the
@@ -112,7 +210,7 @@ struct Candidate {
 impl Candidate {
     /// Push every problem of this row onto `errors`, in column order, and
     /// return the row if there was none.
-    fn finish(self, errors: &mut Vec<ImportError>) -> Option<ForecastRow> {
+    fn finish(self, errors: &mut Collector) -> Option<ForecastRow> {
         let before = errors.len();
         let line = self.line;
         let mut report = |column: &str, message: String| errors.push(ImportError::new(line, column, message));
@@ -149,6 +247,17 @@ impl Candidate {
         if let Err(m) = &self.uplift {
             report("uplift_pct", m.clone());
         }
+        if let (Ok(d), Ok(u)) = (&self.demand, &self.uplift) {
+            let effective = d * (1.0 + u / 100.0);
+            if !effective.is_finite() {
+                report(
+                    "demand",
+                    format!(
+                        "demand {d} with uplift {u} % is not a finite number (effective demand {effective})"
+                    ),
+                );
+            }
+        }
         if errors.len() != before {
             return None;
         }
@@ -161,14 +270,15 @@ impl Candidate {
     }
 }
 
-/// Add overlap errors, then decide: every row, or every error in line order.
+/// Add overlap errors, then decide: every row, or the first problems in
+/// line order and their count.
 /// `header_lines` is 1 for CSV (a header-only file has no rows), 0 for JSON.
 fn finish(
     rows: Vec<(usize, ForecastRow)>,
-    mut errors: Vec<ImportError>,
+    mut errors: Collector,
     header_lines: usize,
-) -> Result<Vec<ForecastRow>, Vec<ImportError>> {
-    errors.extend(overlaps(&rows));
+) -> Result<Vec<ForecastRow>, Refusal> {
+    overlaps(&rows, &mut errors);
     if errors.is_empty() && rows.is_empty() {
         let what = if header_lines > 0 {
             "no forecast rows: the file has only a header"
@@ -180,55 +290,57 @@ fn finish(
     if errors.is_empty() {
         Ok(rows.into_iter().map(|(_, r)| r).collect())
     } else {
-        errors.sort_by_key(|e| e.line); // stable: column order within a line is kept
-        Err(errors)
+        Err(errors.into_refusal())
     }
 }
 
-/// One error per row that overlaps an earlier row (by line) of its group,
-/// naming the first such earlier line. Sort-and-sweep: the cost beyond the
-/// sort is the number of overlapping pairs, zero for a valid file.
-fn overlaps(rows: &[(usize, ForecastRow)]) -> Vec<ImportError> {
+/// One error per row that overlaps a row of its group on an earlier line,
+/// naming that line. Sort-and-sweep in O(n log n) whatever the file holds
+/// (a million copies of one bucket too): each row is checked against the
+/// row reaching furthest among those starting before it, which it overlaps
+/// if it overlaps any of them; of the two, the later line is reported.
+fn overlaps(rows: &[(usize, ForecastRow)], errors: &mut Collector) {
     let mut by_group: HashMap<&str, Vec<(usize, &ForecastRow)>> = HashMap::new();
     for (line, row) in rows {
         by_group.entry(row.group.as_str()).or_default().push((*line, row));
     }
-    // later line -> earliest earlier line it overlaps
+    // later line -> earliest earlier line found overlapping it
     let mut first_clash: HashMap<usize, (usize, &ForecastRow, &ForecastRow)> = HashMap::new();
     for list in by_group.values_mut() {
         list.sort_by_key(|(line, r)| (r.start, *line));
-        for (i, (line_a, a)) in list.iter().enumerate() {
-            for (line_b, b) in list[i + 1..].iter().take_while(|(_, b)| b.start < a.end) {
-                let ((early, er), (late, lr)) = if line_a < line_b {
-                    ((*line_a, *a), (*line_b, *b))
-                } else {
-                    ((*line_b, *b), (*line_a, *a))
-                };
-                let entry = first_clash.entry(late).or_insert((early, er, lr));
-                if early < entry.0 {
-                    *entry = (early, er, lr);
+        let mut reach: Option<(usize, &ForecastRow)> = None;
+        for &(line_b, b) in list.iter() {
+            match reach {
+                Some((line_a, a)) if b.start < a.end => {
+                    let ((early, er), (late, lr)) =
+                        if line_a < line_b { ((line_a, a), (line_b, b)) } else { ((line_b, b), (line_a, a)) };
+                    let entry = first_clash.entry(late).or_insert((early, er, lr));
+                    if early < entry.0 {
+                        *entry = (early, er, lr);
+                    }
+                    if b.end > a.end {
+                        reach = Some((line_b, b));
+                    }
                 }
+                _ => reach = Some((line_b, b)),
             }
         }
     }
-    first_clash
-        .into_iter()
-        .map(|(late, (early, er, lr))| {
-            let what = if er.start == lr.start && er.end == lr.end { "duplicates" } else { "overlaps" };
-            ImportError::new(
-                late,
-                "start",
-                format!(
-                    "bucket {} .. {} {what} line {early} ({} .. {}) of group `{}`",
-                    fmt_time(lr.start),
-                    fmt_time(lr.end),
-                    fmt_time(er.start),
-                    fmt_time(er.end),
-                    lr.group
-                ),
-            )
-        })
-        .collect()
+    for (late, (early, er, lr)) in first_clash {
+        let what = if er.start == lr.start && er.end == lr.end { "duplicates" } else { "overlaps" };
+        errors.push(ImportError::new(
+            late,
+            "start",
+            format!(
+                "bucket {} .. {} {what} line {early} ({} .. {}) of group `{}`",
+                fmt_time(lr.start),
+                fmt_time(lr.end),
+                fmt_time(er.start),
+                fmt_time(er.end),
+                lr.group
+            ),
+        ));
+    }
 }
 
 fn check_group(raw: &str, groups: &HashMap<String, AssetKind>) -> Result<(String, AssetKind), String> {
@@ -246,12 +358,12 @@ fn check_group(raw: &str, groups: &HashMap<String, AssetKind>) -> Result<(String
     if g.is_empty() {
         Err(format!("must not be empty; {known}"))
     } else {
-        Err(format!("unknown group `{g}`; {known}"))
+        Err(format!("unknown group `{}`; {known}", cut(g)))
     }
 }
 
 fn check_unit(raw: &str) -> Result<Unit, String> {
-    Unit::parse(raw).ok_or_else(|| format!("must be `pieces` or `kWh`, found {:?}", raw.trim()))
+    Unit::parse(raw).ok_or_else(|| format!("must be `pieces` or `kWh`, found {}", echo(raw.trim())))
 }
 
 fn demand_ok(v: f64) -> bool {
@@ -577,6 +689,67 @@ mod tests {
         }
         assert!(parse_time("2026-11-23T06:00:00").unwrap_err().contains("no time zone"));
         assert!(parse_time("nope").unwrap_err().contains("\"nope\""));
+    }
+
+    #[test]
+    fn a_file_of_bad_lines_lists_the_first_hundred_and_counts_all() {
+        let mut text = String::from("group,start,end,demand,unit\n");
+        for _ in 0..5000 {
+            text.push_str("x,,,,\n");
+        }
+        let r = parse_csv(&text, &groups()).unwrap_err();
+        // Each line: group, start, end, demand and unit are wrong.
+        assert_eq!(r.total(), 5000 * 5);
+        assert_eq!(r.len(), MAX_REPORTED);
+        assert_eq!((r[0].line, r[0].column.as_str()), (2, "group"));
+        assert_eq!((r[99].line, r[99].column.as_str()), (21, "unit"), "the first by line, in column order");
+    }
+
+    #[test]
+    fn echoed_values_are_cut_to_a_hundred_characters() {
+        let long = "9".repeat(10_000);
+        let text = format!("group,start,end,demand,unit\nfamily-a,2026-11-23,2026-11-24,-{long},pieces\n{long},{long},2026-11-24,1,{long}\n");
+        let r = parse_csv(&text, &groups()).unwrap_err();
+        assert_eq!(r.total(), 4, "{r:#?}");
+        for e in r.errors() {
+            assert!(e.message.chars().count() < MAX_ECHO + 200, "{} chars: {}", e.message.len(), e.message);
+        }
+        assert!(r[0].message.ends_with("…"), "{}", r[0].message);
+        let json = format!("[{{\"group\":\"family-a\",\"start\":\"{long}\",\"end\":\"2026-11-24\",\"demand\":1,\"unit\":\"pieces\",\"{long}\":1}}]");
+        let r = parse_json(&json, &groups()).unwrap_err();
+        assert!(r.iter().all(|e| e.message.len() < MAX_ECHO + 200), "{r:#?}");
+    }
+
+    #[test]
+    fn many_copies_of_one_bucket_are_each_reported_once_against_the_first() {
+        let row = "family-a,2026-11-23,2026-11-24,5,pieces\n";
+        let text = format!("group,start,end,demand,unit\n{}", row.repeat(50_000));
+        let r = parse_csv(&text, &groups()).unwrap_err();
+        assert_eq!(r.total(), 49_999);
+        assert_eq!(r[0].line, 3);
+        assert!(r.iter().all(|e| e.message.contains("duplicates line 2")), "{:?}", r[0]);
+    }
+
+    #[test]
+    fn json_with_a_key_twice_is_refused() {
+        let text = r#"[{"group":"family-a","start":"2026-11-23","end":"2026-11-24","demand":-1,
+  "demand":5,"unit":"pieces"}]"#;
+        let r = parse_json(text, &groups()).unwrap_err();
+        assert_eq!(located(&r), vec![(2, "")]);
+        assert!(r[0].message.contains("duplicate key `demand`"), "{}", r[0]);
+        let nested = r#"{"rows": [], "rows": [{"group":"family-a","start":"2026-11-23","end":"2026-11-24","demand":5,"unit":"pieces"}]}"#;
+        assert!(parse_json(nested, &groups()).unwrap_err()[0].message.contains("duplicate key `rows`"));
+    }
+
+    #[test]
+    fn demand_times_uplift_that_overflows_is_refused() {
+        let text =
+            "group,start,end,demand,unit,uplift_pct\nfamily-a,2026-11-23,2026-11-24,1e308,pieces,1e300\n";
+        let r = parse_csv(text, &groups()).unwrap_err();
+        assert_eq!(located(&r), vec![(2, "demand")]);
+        assert!(r[0].message.contains("not a finite number"), "{}", r[0]);
+        let ok = "group,start,end,demand,unit,uplift_pct\nfamily-a,2026-11-23,2026-11-24,1e300,pieces,50\n";
+        assert!(parse_csv(ok, &groups()).is_ok());
     }
 
     #[test]
