@@ -418,7 +418,7 @@ async fn send_acks(eventloop: &mut EventLoop, acks: &mut Vec<u16>) -> Result<(),
     match tokio::time::timeout(ACK_FLUSH_TIMEOUT, written).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("the broker took none for {} s", ACK_FLUSH_TIMEOUT.as_secs())),
+        Err(_) => Err(format!("the broker did not take them within {} s", ACK_FLUSH_TIMEOUT.as_secs())),
     }
 }
 
