@@ -125,7 +125,8 @@ impl Plant {
     }
 
     /// [`Plant::handle_all`], journaled first as ingest does: one write per
-    /// message, then applied (the batch size is ingest's `MAX_BATCH`, 1).
+    /// message, then applied (ingest writes the messages of one network
+    /// read, up to ten, with one write: this is its costliest case).
     fn journal_all(
         &self,
         msgs: &[(String, Vec<u8>)],

@@ -262,6 +262,7 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
         }
     })
     .await;
+    let counted = agent_messages(&http, agent).await as usize;
     agg.proc.signal("KILL");
     agg.proc.wait_exit();
     // The stream goes on into the broker, queued for the aggregator's session.
@@ -276,6 +277,7 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     })
     .await;
 
+    let restarted = (Instant::now(), envelopes(&truth));
     let mut agg = aggregator(dir.path(), &mosq.url());
     let http = agg.http.clone();
     wait_until("the agent past 20,000 envelopes", 60, || async {
@@ -294,6 +296,14 @@ async fn kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let replayed = metric(&metrics, "throughline_journal_replayed_total").unwrap();
     assert!(replayed > 0.0, "the restart replayed the journal (acknowledged, not yet checkpointed)");
     eprintln!("kill -9 mid-stream: {published} envelopes, {replayed} replayed from the journal");
+    // A figure, not an assertion: the backlog at the restart and the rest
+    // of the stream, until every envelope was counted.
+    eprintln!(
+        "after the restart: {} envelopes counted in {:.1} s ({} queued at the restart)",
+        published.saturating_sub(counted),
+        restarted.0.elapsed().as_secs_f64(),
+        restarted.1.saturating_sub(counted)
+    );
     let _ = watcher.disconnect().await;
     agg.proc.stop();
 }
@@ -321,6 +331,7 @@ async fn kill_9_right_after_catching_up_a_backlog_of_three_agents_loses_nothing(
         }
     })
     .await;
+    let started = Instant::now();
     let mut agg = aggregator(dir.path(), &mosq.url());
     let http = agg.http.clone();
     let backlog = envelopes(&truth) as u64;
@@ -333,15 +344,30 @@ async fn kill_9_right_after_catching_up_a_backlog_of_three_agents_loses_nothing(
         }
     })
     .await;
+    let caught_up = started.elapsed();
+    let counted = site_messages(&http).await;
+    // Figures, not assertions: the catch-up rate under whatever load the
+    // machine has (startup included), and below the drain after the kill.
+    eprintln!(
+        "catch-up: {backlog} envelopes of backlog in {:.1} s ({:.0}/s)",
+        caught_up.as_secs_f64(),
+        backlog as f64 / caught_up.as_secs_f64()
+    );
     // Within a second of catching up, long before the next checkpoint.
     agg.proc.signal("KILL");
     agg.proc.wait_exit();
+    let restarted = Instant::now();
     let mut agg = aggregator(dir.path(), &mosq.url());
     let http = agg.http.clone();
     for a in &mut agents {
         a.stop();
     }
     let published = assert_counted_once(&http, site, &truth).await;
+    eprintln!(
+        "drain after the kill -9: the rest ({} envelopes) counted in {:.1} s",
+        published as u64 - counted.min(published as u64),
+        restarted.elapsed().as_secs_f64()
+    );
     let replayed =
         metric(&get_text(&format!("{http}/metrics")).await, "throughline_journal_replayed_total").unwrap();
     eprintln!("kill -9 after a catch-up: {published} envelopes ({backlog} of backlog), {replayed} replayed");

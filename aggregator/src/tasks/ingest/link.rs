@@ -192,6 +192,63 @@ impl Events {
         }
     }
 
+    /// A message was read: the broker is answering, so the last keep-alive
+    /// ping counts as answered (its PINGRESP may wait behind the backlog).
+    pub fn broker_answered(&mut self) {
+        match self {
+            Events::V311(e) => e.state.await_pingresp = false,
+            Events::V5(e) => e.state.await_pingresp = false,
+        }
+    }
+
+    /// Forget the connection: the next poll reconnects, and the broker
+    /// sends what was not acknowledged again.
+    pub fn clean(&mut self) {
+        match self {
+            Events::V311(e) => e.clean(),
+            Events::V5(e) => e.clean(),
+        }
+    }
+
+    /// Acknowledge `acks` between two polls. Over 3.1.1 the PUBACKs are
+    /// written straight onto the connection and flushed with one write,
+    /// bounded by `timeout`: through the request channel they would wait
+    /// behind the reads (rumqttc takes one request per turn against up to
+    /// ten packets read). rumqttc's MQTT 5 event loop does not lend its
+    /// connection, so there they go through the request channel, and what
+    /// finds it full is kept for the next turn. Without a connection there
+    /// is nothing to acknowledge: the broker sends those messages again.
+    pub async fn send_acks(
+        &mut self,
+        client: &Client,
+        acks: &mut Vec<Message>,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        match self {
+            Events::V311(e) => {
+                let Some(network) = e.network.as_mut() else {
+                    acks.clear();
+                    return Ok(());
+                };
+                let written = async {
+                    for m in acks.drain(..) {
+                        network.write(Packet::PubAck(rumqttc::PubAck::new(m.pkid))).await?;
+                    }
+                    network.flush().await
+                };
+                match tokio::time::timeout(timeout, written).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("the broker did not take them within {} s", timeout.as_secs())),
+                }
+            }
+            Events::V5(_) => {
+                acks.retain(|m| !client.try_ack(m));
+                Ok(())
+            }
+        }
+    }
+
     /// Whether events of the last read are still waiting to be handed out.
     pub fn has_buffered(&self) -> bool {
         match self {

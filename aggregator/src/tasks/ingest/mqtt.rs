@@ -4,7 +4,24 @@
 //! Messages are handled inside the event-loop task (decode and a short state
 //! update, microseconds each), so there is no queue between broker and
 //! state; rumqttc's own request channel is bounded at
-//! [`REQUEST_CAPACITY`] and only carries subscribe requests and acks.
+//! [`REQUEST_CAPACITY`] and carries subscriptions, resend requests,
+//! notices and alert events, never acks.
+//!
+//! # Acks keep pace with reads
+//! The messages of one read from the network are journaled with one write,
+//! applied, and their acks written straight onto the connection and
+//! flushed together before the next read ([`send_acks`]). Through the
+//! request channel, acks would compete with the reads: rumqttc's event
+//! loop takes one request per turn against up to ten packets read, so
+//! during a catch-up the acks fell behind by thousands. Mosquitto 2.0.11
+//! (Debian's) then holds every unacknowledged message in flight: its
+//! `max_inflight_messages` window does not hold for a session's backlog
+//! (seen: each PUBACK releases 20 more PUBLISHes), a reconnect resends all
+//! of them (21,000 at once, counted as duplicates), and the PINGRESP
+//! waits behind them. While messages arrive the broker is answering, so a
+//! publish read counts as the answer to the last ping: the keep-alive
+//! still drops a connection on which nothing arrives, not one that is
+//! merely busy.
 //!
 //! # A message the client cannot read
 //! rumqttc refuses a packet above its limit before reading it, so it can
@@ -134,20 +151,23 @@ pub fn client(s: &IngestSettings) -> (Client, Events) {
 
 /// How often a failing journal is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// Most messages journaled with one write. One: each message is journaled,
-/// applied and acknowledged before the next is taken. Holding the acks of a
-/// whole network read until it was journaled stalled a catch-up from
-/// Mosquitto after a restart (acks behind, redeliveries, reconnects every
-/// keep-alive), so batching waits until that is understood.
-const MAX_BATCH: usize = 1;
+/// Most messages journaled with one write: those handed out by one read
+/// from the network (rumqttc reads at most ten packets at a time), bounded
+/// here as well. Their acks go out together once they are journaled.
+const MAX_BATCH: usize = 64;
+/// Longest wait for the broker to take our acks; beyond it the connection
+/// is dropped (the broker sends the messages again: duplicates).
+const ACK_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages received and not yet journaled, applied or acknowledged: those
 /// of one read from the network, journaled with one write.
 #[derive(Default)]
 struct Batch {
     messages: Vec<Message>,
-    /// Acks the request channel had no room for, sent before the next poll.
-    owed: Vec<Message>,
+    /// The journaled (or refused) messages not yet acknowledged: their acks
+    /// are written onto the connection before the next poll
+    /// ([`Events::send_acks`]).
+    acks: Vec<Message>,
     /// Not acknowledged because the journal failed, since the last probe
     /// that wrote.
     held: u64,
@@ -181,9 +201,16 @@ pub async fn run(
         // The rest of the last read is handed out without waiting: journal
         // the batch once it is all here.
         if !batch.messages.is_empty() && (!eventloop.has_buffered() || batch.messages.len() >= MAX_BATCH) {
-            commit(&client, &shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
+            commit(&shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
         }
-        batch.owed.retain(|p| !client.try_ack(p));
+        if !batch.acks.is_empty() {
+            if let Err(e) = eventloop.send_acks(&client, &mut batch.acks, ACK_FLUSH_TIMEOUT).await {
+                tracing::warn!(broker = %s.broker, error = %e, "acks could not be written: reconnecting (the broker sends the unacknowledged messages again)");
+                eventloop.clean();
+                shared.set_connected(false);
+                shared.metrics.mqtt_reconnects.inc();
+            }
+        }
         let sync_at = journal.sync_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
             _ = token.cancelled() => break,
@@ -216,7 +243,11 @@ pub async fn run(
             e = eventloop.poll() => e,
         };
         match event {
-            Ok(LinkEvent::Message(p)) => batch.messages.push(p),
+            Ok(LinkEvent::Message(p)) => {
+                // The broker is answering (see the module docs).
+                eventloop.broker_answered();
+                batch.messages.push(p);
+            }
             Ok(LinkEvent::ConnAck { session_present }) => {
                 if streak.count < REPEATED_FAILURES {
                     tracing::info!(broker = %s.broker, protocol = s.protocol.as_str(), session_present, "connected to broker");
@@ -231,7 +262,7 @@ pub async fn run(
                 }
                 // Acks owed to the last connection: the broker sends those
                 // messages again (recognised as duplicates).
-                batch.owed.clear();
+                batch.acks.clear();
                 // One SUBSCRIBE for both filters: its SUBACK means both are
                 // in place, so "connected" is never reported while
                 // telemetry could still be missed.
@@ -246,7 +277,8 @@ pub async fn run(
             Err(e) => {
                 // What was read before the connection dropped is kept (the
                 // broker sends it again; then it is a duplicate).
-                commit(&client, &shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
+                commit(&shared, &s, &mut log, &mut journal, &mut batch, &mut notices);
+                batch.acks.clear();
                 shared.set_connected(false);
                 shared.metrics.mqtt_reconnects.inc();
                 if connected_at.elapsed() >= STABLE_AFTER {
@@ -377,7 +409,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// applied or acknowledged (the broker keeps it). Messages the decoder
 /// refuses by size alone are not journaled, only counted and acknowledged.
 fn commit(
-    client: &Client,
     shared: &Services,
     s: &IngestSettings,
     log: &mut RejectLog,
@@ -430,8 +461,8 @@ fn commit(
             shared.live.journaled(id);
             id += 1;
         }
-        if p.qos != QoS::AtMostOnce && !client.try_ack(&p) {
-            batch.owed.push(p);
+        if p.qos != QoS::AtMostOnce {
+            batch.acks.push(p);
         }
     }
 }
