@@ -450,6 +450,12 @@ fn validate_sample(i: usize, s: RawSample, window: TsWindow) -> Result<Sample, C
                 at(format!("`reason` is longer than {MAX_REASON_LEN} characters")),
             ));
         }
+        if let Some((i, c)) = crate::ids::first_unprintable(r) {
+            return Err(CodecError::new(
+                RejectReason::InvalidField,
+                at(format!("`reason` has an unprintable character ({:?}) at position {i}", c)),
+            ));
+        }
     }
     Ok(Sample { ts, output: s.output, state, reason: s.reason.map(Cow::into_owned), load_kw: s.load_kw })
 }

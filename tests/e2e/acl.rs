@@ -533,7 +533,11 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
     wait_marker(3).await;
     assert_eq!(seen.lock().unwrap().lost, None, "the aggregator's connection was taken over");
     let kicked = format!("Client {AGGREGATOR} already connected");
-    assert!(!broker.log().contains(&kicked), "the broker closed the aggregator's connection:\n{}", broker.log());
+    assert!(
+        !broker.log().contains(&kicked),
+        "the broker closed the aggregator's connection:\n{}",
+        broker.log()
+    );
 
     // (c) Refused: no client certificate; a certificate of another CA; a
     // wrong password; no login; and no login on the loopback listener.
