@@ -67,6 +67,9 @@ pub struct App {
     shared: Arc<Services>,
     http: tokio::net::TcpListener,
     ingest: tasks::ingest::mqtt::IngestSettings,
+    /// Where agents connect: the embedded broker's listen address, or the
+    /// external broker.
+    mqtt_url: BrokerUrl,
     journal: journal::Journal,
     embedded: bool,
     evaluate_every: Duration,
@@ -88,18 +91,26 @@ impl App {
             message: format!("data_dir {}: cannot create: {e}", config.data_dir.display()),
         })?;
         let http = config.http.bind().await?;
-        let embedded = config.mqtt.embedded();
-        if let Some(listen) = embedded {
-            broker::start(listen)?;
-        }
-        let ingest = config.mqtt.build(&config.ingest, &mut secrets).map_err(|e| e.at(origin))?;
+        let metrics = metrics::Metrics::new();
+        let embedded = match config.mqtt.embedded() {
+            Some(listen) => {
+                let guard = config.mqtt.guard(&mut secrets).map_err(|e| e.at(origin))?;
+                Some(broker::start(listen, guard, &metrics.broker)?)
+            }
+            None => None,
+        };
+        let ingest =
+            config.mqtt.build(&config.ingest, &mut secrets, embedded.as_ref()).map_err(|e| e.at(origin))?;
+        let mqtt_url = match config.mqtt.embedded() {
+            Some(listen) => BrokerUrl { host: listen.ip().to_string(), port: listen.port(), tls: false },
+            None => ingest.broker.clone(),
+        };
         let store = Arc::new(store::Store::open(&config.data_dir.join(STORE_FILE))?);
         let alerts = service::alerts::Alerts::load(store.clone())?;
         let receivers =
             config::alerts::receivers(&config.webhooks, config.alertmanager.as_ref(), &mut secrets)
                 .map_err(|e| e.at(origin))?;
         let auth = config.auth.build(&mut secrets).map_err(|e| e.at(origin))?;
-        let metrics = metrics::Metrics::new();
         let influx = match &config.influxdb {
             Some(c) => Some(c.build(&mut secrets, metrics.influx.clone()).map_err(|e| e.at(origin))?),
             None => None,
@@ -150,7 +161,7 @@ impl App {
         shared.forecasts.reload();
         shared.count_outbox();
         let evaluate_every = config.planning.evaluate_every();
-        Ok(App { shared, http, ingest, journal, embedded: embedded.is_some(), evaluate_every })
+        Ok(App { shared, http, ingest, mqtt_url, journal, embedded: embedded.is_some(), evaluate_every })
     }
 
     /// The bound HTTP address (useful with port 0).
@@ -158,9 +169,10 @@ impl App {
         self.http.local_addr().expect("bound listener has an address")
     }
 
-    /// The broker ingest connects to.
+    /// The broker agents connect to (the embedded broker's listen address;
+    /// with logins, ingest itself connects to the broker behind its front).
     pub fn broker_url(&self) -> &BrokerUrl {
-        &self.ingest.broker
+        &self.mqtt_url
     }
 
     /// Whether the broker is the embedded one.

@@ -7,6 +7,7 @@ mod backfill;
 mod broker_crash;
 mod clock;
 mod dashboard;
+mod embedded_broker;
 mod history;
 mod influx;
 mod ingest_counters;

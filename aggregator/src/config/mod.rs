@@ -60,6 +60,9 @@ pub enum ConfigError {
     Secret(#[from] SecretError),
     #[error("mqtt.broker: {0}")]
     Broker(#[from] BrokerUrlError),
+    /// A value validation would have refused (validate first).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl ConfigError {
@@ -146,7 +149,7 @@ impl Config {
     pub fn validate(&self, origin: &str) -> Result<Secrets, Error> {
         let mut secrets = Secrets::default();
         let mut p = Vec::new();
-        self.mqtt.validate(&mut p);
+        self.mqtt.validate(&mut secrets, &mut p);
         self.ingest.validate(&mut p);
         if let Some(influx) = &self.influxdb {
             influx.validate(&mut secrets, &mut p);
