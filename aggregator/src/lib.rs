@@ -119,6 +119,13 @@ impl App {
         let keep = config.planning.memory();
         let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings())
             .with_max_seq_jump(config.ingest.max_seq_jump)
+            .with_max_unregistered(config.ingest.max_unregistered)
+            .with_unregistered_expiry(chrono::Duration::seconds(
+                config.ingest.unregistered_offline_expiry_secs as i64,
+            ))
+            .with_known_agents(
+                config.mqtt.agents.iter().filter_map(|a| throughline_shared::AgentId::parse(&a.id).ok()),
+            )
             .with_stop_window(config.planning.windows().availability);
         let started = std::time::Instant::now();
         let minutes = service::history::restore(&store, &mut live, keep)?;

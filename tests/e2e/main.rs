@@ -11,6 +11,7 @@ mod embedded_broker;
 mod history;
 mod influx;
 mod ingest_counters;
+mod ownership;
 mod pipeline;
 mod planning;
 mod report;

@@ -435,9 +435,26 @@ impl Planner {
                 }
             }
         }
+        // Each agent's assets, in one pass over the plant (not one per agent).
+        let mut by_agent: HashMap<&AgentId, Vec<&AssetLive>> = HashMap::new();
+        if matches!(scope, Scope::Agents) {
+            for a in state.assets() {
+                if let Some(g) = &a.agent {
+                    by_agent.entry(g).or_default().push(a);
+                }
+            }
+        }
+        let expiry = state.unregistered_expiry();
         for agent in state.agents().filter(|_| matches!(scope, Scope::Agents)) {
-            let assets: Vec<&AssetLive> =
-                state.assets().filter(|a| a.agent.as_ref() == Some(&agent.agent)).collect();
+            let assets = by_agent.remove(&agent.agent).unwrap_or_default();
+            // An agent no registration names, reporting no registered asset,
+            // long silent: its offline alert expires (a flood of made-up ids
+            // does not keep thousands open for ever).
+            let registered =
+                state.is_known_agent(&agent.agent) || assets.iter().any(|a| a.registration.is_some());
+            if !registered && agent.last_message.is_none_or(|t| wall_now - t > expiry) {
+                continue;
+            }
             let offline_secs = assets
                 .iter()
                 .filter_map(|a| a.registration.as_ref())
