@@ -7,6 +7,7 @@ mod backfill;
 mod broker_crash;
 mod clock;
 mod dashboard;
+mod device_strings;
 mod embedded_broker;
 mod history;
 mod influx;
