@@ -76,8 +76,15 @@ fn agents_pass(c: &mut Criterion) {
         let now = t0() + chrono::Duration::minutes(30);
         let found = planner.conditions_in(&state, &[], &book, now, Scope::Agents).len();
         assert_eq!(found, n / 10 + UNREGISTERED);
-        g.bench_with_input(BenchmarkId::new("offline_rule", n), &n, |b, _| {
+        g.bench_with_input(BenchmarkId::new("all_offline", n), &n, |b, _| {
             b.iter(|| black_box(planner.conditions_in(&state, &[], &book, now, Scope::Agents).len()))
+        });
+        // Thirty seconds on: every agent current, nothing to report (the
+        // pass as it runs every second in a healthy plant).
+        let current = t0() + chrono::Duration::seconds(30);
+        assert_eq!(planner.conditions_in(&state, &[], &book, current, Scope::Agents).len(), 0);
+        g.bench_with_input(BenchmarkId::new("all_current", n), &n, |b, _| {
+            b.iter(|| black_box(planner.conditions_in(&state, &[], &book, current, Scope::Agents).len()))
         });
     }
     g.finish();
