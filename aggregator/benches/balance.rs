@@ -64,6 +64,7 @@ impl Plant {
                 group: format!("g{:04}", i % groups),
                 rated_capacity: 60.0 + (i % 7) as f64 * 10.0,
                 name: None,
+                agents: Vec::new(),
             })
             .collect();
         let planner = c.planner();

@@ -64,6 +64,7 @@ fn plant() -> Plant {
             group: format!("group-{:02}", i % GROUPS),
             rated_capacity: 3600.0,
             name: None,
+            agents: Vec::new(),
         })
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -88,6 +88,7 @@ fn main() {
             group: format!("group-{:02}", i % 100),
             rated_capacity: 3600.0,
             name: None,
+            agents: Vec::new(),
         })
         .collect();
     let memory = config.planning.memory();

@@ -39,6 +39,7 @@ fn config(dir: &Path, assets: usize) -> Config {
             group: format!("group-{:02}", i % 100),
             rated_capacity: 3600.0,
             name: None,
+            agents: Vec::new(),
         })
         .collect();
     config

@@ -2,14 +2,30 @@
 //! process is the whole server side. Production plants can point the
 //! aggregator at their own broker instead (`--broker`).
 //!
+//! Two ways to run it:
+//! - **open** (no `[[mqtt.agents]]` logins): rumqttd itself listens on
+//!   `mqtt.listen`, which must then be a loopback address; anyone who can
+//!   connect there may publish as any agent. For the demo and tests.
+//! - **with logins**: rumqttd listens on a loopback port of its own and
+//!   accepts only a secret made at each start; [`front`] listens on
+//!   `mqtt.listen`, checks each agent's login and every topic it publishes
+//!   or subscribes to ([`acl`], the shipped Mosquitto ACL's rights), caps
+//!   connections per source address and their rate, and passes the rest
+//!   on. The aggregator's own client connects to rumqttd directly with the
+//!   secret.
+//!
 //! rumqttd keeps nothing on disk and cannot stop; it runs on its own threads
 //! until the process exits.
+
+pub mod acl;
+pub mod front;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::metrics::BrokerMetrics;
 
 /// Largest payload the embedded broker forwards. Above the aggregator's own
 /// limit, so oversize messages reach ingest and are counted rather than
@@ -30,8 +46,30 @@ pub fn check_free(addr: SocketAddr, what: &'static str, hint: &str) -> Result<()
     }
 }
 
-/// Start the embedded broker on `listen` and wait until it accepts connections.
-pub fn start(listen: SocketAddr) -> Result<(), Error> {
+/// Where the aggregator's own client reaches the embedded broker.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// rumqttd's own address: `listen` when open, a loopback port behind
+    /// the front otherwise.
+    pub broker: SocketAddr,
+    /// The secret rumqttd accepts (with logins only).
+    pub password: Option<String>,
+}
+
+/// How the embedded broker is guarded.
+#[derive(Debug)]
+pub struct Guard {
+    pub logins: acl::Logins,
+    pub limits: front::FrontLimits,
+}
+
+/// rumqttd's total connection cap (and the front's).
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Start the embedded broker on `listen` and wait until it accepts
+/// connections: open, or behind the front with `guard`. Call from within
+/// the tokio runtime (the front runs on it).
+pub fn start(listen: SocketAddr, guard: Option<Guard>, metrics: &BrokerMetrics) -> Result<Started, Error> {
     check_free(
         listen,
         "MQTT",
@@ -41,7 +79,53 @@ pub fn start(listen: SocketAddr) -> Result<(), Error> {
             if listen.port() == 1883 { 1884 } else { listen.port().wrapping_add(1).max(1024) }
         ),
     )?;
-    let connections = rumqttd::ConnectionSettings {
+    let Some(guard) = guard else {
+        run_rumqttd(listen, None)?;
+        tracing::warn!(%listen, "embedded MQTT broker listening without logins (loopback only): any local client may publish as any agent; set [[mqtt.agents]] logins for more");
+        return Ok(Started { broker: listen, password: None });
+    };
+    // The front's listener first, so that a taken address fails the start.
+    let outer = std::net::TcpListener::bind(listen).map_err(Error::Io)?;
+    outer.set_nonblocking(true).map_err(Error::Io)?;
+    let outer = tokio::net::TcpListener::from_std(outer).map_err(Error::Io)?;
+    let secret = secret()?;
+    // rumqttd cannot bind port 0 and say which port it got: take a free
+    // one and let it go just before rumqttd binds it.
+    let inner = {
+        let probe = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).map_err(Error::Io)?;
+        probe.local_addr().map_err(Error::Io)?
+    };
+    run_rumqttd(inner, Some(secret.clone()))?;
+    for label in front::Refusal::LABELS {
+        let _ = metrics.refused.get_or_create(&crate::metrics::ReasonLabel { reason: label });
+    }
+    for label in front::DENIED_LABELS {
+        let _ = metrics.denied.get_or_create(&crate::metrics::ReasonLabel { reason: label });
+    }
+    let logins = guard.logins.len();
+    let front = std::sync::Arc::new(front::Front {
+        logins: guard.logins,
+        upstream: inner,
+        upstream_password: secret.clone(),
+        admission: front::Admission::new(guard.limits),
+        metrics: metrics.clone(),
+    });
+    tokio::spawn(front::run(outer, front));
+    tracing::info!(%listen, logins, "embedded MQTT broker listening: agents log in, each writes only its own topics");
+    Ok(Started { broker: inner, password: Some(secret) })
+}
+
+/// A new random secret, 32 bytes in hex.
+fn secret() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::Broker(format!("no random secret: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Run rumqttd on `listen` on its own thread; with `secret`, only a
+/// CONNECT carrying it as the password is accepted.
+fn run_rumqttd(listen: SocketAddr, secret: Option<String>) -> Result<(), Error> {
+    let mut connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: MAX_PAYLOAD,
         max_inflight_count: 100,
@@ -49,6 +133,13 @@ pub fn start(listen: SocketAddr) -> Result<(), Error> {
         external_auth: None,
         dynamic_filters: true,
     };
+    if let Some(secret) = secret {
+        let secret = std::sync::Arc::new(secret);
+        connections.set_auth_handler(move |_client, _user, password: String| {
+            let ok: bool = subtle::ConstantTimeEq::ct_eq(password.as_bytes(), secret.as_bytes()).into();
+            async move { ok }
+        });
+    }
     let server = rumqttd::ServerSettings {
         name: "v4".into(),
         listen,
@@ -57,7 +148,7 @@ pub fn start(listen: SocketAddr) -> Result<(), Error> {
         connections,
     };
     let router = rumqttd::RouterConfig {
-        max_connections: 10_000,
+        max_connections: MAX_CONNECTIONS,
         max_outgoing_packet_count: 200,
         max_segment_size: 100 * 1024 * 1024,
         max_segment_count: 10,
@@ -93,6 +184,6 @@ pub fn start(listen: SocketAddr) -> Result<(), Error> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    tracing::info!(%listen, "embedded MQTT broker listening");
+    tracing::debug!(%listen, "rumqttd listening");
     Ok(())
 }

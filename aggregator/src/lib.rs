@@ -67,6 +67,9 @@ pub struct App {
     shared: Arc<Services>,
     http: tokio::net::TcpListener,
     ingest: tasks::ingest::mqtt::IngestSettings,
+    /// Where agents connect: the embedded broker's listen address, or the
+    /// external broker.
+    mqtt_url: BrokerUrl,
     journal: journal::Journal,
     embedded: bool,
     evaluate_every: Duration,
@@ -88,18 +91,26 @@ impl App {
             message: format!("data_dir {}: cannot create: {e}", config.data_dir.display()),
         })?;
         let http = config.http.bind().await?;
-        let embedded = config.mqtt.embedded();
-        if let Some(listen) = embedded {
-            broker::start(listen)?;
-        }
-        let ingest = config.mqtt.build(&config.ingest, &mut secrets).map_err(|e| e.at(origin))?;
+        let metrics = metrics::Metrics::new();
+        let embedded = match config.mqtt.embedded() {
+            Some(listen) => {
+                let guard = config.mqtt.guard(&mut secrets).map_err(|e| e.at(origin))?;
+                Some(broker::start(listen, guard, &metrics.broker)?)
+            }
+            None => None,
+        };
+        let ingest =
+            config.mqtt.build(&config.ingest, &mut secrets, embedded.as_ref()).map_err(|e| e.at(origin))?;
+        let mqtt_url = match config.mqtt.embedded() {
+            Some(listen) => BrokerUrl { host: listen.ip().to_string(), port: listen.port(), tls: false },
+            None => ingest.broker.clone(),
+        };
         let store = Arc::new(store::Store::open(&config.data_dir.join(STORE_FILE))?);
         let alerts = service::alerts::Alerts::load(store.clone())?;
         let receivers =
             config::alerts::receivers(&config.webhooks, config.alertmanager.as_ref(), &mut secrets)
                 .map_err(|e| e.at(origin))?;
         let auth = config.auth.build(&mut secrets).map_err(|e| e.at(origin))?;
-        let metrics = metrics::Metrics::new();
         let influx = match &config.influxdb {
             Some(c) => Some(c.build(&mut secrets, metrics.influx.clone()).map_err(|e| e.at(origin))?),
             None => None,
@@ -108,6 +119,13 @@ impl App {
         let keep = config.planning.memory();
         let mut live = state::LiveState::with_settings(&config.assets, config.ingest.state_settings())
             .with_max_seq_jump(config.ingest.max_seq_jump)
+            .with_max_unregistered(config.ingest.max_unregistered)
+            .with_unregistered_expiry(chrono::Duration::seconds(
+                config.ingest.unregistered_offline_expiry_secs as i64,
+            ))
+            .with_known_agents(
+                config.mqtt.agents.iter().filter_map(|a| throughline_shared::AgentId::parse(&a.id).ok()),
+            )
             .with_stop_window(config.planning.windows().availability);
         let started = std::time::Instant::now();
         let minutes = service::history::restore(&store, &mut live, keep)?;
@@ -152,7 +170,7 @@ impl App {
         shared.forecasts.reload();
         shared.count_outbox();
         let evaluate_every = config.planning.evaluate_every();
-        Ok(App { shared, http, ingest, journal, embedded: embedded.is_some(), evaluate_every })
+        Ok(App { shared, http, ingest, mqtt_url, journal, embedded: embedded.is_some(), evaluate_every })
     }
 
     /// The bound HTTP address (useful with port 0).
@@ -160,9 +178,10 @@ impl App {
         self.http.local_addr().expect("bound listener has an address")
     }
 
-    /// The broker ingest connects to.
+    /// The broker agents connect to (the embedded broker's listen address;
+    /// with logins, ingest itself connects to the broker behind its front).
     pub fn broker_url(&self) -> &BrokerUrl {
-        &self.ingest.broker
+        &self.mqtt_url
     }
 
     /// Whether the broker is the embedded one.

@@ -100,6 +100,7 @@ pub struct Metrics {
     /// Failed accepts (e.g. out of file descriptors).
     pub http_accept_errors: Counter,
     pub influx: InfluxMetrics,
+    pub broker: BrokerMetrics,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,6 +171,7 @@ impl Metrics {
             http_connections_closed: Family::default(),
             http_accept_errors: Counter::default(),
             influx: InfluxMetrics::default(),
+            broker: BrokerMetrics::default(),
         };
         r.register(
             "throughline_messages_ingested",
@@ -414,6 +416,7 @@ impl Metrics {
             let _ = m.rejected.get_or_create(&ReasonLabel { reason: reason.label() });
         }
         m.influx.register(&mut r);
+        m.broker.register(&mut r);
         Metrics { registry: r, ..m }
     }
 
@@ -423,6 +426,39 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The embedded broker's front door (`broker::front`, used when the
+/// embedded broker has logins): registered always, zero otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerMetrics {
+    /// Connections closed before they were let in, by reason.
+    pub refused: Family<ReasonLabel, Counter>,
+    /// Logged-in connections closed for a packet their login may not send,
+    /// by what it was (`publish`, `subscribe`, `oversize`, `protocol`).
+    pub denied: Family<ReasonLabel, Counter>,
+    /// Connections open through the front door now.
+    pub connections: Gauge,
+}
+
+impl BrokerMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "throughline_broker_connections_refused",
+            "Connections to the embedded broker closed before they were let in, by reason (per_address_cap, connect_rate, total_cap, too_many_addresses, connect_timeout, not_connect, no_login, bad_login, will_denied)",
+            self.refused.clone(),
+        );
+        r.register(
+            "throughline_broker_packets_denied",
+            "Connections to the embedded broker closed for a packet the login may not send, by what (publish, subscribe, oversize, protocol)",
+            self.denied.clone(),
+        );
+        r.register(
+            "throughline_broker_connections",
+            "Connections open through the embedded broker's front door",
+            self.connections.clone(),
+        );
     }
 }
 

@@ -76,11 +76,17 @@ pub enum RejectReason {
     FutureTimestamp,
     /// `ts` lies further in the past than the receiver tolerates.
     PastTimestamp,
+    /// The agent may not report this asset: a registered asset names other
+    /// agents, or another agent owns it (the receiver decides, not the codec).
+    NotOwner,
+    /// A new agent or asset that no registration names, beyond the
+    /// receiver's cap on those (the receiver decides, not the codec).
+    UnregisteredLimit,
 }
 
 impl RejectReason {
     /// Every reason, for metrics that list all of them from the start.
-    pub const ALL: [RejectReason; 15] = [
+    pub const ALL: [RejectReason; 17] = [
         RejectReason::BadTopic,
         RejectReason::BadId,
         RejectReason::Oversize,
@@ -96,6 +102,8 @@ impl RejectReason {
         RejectReason::BadTimestamp,
         RejectReason::FutureTimestamp,
         RejectReason::PastTimestamp,
+        RejectReason::NotOwner,
+        RejectReason::UnregisteredLimit,
     ];
 
     /// Stable snake_case label.
@@ -116,6 +124,8 @@ impl RejectReason {
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::FutureTimestamp => "future_timestamp",
             RejectReason::PastTimestamp => "past_timestamp",
+            RejectReason::NotOwner => "not_owner",
+            RejectReason::UnregisteredLimit => "unregistered_limit",
         }
     }
 }
@@ -448,6 +458,12 @@ fn validate_sample(i: usize, s: RawSample, window: TsWindow) -> Result<Sample, C
             return Err(CodecError::new(
                 RejectReason::InvalidField,
                 at(format!("`reason` is longer than {MAX_REASON_LEN} characters")),
+            ));
+        }
+        if let Some((i, c)) = crate::ids::first_unprintable(r) {
+            return Err(CodecError::new(
+                RejectReason::InvalidField,
+                at(format!("`reason` has an unprintable character ({:?}) at position {i}", c)),
             ));
         }
     }

@@ -32,6 +32,17 @@ fn check(kind: &'static str, value: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// The first character of `text` that does not print: a control character
+/// (newline, escape, DEL, C1 controls) or an invisible formatting mark (zero
+/// width, bidirectional overrides) that could forge or hide text in a log
+/// line or on the dashboard. Returns its character index and the character.
+pub fn first_unprintable(text: &str) -> Option<(usize, char)> {
+    text.chars().enumerate().find(|(_, c)| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    })
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*

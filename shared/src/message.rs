@@ -71,7 +71,8 @@ pub struct Sample {
     pub output: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<AssetState>,
-    /// Downtime reason code, at most [`MAX_REASON_LEN`] characters.
+    /// Downtime reason code, at most [`MAX_REASON_LEN`] characters, all
+    /// printable (no control or invisible formatting characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Instantaneous load in kW, >= 0.

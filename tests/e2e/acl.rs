@@ -353,8 +353,10 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
     let gw_a_password = std::fs::read_to_string(dir.join("gw-a/mqtt.password")).unwrap().trim().to_string();
 
     // The aggregator's user over TLS with its certificate reads the site.
-    let reader_opts =
+    // It asks for its usual client id, the one an intruder would take over.
+    let mut reader_opts =
         tls_options(port, &ca, cert_of(&certs, AGGREGATOR), Some((AGGREGATOR, AGGREGATOR_PASSWORD)));
+    reader_opts.set_client_id(AGGREGATOR.to_string());
     let (reader, seen) = connect(reader_opts).await;
     reader.subscribe(format!("throughline/v1/{SITE}/#"), QoS::AtLeastOnce).await.unwrap();
     wait_for("the reader's subscription", || async {
@@ -503,6 +505,11 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
     agent.wait_line("the gw-b agent connected with gw-a's login", "connected broker=").await;
     let sent = agent.stop().await;
     assert!(sent >= 1, "the agent published nothing");
+    // The agent's connection took over the intruder's (the client id is the
+    // username, gw-a, for both): the intruder logs in again for the marker.
+    drop(intruder);
+    let gw_a_opts = tls_options(port, &ca, cert_of(&certs, "gw-a"), Some(("gw-a", &gw_a_password)));
+    let (intruder, _) = connect(gw_a_opts).await;
     intruder.publish(marker(2), QoS::AtLeastOnce, false, envelope("gw-a", 2)).await.unwrap();
     wait_marker(2).await;
     // (The aggregator's own request to gw-b above is the one message there.)
@@ -514,6 +521,23 @@ async fn shipped_mosquitto_config_enforces_tls_passwords_and_per_agent_acl() {
         "the ACL let gw-a's login write under gw-b ({sent} envelopes sent)"
     );
     assert!(broker.log().contains("u'gw-a'"), "the broker log shows the gw-a logins:\n{}", broker.log());
+
+    // (d) No takeover of the aggregator's session: gw-a's login asking for
+    // the client id `throughline-aggregator` gets its own id (its username),
+    // and the aggregator's connection stays up. It still receives what is
+    // published after the attempt, and its connection was never lost.
+    let mut usurper_opts = tls_options(port, &ca, cert_of(&certs, "gw-a"), Some(("gw-a", &gw_a_password)));
+    usurper_opts.set_client_id(AGGREGATOR.to_string());
+    let (usurper, _) = connect(usurper_opts).await;
+    usurper.publish(marker(3), QoS::AtLeastOnce, false, envelope("gw-a", 3)).await.unwrap();
+    wait_marker(3).await;
+    assert_eq!(seen.lock().unwrap().lost, None, "the aggregator's connection was taken over");
+    let kicked = format!("Client {AGGREGATOR} already connected");
+    assert!(
+        !broker.log().contains(&kicked),
+        "the broker closed the aggregator's connection:\n{}",
+        broker.log()
+    );
 
     // (c) Refused: no client certificate; a certificate of another CA; a
     // wrong password; no login; and no login on the loopback listener.

@@ -55,6 +55,11 @@ impl Touched {
         self.agents.insert(ix);
     }
 
+    /// An asset's view changed otherwise (moved to another agent).
+    pub fn note_asset(&mut self, ix: AssetIx) {
+        self.assets.insert(ix);
+    }
+
     /// Forget what changed (no client to tell).
     pub fn clear(&mut self) {
         self.assets.clear();

@@ -181,6 +181,11 @@ impl Dirty {
         self.agents.insert(ix);
     }
 
+    /// Note an asset changed otherwise (moved to another agent).
+    pub fn note_asset(&mut self, ix: AssetIx) {
+        self.assets.insert(ix);
+    }
+
     /// Snapshots of what changed; it counts as written afterwards.
     pub fn take(&mut self, state: &LiveState) -> StateRows {
         StateRows {

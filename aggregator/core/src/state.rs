@@ -46,13 +46,13 @@
 //!   the same. Resends come oldest first, so each fills the start of what
 //!   is left of the interval.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_shared::codec::{StatusMessage, Telemetry};
 use throughline_shared::message::SeqRange;
-use throughline_shared::{AgentId, AssetId, AssetState, Sample, SiteId};
+use throughline_shared::{AgentId, AssetId, AssetState, RejectReason, Sample, SiteId};
 
 use crate::history::{History, MinuteSpan};
 use crate::model::{AssetConfig, AssetKind};
@@ -493,6 +493,16 @@ impl AssetLive {
     }
 
     /// Output per hour over the rate window (pieces/h, or kWh/h = mean kW).
+    /// Whether `agent` may report this asset: one its registration names,
+    /// or, if it names none, the agent that owns it (the first heard, or
+    /// the one an admin moved it to).
+    pub fn may_report(&self, agent: &AgentId) -> bool {
+        match self.registration.as_ref().filter(|r| !r.agents.is_empty()) {
+            Some(r) => r.agents.contains(agent),
+            None => self.agent.as_ref().is_none_or(|owner| owner == agent),
+        }
+    }
+
     pub fn rate_per_hour(&self) -> Option<f64> {
         let (t0, v0) = self.window.front()?;
         let (t1, v1) = self.window.back()?;
@@ -845,6 +855,15 @@ pub struct PendingRebase {
     pub readings: u32,
 }
 
+/// Why [`LiveState::move_asset`] did not move an asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveError {
+    /// Neither registered nor heard from.
+    Unknown,
+    /// Its registration names the agents allowed to report it (these).
+    Configured(Vec<AgentId>),
+}
+
 /// Live view of one agent.
 #[derive(Debug, Clone)]
 pub struct AgentLive {
@@ -970,6 +989,11 @@ pub struct TelemetryOutcome {
     /// assets): the agent's `clock_steps` grew by this.
     pub clock_steps: u64,
     pub new_unregistered_asset: bool,
+    /// Refused after decoding: `not_owner` (the agent may not report this
+    /// asset) or `unregistered_limit` (a new agent or asset beyond
+    /// [`LiveState::with_max_unregistered`]). Nothing of it was applied; the
+    /// `seq` of an agent already known is taken, so it is not asked for again.
+    pub refused: Option<RejectReason>,
     /// The agent was not known online before this message.
     pub agent_came_online: bool,
     /// The asset's state changed, or a feeder's load crossed its rating:
@@ -1006,7 +1030,21 @@ pub struct LiveState {
     /// [`AssetIx`] -> ids, [`AgentIx`] -> id.
     asset_ids: Vec<(SiteId, AssetId)>,
     agent_ids: Vec<AgentId>,
+    /// Agents a registration names (assets' `agents`, broker logins), and
+    /// those first heard with a registered asset.
+    known_agents: HashSet<AgentId>,
+    /// Most agents no registration names, and most unregistered assets, kept.
+    max_unregistered: usize,
+    /// Agents and assets held that no registration names.
+    unregistered_agents: usize,
+    unregistered_assets: usize,
+    /// An agent that reports no registered asset and that no registration
+    /// names gets no `offline` alert once silent this long.
+    unregistered_expiry: Duration,
 }
+
+/// Default of [`LiveState::with_unregistered_expiry`]: one hour.
+pub const DEFAULT_UNREGISTERED_EXPIRY_SECS: i64 = 3600;
 
 impl LiveState {
     /// Live state of the `registered` assets with the default settings but
@@ -1027,6 +1065,11 @@ impl LiveState {
             restored: BTreeMap::new(),
             asset_ids: Vec::new(),
             agent_ids: Vec::new(),
+            known_agents: registered.iter().flat_map(|a| a.agents.iter().cloned()).collect(),
+            max_unregistered: usize::MAX,
+            unregistered_agents: 0,
+            unregistered_assets: 0,
+            unregistered_expiry: Duration::seconds(DEFAULT_UNREGISTERED_EXPIRY_SECS),
         };
         for a in registered {
             if st.asset(&a.site, &a.id).is_none() {
@@ -1034,6 +1077,65 @@ impl LiveState {
             }
         }
         st
+    }
+
+    /// Keep at most `max` agents that no registration names, and at most
+    /// `max` unregistered assets: telemetry (or a status) that would add
+    /// one more is refused as `unregistered_limit`.
+    pub fn with_max_unregistered(mut self, max: usize) -> LiveState {
+        self.max_unregistered = max;
+        self
+    }
+
+    /// Agents named elsewhere (the embedded broker's logins) count as
+    /// registered: not capped, and their `offline` alerts do not expire.
+    pub fn with_known_agents(mut self, agents: impl IntoIterator<Item = AgentId>) -> LiveState {
+        self.known_agents.extend(agents);
+        self
+    }
+
+    /// See [`DEFAULT_UNREGISTERED_EXPIRY_SECS`].
+    pub fn with_unregistered_expiry(mut self, expiry: Duration) -> LiveState {
+        self.unregistered_expiry = expiry;
+        self
+    }
+
+    /// How long a never-registered agent's `offline` alert holds.
+    pub fn unregistered_expiry(&self) -> Duration {
+        self.unregistered_expiry
+    }
+
+    /// Whether a registration names `agent`.
+    pub fn is_known_agent(&self, agent: &AgentId) -> bool {
+        self.known_agents.contains(agent)
+    }
+
+    /// Unregistered agents and assets held now.
+    pub fn unregistered(&self) -> (usize, usize) {
+        (self.unregistered_agents, self.unregistered_assets)
+    }
+
+    /// Whether a status of `agent` would be refused as `unregistered_limit`.
+    pub fn refuses_agent(&self, agent: &AgentId) -> bool {
+        !self.agents.contains_key(agent)
+            && !self.known_agents.contains(agent)
+            && self.unregistered_agents >= self.max_unregistered
+    }
+
+    /// Move `asset` to `agent`: from now on only `agent` may report it.
+    /// Only for an asset whose registration names no agents (those are
+    /// moved in the config). Returns the agent that owned it.
+    pub fn move_asset(
+        &mut self,
+        site: &SiteId,
+        asset: &AssetId,
+        agent: AgentId,
+    ) -> Result<Option<AgentId>, MoveError> {
+        let a = self.asset_mut(site, asset).ok_or(MoveError::Unknown)?;
+        if let Some(r) = a.registration.as_ref().filter(|r| !r.agents.is_empty()) {
+            return Err(MoveError::Configured(r.agents.clone()));
+        }
+        Ok(a.agent.replace(agent))
     }
 
     /// Take a `seq` more than `max_jump` away from an agent's highest as a
@@ -1053,6 +1155,9 @@ impl LiveState {
     }
 
     pub(crate) fn insert_asset(&mut self, site: &SiteId, asset: &AssetId, registration: Option<AssetConfig>) {
+        if registration.is_none() {
+            self.unregistered_assets += 1;
+        }
         let ix = AssetIx(self.asset_ids.len() as u32);
         self.asset_ids.push((site.clone(), asset.clone()));
         let a = AssetLive::new(ix, site.clone(), asset.clone(), registration);
@@ -1112,6 +1217,9 @@ impl LiveState {
             return self.agents.get_mut(agent).expect("just found");
         }
         let ix = AgentIx(self.agent_ids.len() as u32);
+        if !self.known_agents.contains(agent) {
+            self.unregistered_agents += 1;
+        }
         self.agent_ids.push(agent.clone());
         self.agents.entry(agent.clone()).or_insert_with(|| AgentLive {
             ix,
@@ -1138,6 +1246,30 @@ impl LiveState {
         let mut out = TelemetryOutcome::default();
         let env = &t.envelope;
         let max_seq_jump = self.max_seq_jump;
+        // Refusals: a new agent or asset beyond the cap, or an asset this
+        // agent may not report. Nothing is kept of a new agent refused.
+        // An agent that reports a registered asset it may report is the
+        // plant's, named or not: not capped.
+        let agent_held = self.agents.contains_key(&env.agent);
+        let target = self.asset(&t.site, &t.asset);
+        let registered_target = target.is_some_and(|a| a.registration.is_some());
+        let refused = match target {
+            Some(a) if !a.may_report(&env.agent) => Some(RejectReason::NotOwner),
+            None if self.unregistered_assets >= self.max_unregistered => {
+                Some(RejectReason::UnregisteredLimit)
+            }
+            _ if !registered_target && self.refuses_agent(&env.agent) => {
+                Some(RejectReason::UnregisteredLimit)
+            }
+            _ => None,
+        };
+        if refused.is_some() && !agent_held {
+            out.refused = refused;
+            return out;
+        }
+        if registered_target && !agent_held && !self.known_agents.contains(&env.agent) {
+            self.known_agents.insert(env.agent.clone());
+        }
         let agent = self.agent_mut(&env.agent, &t.site);
         agent.last_message = Some(now);
         out.agent = Some(agent.ix);
@@ -1163,6 +1295,11 @@ impl LiveState {
                 out.seq_epoch = Some(previous);
             }
             SeqOutcome::First => {}
+        }
+        if refused.is_some() {
+            // The number is taken (no gap asked for); nothing else is.
+            out.refused = refused;
+            return out;
         }
         agent.messages += 1;
         if agent.online.is_none() {
@@ -1281,6 +1418,9 @@ impl LiveState {
     /// Apply an agent status (birth or last will). Returns the previous
     /// online flag.
     pub fn apply_status(&mut self, m: &StatusMessage, now: DateTime<Utc>) -> Option<bool> {
+        if self.refuses_agent(&m.agent) {
+            return None;
+        }
         let agent = self.agent_mut(&m.agent, &m.site);
         let before = agent.online;
         agent.online = Some(m.status.online);

@@ -20,6 +20,7 @@ pub fn reg(asset: &str) -> AssetConfig {
         group: "g".into(),
         rated_capacity: 3600.0,
         name: None,
+        agents: Vec::new(),
     }
 }
 

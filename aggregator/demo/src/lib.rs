@@ -127,6 +127,7 @@ pub fn config(mut base: Config) -> Config {
             group: a.group.into(),
             rated_capacity: a.rated,
             name: Some(a.name.into()),
+            agents: Vec::new(),
         })
         .collect();
     base

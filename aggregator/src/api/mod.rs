@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod error;
 pub mod history;
 pub mod live;
+pub mod owner;
 pub mod planning;
 pub mod report;
 pub mod server;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use throughline_shared::{AssetId, SiteId};
@@ -37,6 +38,7 @@ pub fn router(shared: Arc<Services>) -> Router {
         .route("/api/v1/assets", get(assets))
         .route("/api/v1/assets/{site}/{asset}", get(asset))
         .route("/api/v1/assets/{site}/{asset}/history", get(history::asset_history))
+        .route("/api/v1/assets/{site}/{asset}/owner", put(owner::move_owner))
         .route("/api/v1/groups/{group}/history", get(history::group_history))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/events", get(live::events))

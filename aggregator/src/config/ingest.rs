@@ -54,6 +54,17 @@ pub struct IngestConfig {
     /// base. >= 1.
     #[serde(default = "default_implausible_step_factor")]
     pub implausible_step_factor: f64,
+    /// Most agents that no registration names (no asset's `agents`, no
+    /// embedded broker login), and most unregistered assets, kept; telemetry
+    /// or a status that would add one more is refused as
+    /// `unregistered_limit`. Bounds what a flood of made-up ids costs.
+    #[serde(default = "default_max_unregistered")]
+    pub max_unregistered: usize,
+    /// An agent that no registration names and that reports no registered
+    /// asset gets no `offline` alert once silent this long (its open one
+    /// resolves), in seconds.
+    #[serde(default = "default_unregistered_expiry")]
+    pub unregistered_offline_expiry_secs: u64,
 }
 
 fn default_rate_window() -> u64 {
@@ -82,6 +93,12 @@ fn default_resend_interval() -> u64 {
 fn default_resend_attempts() -> u32 {
     ResendSettings::DEFAULT_ATTEMPTS
 }
+fn default_max_unregistered() -> usize {
+    1000
+}
+fn default_unregistered_expiry() -> u64 {
+    throughline_core::state::DEFAULT_UNREGISTERED_EXPIRY_SECS as u64
+}
 fn default_implausible_step_factor() -> f64 {
     StateSettings::DEFAULT_IMPLAUSIBLE_STEP_FACTOR
 }
@@ -98,6 +115,8 @@ impl Default for IngestConfig {
             resend_interval_secs: default_resend_interval(),
             resend_attempts: default_resend_attempts(),
             implausible_step_factor: default_implausible_step_factor(),
+            max_unregistered: default_max_unregistered(),
+            unregistered_offline_expiry_secs: default_unregistered_expiry(),
         }
     }
 }
@@ -118,6 +137,9 @@ impl IngestConfig {
         }
         if self.max_seq_jump == 0 {
             problems.push("ingest.max_seq_jump: must be at least 1".into());
+        }
+        if self.unregistered_offline_expiry_secs > 100 * 365 * 86_400 {
+            problems.push("ingest.unregistered_offline_expiry_secs: at most 100 years".into());
         }
         if self.max_payload_bytes < 1024 {
             problems.push("ingest.max_payload_bytes: must be at least 1024".into());
@@ -199,6 +221,8 @@ mod tests {
             resend_interval_secs: 3601,
             resend_attempts: 0,
             implausible_step_factor: 0.5,
+            max_unregistered: 0,
+            unregistered_offline_expiry_secs: 0,
         };
         c.validate(&mut p);
         assert_eq!(

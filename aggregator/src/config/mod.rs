@@ -174,7 +174,7 @@ impl Config {
         let mut secrets = Secrets::default();
         let mut p = self.unknown_keys.clone();
         self.http.validate(&mut p);
-        self.mqtt.validate(&mut p);
+        self.mqtt.validate(&mut secrets, &mut p);
         self.ingest.validate(&mut p);
         if let Some(influx) = &self.influxdb {
             influx.validate(&mut secrets, &mut p);

@@ -76,7 +76,7 @@ impl Alerts {
             let a = &e.alert;
             match e.event {
                 crate::model::AlertChange::Opened => {
-                    tracing::info!(id = a.id, kind = a.kind.as_str(), key = %a.key, summary = %a.summary, "alert opened")
+                    tracing::info!(id = a.id, kind = a.kind.as_str(), key = %a.key, summary = ?a.summary, "alert opened")
                 }
                 _ => {
                     tracing::info!(id = a.id, kind = a.kind.as_str(), key = %a.key, "alert resolved (condition cleared)")

@@ -89,7 +89,7 @@ impl Live {
             let out = inner.state.apply_telemetry(t, now);
             inner.touched.note_telemetry(&out);
             inner.dirty.note_telemetry(&out);
-            if out.duplicate {
+            if out.duplicate || out.refused.is_some() {
                 return out;
             }
             let edge = inner.edges.note(&inner.state, t, &out);
@@ -116,6 +116,24 @@ impl Live {
             inner.dirty.note_agent(g.ix);
         }
         before
+    }
+
+    /// Move `asset` to `agent` (only it may report the asset from now on);
+    /// kept by the next checkpoint. The agent that owned it.
+    pub fn move_asset(
+        &self,
+        site: &throughline_shared::SiteId,
+        asset: &throughline_shared::AssetId,
+        agent: throughline_shared::AgentId,
+    ) -> Result<Option<throughline_shared::AgentId>, crate::state::MoveError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let before = inner.state.move_asset(site, asset, agent)?;
+        if let Some(ix) = inner.state.ix_of(site, asset) {
+            inner.dirty.note_asset(ix);
+            inner.touched.note_asset(ix);
+        }
+        Ok(before)
     }
 
     /// The resend requests due at `now` and the ranges to give up, by

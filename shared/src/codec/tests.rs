@@ -431,3 +431,30 @@ fn mutated_envelopes_and_topics_never_panic_and_decode_only_valid() {
     }
     assert!(outcomes.len() >= 5, "the mutations reach several outcomes: {outcomes:?}");
 }
+
+#[test]
+fn reasons_with_unprintable_characters_are_refused() {
+    let with = |reason: &str| {
+        let r = serde_json::to_string(reason).unwrap();
+        decode_t(&format!(
+            r#"{{"v":1,"agent":"gw-press-01","seq":1,"samples":[{{"ts":"2026-11-23T08:00:05Z","state":"down","reason":{r}}}]}}"#
+        ))
+    };
+    // A forged log line, an escape code, a bidirectional override, a zero-width space.
+    for bad in
+        ["jam\n2026-11-23T08:00:00Z ERROR forged", "jam\u{1b}[2J", "\u{202e}maj", "ja\u{200b}m", "jam\u{7f}"]
+    {
+        let e = with(bad).unwrap_err();
+        assert_eq!(e.reason, RejectReason::InvalidField, "{bad:?}");
+        assert!(e.detail.contains("`reason` has an unprintable character"), "{}", e.detail);
+        assert!(
+            !e.detail.contains('\n') && !e.detail.contains('\u{1b}'),
+            "the detail does not echo it: {:?}",
+            e.detail
+        );
+    }
+    // Printable text in any script, with spaces and punctuation, is a reason.
+    for good in ["jam", "Stau am Förderband 3", "材料切れ", "pm: weekly (A/B)"] {
+        assert_eq!(with(good).unwrap().envelope.samples[0].reason.as_deref(), Some(good));
+    }
+}

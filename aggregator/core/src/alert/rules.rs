@@ -314,11 +314,12 @@ pub fn downtime(
 
 /// `offline`: the agent's last will arrived (or it said goodbye), or it has
 /// been silent longer than `offline_after`.
+/// `assets` names the agent's assets, asked for only when it is offline.
 pub fn offline(
     g: &AgentLive,
     offline_after: Duration,
     wall_now: DateTime<Utc>,
-    assets: &[String],
+    assets: impl FnOnce() -> Vec<String>,
 ) -> Option<Condition> {
     let silent_for = g.last_message.map(|t| wall_now - t);
     let by_will = g.online == Some(false);
@@ -326,6 +327,7 @@ pub fn offline(
     if !(by_will || by_silence) {
         return None;
     }
+    let assets = assets();
     let how = if by_will {
         "its status says offline (last will or shutdown)".to_string()
     } else {
@@ -347,7 +349,7 @@ pub fn offline(
             "Check the gateway {} (power, network, broker credentials). Its assets count as producing nothing until it is back.",
             g.agent
         ),
-        details: AlertDetails::Offline { last_message: g.last_message, online: g.online, assets: assets.to_vec() },
+        details: AlertDetails::Offline { last_message: g.last_message, online: g.online, assets },
         event_time: None,
         hold: Hold::NONE,
     })

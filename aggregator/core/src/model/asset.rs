@@ -2,7 +2,7 @@
 //! groups with their alert thresholds.
 
 use serde::{Deserialize, Serialize};
-use throughline_shared::{AssetId, SiteId};
+use throughline_shared::{AgentId, AssetId, SiteId};
 
 /// Kind of asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,6 +51,12 @@ pub struct AssetConfig {
     pub rated_capacity: f64,
     /// Display name.
     pub name: Option<String>,
+    /// The agents allowed to report this asset (a gateway, and its standby
+    /// if it has one); telemetry from any other is refused as `not_owner`.
+    /// Empty: the first agent heard owns it until an admin moves it
+    /// (`PUT /api/v1/assets/{site}/{asset}/owner`).
+    #[serde(default)]
+    pub agents: Vec<AgentId>,
 }
 
 /// A capacity group: the assets serving one demand stream, and when to alert.

@@ -28,6 +28,7 @@ fn planner() -> (Planner, Vec<AssetConfig>) {
         group: "fam".into(),
         rated_capacity: 150.0,
         name: None,
+        agents: Vec::new(),
     };
     let assets = vec![line("l1"), line("l2")];
     let group = GroupConfig {

@@ -167,6 +167,7 @@ mod tests {
                     group: format!("g{g}"),
                     rated_capacity: 100.0 + i as f64,
                     name: None,
+                    agents: Vec::new(),
                 }
             })
             .collect();

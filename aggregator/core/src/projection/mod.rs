@@ -435,9 +435,35 @@ impl Planner {
                 }
             }
         }
-        for agent in state.agents().filter(|_| matches!(scope, Scope::Agents)) {
-            let assets: Vec<&AssetLive> =
-                state.assets().filter(|a| a.agent.as_ref() == Some(&agent.agent)).collect();
+        // No agent's threshold is below the least of the groups' (and 120 s
+        // for an agent without registered assets): an agent heard within it
+        // and not said offline is current, and costs nothing more.
+        let least = self.groups.iter().map(|g| g.offline_secs).min().unwrap_or(120).min(120);
+        let least = Duration::seconds(least as i64);
+        let candidate = |g: &&crate::state::AgentLive| {
+            g.online == Some(false) || g.last_message.is_some_and(|t| wall_now - t > least)
+        };
+        let agents_scope = matches!(scope, Scope::Agents);
+        // Each candidate's assets, in one pass over the plant (not one per agent).
+        let mut by_agent: HashMap<&AgentId, Vec<&AssetLive>> = HashMap::new();
+        if agents_scope && state.agents().any(|g| candidate(&g)) {
+            for a in state.assets() {
+                if let Some(g) = &a.agent {
+                    by_agent.entry(g).or_default().push(a);
+                }
+            }
+        }
+        let expiry = state.unregistered_expiry();
+        for agent in state.agents().filter(|_| agents_scope).filter(candidate) {
+            let assets = by_agent.remove(&agent.agent).unwrap_or_default();
+            // An agent no registration names, reporting no registered asset,
+            // long silent: its offline alert expires (a flood of made-up ids
+            // does not keep thousands open for ever).
+            let registered =
+                state.is_known_agent(&agent.agent) || assets.iter().any(|a| a.registration.is_some());
+            if !registered && agent.last_message.is_none_or(|t| wall_now - t > expiry) {
+                continue;
+            }
             let offline_secs = assets
                 .iter()
                 .filter_map(|a| a.registration.as_ref())
@@ -445,8 +471,8 @@ impl Planner {
                 .map(|g| g.offline_secs)
                 .min()
                 .unwrap_or(120);
-            let names: Vec<String> = assets.iter().map(|a| a.asset.to_string()).collect();
-            if let Some(c) = rules::offline(agent, Duration::seconds(offline_secs as i64), wall_now, &names) {
+            let names = || assets.iter().map(|a| a.asset.to_string()).collect();
+            if let Some(c) = rules::offline(agent, Duration::seconds(offline_secs as i64), wall_now, names) {
                 out.push(c);
             }
         }

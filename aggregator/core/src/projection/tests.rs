@@ -24,6 +24,7 @@ fn asset(id: &str, kind: AssetKind, group: &str, rated: f64) -> AssetConfig {
         group: group.into(),
         rated_capacity: rated,
         name: None,
+        agents: Vec::new(),
     }
 }
 
@@ -409,4 +410,35 @@ fn deviation_alerts_do_not_depend_on_how_the_data_arrives() {
     );
     assert_eq!(run(one_by_one), want, "one backfill after another");
     assert_eq!(run(interleaved), want, "four backfills at different speeds");
+}
+
+#[test]
+fn offline_alerts_of_never_registered_agents_expire() {
+    let (p, assets) = planner();
+    let mut st = LiveState::new(&assets, Duration::seconds(300)).with_unregistered_expiry(Duration::hours(1));
+    let mut seq = 0;
+    // gw reports a registered line; made-up agents report made-up assets.
+    run(&mut st, "l1", &mut seq, 0..=1, 2.0, AssetState::Running, None);
+    for i in 0..3 {
+        let tel = Telemetry {
+            site: SiteId::parse("s").unwrap(),
+            asset: AssetId::parse(format!("fake-{i}")).unwrap(),
+            envelope: Envelope {
+                v: 1,
+                agent: AgentId::parse(format!("fake-gw-{i}")).unwrap(),
+                seq: 1,
+                samples: vec![Sample { output: Some(1.0), ..Sample::at(t(1)) }],
+            },
+        };
+        st.apply_telemetry(&tel, t(1));
+    }
+    let book = AlertBook::default();
+    let keys = |now| {
+        let c = p.conditions_in(&st, &[], &book, now, Scope::Agents);
+        c.iter().map(|c| c.key.to_string()).collect::<BTreeSet<_>>()
+    };
+    // Silent 30 min: all offline.
+    assert_eq!(keys(t(31)).len(), 4);
+    // Silent past the expiry: only the agent of a registered asset.
+    assert_eq!(keys(t(62)), BTreeSet::from(["offline:gw".to_string()]));
 }

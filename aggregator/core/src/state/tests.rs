@@ -930,3 +930,103 @@ fn one_clock_step_seen_by_every_asset_counts_once() {
         assert_eq!(a.late_samples, 0, "{}", a.asset);
     }
 }
+
+/// Envelope `seq` of `agent` for `asset` at site `s`, one counter reading.
+fn tel_of(agent: &str, asset: &str, seq: u64) -> Telemetry {
+    let mut t = tel(asset, seq, vec![out(seq as i64, seq as f64)]);
+    t.envelope.agent = AgentId::parse(agent).unwrap();
+    t
+}
+
+#[test]
+fn a_registered_asset_takes_only_the_agents_it_names() {
+    let gw = |a: &str| AgentId::parse(a).unwrap();
+    let named = AssetConfig { agents: vec![gw("gw-a"), gw("gw-spare")], ..reg("press-1") };
+    let mut st = LiveState::new(&[named], Duration::minutes(5));
+    assert_eq!(st.apply_telemetry(&tel_of("gw-a", "press-1", 1), t0()).refused, None);
+    let forged = st.apply_telemetry(&tel_of("gw-b", "press-1", 1), t0());
+    assert_eq!(forged.refused, Some(RejectReason::NotOwner));
+    assert_eq!(forged.samples, 0);
+    let a = st.asset(&SiteId::parse("s").unwrap(), &AssetId::parse("press-1").unwrap()).unwrap();
+    assert_eq!((a.agent.as_ref().map(|g| g.as_str()), a.output_counter), (Some("gw-a"), Some(1.0)));
+    // The standby named too is taken; gw-b's number was taken, no gap asked.
+    assert_eq!(st.apply_telemetry(&tel_of("gw-spare", "press-1", 7), t0()).refused, None);
+    assert_eq!(st.apply_telemetry(&tel_of("gw-b", "press-1", 2), t0()).seq_skipped, 0);
+    // Moved in the config only.
+    let e = st.move_asset(&SiteId::parse("s").unwrap(), &AssetId::parse("press-1").unwrap(), gw("gw-b"));
+    assert_eq!(e, Err(MoveError::Configured(vec![gw("gw-a"), gw("gw-spare")])));
+}
+
+#[test]
+fn an_asset_no_registration_names_belongs_to_the_first_agent_until_moved() {
+    let gw = |a: &str| AgentId::parse(a).unwrap();
+    let (s, press) = (SiteId::parse("s").unwrap(), AssetId::parse("press-2").unwrap());
+    let mut st = LiveState::new(&[reg("press-1")], Duration::minutes(5));
+    for asset in ["press-1", "press-2"] {
+        assert_eq!(
+            st.apply_telemetry(&tel_of("gw-a", asset, 1 + (asset == "press-2") as u64), t0()).refused,
+            None
+        );
+        assert_eq!(
+            st.apply_telemetry(&tel_of("gw-b", asset, 10), t0()).refused,
+            Some(RejectReason::NotOwner)
+        );
+    }
+    // A new agent refused is not kept at all.
+    assert!(st.agent(&gw("gw-b")).is_none());
+    // The admin moves press-2 to gw-b: gw-b's data is taken, gw-a's refused.
+    assert_eq!(st.move_asset(&s, &press, gw("gw-b")), Ok(Some(gw("gw-a"))));
+    assert_eq!(st.apply_telemetry(&tel_of("gw-b", "press-2", 11), t0()).refused, None);
+    assert_eq!(st.apply_telemetry(&tel_of("gw-a", "press-2", 3), t0()).refused, Some(RejectReason::NotOwner));
+    assert_eq!(st.move_asset(&s, &AssetId::parse("nope").unwrap(), gw("gw-b")), Err(MoveError::Unknown));
+}
+
+#[test]
+fn unregistered_agents_and_assets_are_capped() {
+    let gw = |a: &str| AgentId::parse(a).unwrap();
+    let named = AssetConfig { agents: vec![gw("gw-named")], ..reg("press-1") };
+    let mut st = LiveState::new(&[named], Duration::minutes(5)).with_max_unregistered(2);
+    for i in 0..2 {
+        assert_eq!(
+            st.apply_telemetry(&tel_of(&format!("fake-{i}"), &format!("x-{i}"), 1), t0()).refused,
+            None
+        );
+    }
+    assert_eq!(st.unregistered(), (2, 2));
+    let o = st.apply_telemetry(&tel_of("fake-2", "x-2", 1), t0());
+    assert_eq!(o.refused, Some(RejectReason::UnregisteredLimit));
+    assert!(st.agent(&gw("fake-2")).is_none());
+    // A known agent with a new unregistered asset: refused too, its number taken.
+    assert_eq!(
+        st.apply_telemetry(&tel_of("fake-0", "x-9", 2), t0()).refused,
+        Some(RejectReason::UnregisteredLimit)
+    );
+    // An agent a registration names, with its registered asset, is not
+    // capped; nor is one first heard with a registered asset it may report.
+    assert_eq!(st.apply_telemetry(&tel_of("gw-named", "press-1", 1), t0()).refused, None);
+    let free = AssetConfig { ..reg("press-2") };
+    let mut st2 = LiveState::new(&[free], Duration::minutes(5)).with_max_unregistered(0);
+    assert_eq!(st2.apply_telemetry(&tel_of("gw-x", "press-2", 1), t0()).refused, None);
+    assert_eq!(
+        st2.apply_telemetry(&tel_of("gw-x", "x-1", 2), t0()).refused,
+        Some(RejectReason::UnregisteredLimit)
+    );
+    assert_eq!(st2.unregistered(), (0, 0));
+    assert_eq!(st.unregistered(), (2, 2));
+    // A status of a new unregistered agent beyond the cap is not kept either.
+    let status = StatusMessage {
+        site: SiteId::parse("s").unwrap(),
+        agent: gw("fake-3"),
+        status: AgentStatus {
+            v: 1,
+            online: false,
+            ts: None,
+            software: None,
+            health: None,
+            seq_skipped: None,
+        },
+    };
+    assert!(st.refuses_agent(&gw("fake-3")));
+    st.apply_status(&status, t0());
+    assert!(st.agent(&gw("fake-3")).is_none());
+}

@@ -56,6 +56,7 @@ fn reg() -> AssetConfig {
         group: "g".into(),
         rated_capacity: 3600.0,
         name: None,
+        agents: Vec::new(),
     }
 }
 

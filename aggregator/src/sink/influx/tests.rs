@@ -24,6 +24,7 @@ fn reg(asset: &str, group: &str) -> AssetConfig {
         group: group.into(),
         rated_capacity: 3600.0,
         name: None,
+        agents: Vec::new(),
     }
 }
 

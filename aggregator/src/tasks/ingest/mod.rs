@@ -104,6 +104,8 @@ pub struct RejectLog {
     assets: Throttle<(PerAsset, AssetIx)>,
     /// Shared by the assets beyond [`MAX_ASSETS`].
     other_assets: Throttle<PerAsset>,
+    /// New unregistered assets: at most one line per `every`.
+    unregistered: Throttle<()>,
 }
 
 impl RejectLog {
@@ -113,6 +115,16 @@ impl RejectLog {
             agents: Throttle::new(PER_AGENT_EVERY),
             assets: Throttle::new(PER_AGENT_EVERY),
             other_assets: Throttle::new(PER_AGENT_EVERY),
+            unregistered: Throttle::new(every),
+        }
+    }
+
+    /// Whether a new unregistered asset is logged now (how many were not
+    /// since the last line).
+    fn pass_unregistered(&mut self, now: Instant) -> Option<u64> {
+        match self.unregistered.pass((), now, 1) {
+            Verdict::Log { suppressed } => Some(suppressed),
+            Verdict::Hold | Verdict::NoRoom => None,
         }
     }
 
@@ -281,6 +293,18 @@ pub fn handle(
         }
         Ok(Inbound::Telemetry(t)) => {
             let out = shared.live.apply_telemetry(&t, now, shared.influx.as_ref());
+            if let Some(reason) = out.refused {
+                m.rejected.get_or_create(&ReasonLabel { reason: reason.label() }).inc();
+                let detail = match reason {
+                    RejectReason::NotOwner => format!(
+                        "agent {:?} may not report asset {:?} at site {:?} (its [[assets]] agents, or the agent that owns it; an admin moves it)",
+                        t.envelope.agent.as_str(), t.asset.as_str(), t.site.as_str()
+                    ),
+                    _ => "a new agent or asset beyond ingest.max_unregistered".to_string(),
+                };
+                log.note(reason, topic, &detail, Instant::now());
+                return Handled::Other;
+            }
             if out.duplicate {
                 m.duplicates.inc();
                 tracing::debug!(agent = %t.envelope.agent, seq = t.envelope.seq, "duplicate dropped");
@@ -342,7 +366,9 @@ pub fn handle(
             }
             if out.new_unregistered_asset {
                 m.unregistered_assets.inc();
-                tracing::warn!(site = %t.site, asset = %t.asset, agent = %t.envelope.agent, "telemetry for an unregistered asset; kept and shown as unregistered");
+                if let Some(suppressed) = log.pass_unregistered(Instant::now()) {
+                    tracing::warn!(site = %t.site, asset = %t.asset, agent = %t.envelope.agent, suppressed, "telemetry for an unregistered asset; kept and shown as unregistered");
+                }
             }
             if out.agent_came_online {
                 m.agent_online
@@ -355,6 +381,12 @@ pub fn handle(
             Handled::Accepted
         }
         Ok(Inbound::Status(s)) => {
+            if shared.live.read(|st| st.refuses_agent(&s.agent)) {
+                let reason = RejectReason::UnregisteredLimit;
+                m.rejected.get_or_create(&ReasonLabel { reason: reason.label() }).inc();
+                log.note(reason, topic, "a new agent beyond ingest.max_unregistered", Instant::now());
+                return Handled::Other;
+            }
             m.status_messages.inc();
             let before = shared.live.apply_status(&s, now);
             m.agent_online
@@ -431,6 +463,7 @@ mod tests {
                 group: "g".into(),
                 rated_capacity: 3600.0,
                 name: None,
+                agents: Vec::new(),
             })
             .collect();
         let st = crate::state::LiveState::new(&registered, chrono::Duration::minutes(5));
