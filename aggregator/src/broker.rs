@@ -32,6 +32,11 @@ use crate::metrics::BrokerMetrics;
 /// dropped silently by the broker.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// Size of one in-memory segment of rumqttd's per-filter commit log.
+pub const SEGMENT_BYTES: usize = 16 * 1024 * 1024;
+/// Segments kept per filter (the oldest is dropped when one more is needed).
+pub const SEGMENT_COUNT: usize = 4;
+
 /// Fail early, with advice, if `addr` is taken.
 pub fn check_free(addr: SocketAddr, what: &'static str, hint: &str) -> Result<(), Error> {
     match TcpListener::bind(addr) {
@@ -150,8 +155,14 @@ fn run_rumqttd(listen: SocketAddr, secret: Option<String>) -> Result<(), Error> 
     let router = rumqttd::RouterConfig {
         max_connections: MAX_CONNECTIONS,
         max_outgoing_packet_count: 200,
-        max_segment_size: 100 * 1024 * 1024,
-        max_segment_count: 10,
+        // What rumqttd keeps in memory per subscription filter: at most
+        // SEGMENT_COUNT segments of SEGMENT_BYTES (64 MiB); before, 10 of
+        // 100 MiB let the process grow towards 1 GiB under a flood. A
+        // subscriber more than that behind loses the oldest segment; for
+        // ingest that is a seq gap, asked for again from the agents' kept
+        // envelopes (the resend protocol).
+        max_segment_size: SEGMENT_BYTES,
+        max_segment_count: SEGMENT_COUNT,
         custom_segment: None,
         initialized_filters: None,
         shared_subscriptions_strategy: Default::default(),
