@@ -610,29 +610,11 @@ fn aggregator_tls_config(
     write_plant_config(&own, SITE, &extra)
 }
 
-/// The aggregator started on `config` with its log in a file; `None` if it
-/// did not print its listening line.
-fn start_logged_aggregator(config: &Path) -> (Option<Aggregator>, PathBuf) {
+/// The aggregator started on `config` with its log in a file beside it.
+fn start_logged_aggregator(config: &Path) -> (Aggregator, PathBuf) {
     let log = config.with_extension("log");
     let args = ["--config", config.to_str().unwrap(), "--http-listen", "127.0.0.1:0"];
-    let stderr = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(bin("aggregator"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start aggregator");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("listening http=") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let proc = Proc { child, name: "aggregator".into() };
-    (rx.recv_timeout(DEADLINE).ok().map(|http| Aggregator { proc, http }), log)
+    (start_aggregator_logged(&args, &log), log)
 }
 
 /// A client certificate for `name` from the plant CA in `certs` that
@@ -713,10 +695,7 @@ async fn aggregator_connects_over_tls_and_says_why_when_it_cannot() {
     let url = format!("mqtts://127.0.0.1:{}", broker.tls_port);
 
     let config = aggregator_tls_config(dir, "good", &url, &ca, cert_of(&certs, AGGREGATOR));
-    let (agg, log) = start_logged_aggregator(&config);
-    let mut agg = agg.unwrap_or_else(|| {
-        panic!("the aggregator did not start:\n{}", std::fs::read_to_string(&log).unwrap())
-    });
+    let (mut agg, _) = start_logged_aggregator(&config);
     agg.wait_mqtt_connected().await;
     let agent = Agent::start(&agent_config(dir, broker.tls_port, "gw-a", "gw-a"));
     let http = agg.http.clone();
@@ -755,9 +734,7 @@ async fn aggregator_connects_over_tls_and_says_why_when_it_cannot() {
         ),
     ] {
         let config = aggregator_tls_config(dir, name, url, &ca, cert);
-        let (agg, log) = start_logged_aggregator(&config);
-        let mut agg =
-            agg.unwrap_or_else(|| panic!("{name}: no start:\n{}", std::fs::read_to_string(&log).unwrap()));
+        let (mut agg, log) = start_logged_aggregator(&config);
         let http = agg.http.clone();
         wait_for(&format!("{name}: the reason in the log"), || async {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
