@@ -11,7 +11,7 @@
 //!   state store, one file per table family. [`journal`]: the ingest
 //!   journal (what is acknowledged to the broker, until a checkpoint).
 //! - [`error`]: the crate's error type. [`broker`]: the embedded rumqttd
-//!   broker.
+//!   broker. [`link`]: ingest's MQTT client in 3.1.1 or 5 behind one type.
 //! - [`sink`]: the InfluxDB v2 sink.
 //! - [`service`]: the handles that own the locks (live state, alert book,
 //!   forecasts, dashboard feed, rollup writer, tokens) and the planning use
@@ -37,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod journal;
+pub mod link;
 pub mod metrics;
 pub mod service;
 pub mod sink;

@@ -57,7 +57,7 @@ const CRATES: &[Crate] = &[
             ],
             &["metrics", "store", "journal"],
             &["error"],
-            &["broker"],
+            &["broker", "link"],
             &["sink"],
             &["service"],
             &["tasks", "api"],

@@ -17,7 +17,7 @@ use super::{ConfigError, IngestConfig};
 use crate::broker::acl::{AgentLogin, Logins};
 use crate::broker::front::FrontLimits;
 use crate::broker::{Guard, Started};
-use crate::tasks::ingest::link::Protocol;
+use crate::link::Protocol;
 use crate::tasks::ingest::mqtt::{
     IngestSettings, EMBEDDED_MAX_INCOMING_PACKET, EXTERNAL_MAX_INCOMING_PACKET, PACKET_ROOM,
 };

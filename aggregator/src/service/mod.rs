@@ -48,12 +48,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use throughline_shared::{SiteId, Topic};
 
 use crate::alert::AlertEvent;
+use crate::link::Client;
 use crate::metrics::{KindLabel, Metrics};
 use crate::model::{AlertChange, ForecastRow};
 use crate::projection::Scope;
 use crate::sink::influx::InfluxSink;
 use crate::store::Store;
-use crate::tasks::ingest::link::Client;
 
 /// The aggregator's link to its broker: whether ingest is subscribed, the
 /// last disconnect, and the client alert events are published with.

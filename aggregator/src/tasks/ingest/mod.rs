@@ -1,7 +1,6 @@
 //! MQTT ingest: subscribe, decode and validate, deduplicate, update live
 //! state and counters. One bad message is counted and logged, never fatal.
 
-pub mod link;
 pub mod mqtt;
 
 use std::collections::HashMap;

@@ -26,7 +26,7 @@
 //! # A message the client cannot read
 //! rumqttc refuses a packet above its limit before reading it, so it can
 //! neither count nor acknowledge it: the connection ends and the broker
-//! sends it again after the reconnect ([`link`](super::link) module docs).
+//! sends it again after the reconnect ([`link`](crate::link) module docs).
 //! Every message up to the limit is read, refused `oversize` by the decoder
 //! and acknowledged. Above it: the embedded broker refuses it itself; over
 //! MQTT 5 the broker is told the limit and drops it; over MQTT 3.1.1 the
@@ -76,9 +76,9 @@ use throughline_shared::topic::{STATUS_FILTER, TELEMETRY_FILTER};
 use throughline_shared::{Limits, RejectReason, Topic, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 
-use super::link::{self, Client, Events, LinkEvent, Message, Protocol};
 use super::{handle, Handled, RejectLog};
 use crate::journal::Journal;
+use crate::link::{self, Client, Events, LinkEvent, Message, Protocol};
 use crate::notice::{NoticeBoard, NoticeOut, NoticeSettings};
 use crate::resend::{ResendPlanner, ResendSettings};
 use crate::service::Services;
