@@ -106,6 +106,11 @@ async fn assets_come_in_bounded_pages_with_filters() {
     assert_eq!(sizes, [700, 700, 700, 300]);
     assert_eq!(small, expected);
 
+    // The default page is bounded in bytes too (2,400 assets were one body).
+    let first = reqwest::get(format!("{http}/api/v1/assets")).await.unwrap().bytes().await.unwrap();
+    eprintln!("default page of 1000 assets: {} bytes", first.len());
+    assert!(first.len() < 600_000, "{} bytes", first.len());
+
     // Filters, alone and together, across pages.
     let (b, _) = walk(&http, "site=site-b").await;
     assert_eq!(b.len(), PER_SITE);
