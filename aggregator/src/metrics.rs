@@ -63,6 +63,8 @@ pub struct Metrics {
     pub history_flush_seconds: Histogram,
     pub history_rows_pruned: Counter,
     pub status_messages: Counter,
+    /// Free-text fields of agent statuses cut to their caps.
+    pub status_fields_cut: Counter,
     pub agent_online: Family<AgentLabels, Gauge>,
     pub unregistered_assets: Gauge,
     pub mqtt_connected: Gauge,
@@ -142,6 +144,7 @@ impl Metrics {
             history_flush_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 8)),
             history_rows_pruned: Counter::default(),
             status_messages: Counter::default(),
+            status_fields_cut: Counter::default(),
             agent_online: Family::default(),
             unregistered_assets: Gauge::default(),
             mqtt_connected: Gauge::default(),
@@ -278,6 +281,11 @@ impl Metrics {
             "throughline_status_messages",
             "Agent status messages (birth and last will)",
             m.status_messages.clone(),
+        );
+        r.register(
+            "throughline_status_fields_cut",
+            "Free-text fields of agent statuses cut to their caps (software, health source name and error: 200 characters; sources: 64)",
+            m.status_fields_cut.clone(),
         );
         r.register(
             "throughline_agent_online",

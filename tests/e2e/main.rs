@@ -3,12 +3,14 @@
 
 mod acl;
 mod agent_lifecycle;
+mod assets_pages;
 mod backfill;
 mod broker_crash;
 mod clock;
 mod dashboard;
 mod device_strings;
 mod embedded_broker;
+mod free_text;
 mod fuzz;
 mod history;
 mod http_limits;

@@ -47,6 +47,7 @@
 //!   is left of the interval.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::ops::Bound;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -1455,6 +1456,32 @@ impl LiveState {
 
     pub fn asset(&self, site: &SiteId, asset: &AssetId) -> Option<&AssetLive> {
         self.assets.get(site)?.get(asset)
+    }
+
+    /// The assets in (site, asset) order that come after `after` (the last
+    /// one of the previous page), of `site` only when it is given. A page
+    /// starts where the previous one ended (a map range, not a walk from
+    /// the first asset), and one site is one map entry.
+    pub fn assets_after<'a>(
+        &'a self,
+        site: Option<&'a SiteId>,
+        after: Option<&'a (SiteId, AssetId)>,
+    ) -> impl Iterator<Item = &'a AssetLive> + 'a {
+        let from = match (site, after.map(|(s, _)| s)) {
+            (Some(f), Some(s)) => Bound::Included(f.max(s)),
+            (Some(f), None) | (None, Some(f)) => Bound::Included(f),
+            (None, None) => Bound::Unbounded,
+        };
+        self.assets
+            .range::<SiteId, _>((from, Bound::Unbounded))
+            .take_while(move |(s, _)| site.is_none_or(|f| f == *s))
+            .flat_map(move |(s, map)| {
+                let lo = match after {
+                    Some((after_site, after_asset)) if after_site == s => Bound::Excluded(after_asset),
+                    _ => Bound::Unbounded,
+                };
+                map.range::<AssetId, _>((lo, Bound::Unbounded)).map(|(_, a)| a)
+            })
     }
 
     pub fn agents(&self) -> impl Iterator<Item = &AgentLive> {

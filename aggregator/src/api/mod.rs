@@ -4,6 +4,7 @@
 //! call them is said by their extractors ([`auth::Reader`],
 //! [`auth::Planner`]); every error converts to [`error::ApiError`] with `?`.
 
+pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod dashboard;
@@ -35,7 +36,7 @@ pub fn router(shared: Arc<Services>) -> Router {
         .route("/assets/{file}", get(dashboard::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/assets", get(assets))
+        .route("/api/v1/assets", get(assets::list))
         .route("/api/v1/assets/{site}/{asset}", get(asset))
         .route("/api/v1/assets/{site}/{asset}/history", get(history::asset_history))
         .route("/api/v1/assets/{site}/{asset}/owner", put(owner::move_owner))
@@ -123,11 +124,6 @@ async fn metrics(State(s): State<Arc<Services>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         s.metrics.render(),
     )
-}
-
-async fn assets(State(s): State<Arc<Services>>, _: Reader) -> impl IntoResponse {
-    let list: Vec<_> = s.live.read(|st| st.assets().map(|a| st.asset_view(a)).collect());
-    Json(json!({ "assets": list }))
 }
 
 async fn asset(

@@ -173,7 +173,29 @@ fn note_of(body: &[u8]) -> Result<Option<String>, ApiError> {
     }
     let b: NoteBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("body must be JSON like {{\"note\": \"...\"}}: {e}")))?;
+    if let Some(n) = &b.note {
+        capped("note", n, MAX_NOTE_CHARS)?;
+    }
     Ok(b.note)
+}
+
+/// Longest alert note (`ack`, `resolve`), in characters: a shift
+/// handover, not a file. Notes live in every later view of the alert.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// Longest quote reference (an order or customer number), in characters.
+pub const MAX_REFERENCE_CHARS: usize = 200;
+
+/// Free text a planner sends is refused above its cap (422 naming the
+/// field), not cut: the planner is there to shorten it, and a cut note or
+/// order number would be stored as if it were what they meant.
+fn capped(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n <= max {
+        return Ok(());
+    }
+    let message = format!("`{field}` is {n} characters long; at most {max} are taken");
+    Err(ApiError::Unprocessable(message.clone(), json!([{ "field": field, "message": message }]), 1))
 }
 
 /// `POST /api/v1/alerts/{id}/{ack|resolve}` with an optional note.
@@ -227,6 +249,9 @@ pub async fn promise(
         Some(m) => return Err(ApiError::BadRequest(format!("`mode` is inquiry or quote, not `{m}`"))),
     };
     let actor = if quote { Some(s.auth.write(&headers, Role::Planner)?) } else { s.auth.read(&headers)? };
+    if let Some(r) = &req.reference {
+        capped("reference", r, MAX_REFERENCE_CHARS)?;
+    }
     let request = PromiseRequest {
         group: req.group,
         quantity: req.quantity,

@@ -1030,3 +1030,27 @@ fn unregistered_agents_and_assets_are_capped() {
     st.apply_status(&status, t0());
     assert!(st.agent(&gw("fake-3")).is_none());
 }
+
+#[test]
+fn pages_of_assets_start_after_the_cursor_and_keep_to_the_site() {
+    let at = |site: &str, asset: &str| AssetConfig { site: SiteId::parse(site).unwrap(), ..reg(asset) };
+    let regs = [at("a", "x"), at("a", "y"), at("b", "x"), at("b", "z"), at("c", "w")];
+    let st = LiveState::new(&regs, Duration::seconds(60));
+    let names = |it: &mut dyn Iterator<Item = &AssetLive>| -> Vec<String> {
+        it.map(|a| format!("{}/{}", a.site, a.asset)).collect()
+    };
+    assert_eq!(names(&mut st.assets_after(None, None)), ["a/x", "a/y", "b/x", "b/z", "c/w"]);
+    let cursor = (SiteId::parse("a").unwrap(), AssetId::parse("y").unwrap());
+    assert_eq!(names(&mut st.assets_after(None, Some(&cursor))), ["b/x", "b/z", "c/w"]);
+    let b = SiteId::parse("b").unwrap();
+    assert_eq!(names(&mut st.assets_after(Some(&b), None)), ["b/x", "b/z"]);
+    assert_eq!(names(&mut st.assets_after(Some(&b), Some(&cursor))), ["b/x", "b/z"]);
+    let in_b = (b.clone(), AssetId::parse("x").unwrap());
+    assert_eq!(names(&mut st.assets_after(Some(&b), Some(&in_b))), ["b/z"]);
+    // A cursor past the site: nothing more of it.
+    let past = (SiteId::parse("c").unwrap(), AssetId::parse("a").unwrap());
+    assert!(names(&mut st.assets_after(Some(&b), Some(&past))).is_empty());
+    // A cursor naming an asset that is gone still places the page.
+    let gone = (b.clone(), AssetId::parse("y").unwrap());
+    assert_eq!(names(&mut st.assets_after(None, Some(&gone))), ["b/z", "c/w"]);
+}

@@ -105,6 +105,8 @@ pub struct RejectLog {
     other_assets: Throttle<PerAsset>,
     /// New unregistered assets: at most one line per `every`.
     unregistered: Throttle<()>,
+    /// Statuses whose free text was cut: at most one line per `every`.
+    status_text: Throttle<()>,
 }
 
 impl RejectLog {
@@ -115,6 +117,7 @@ impl RejectLog {
             assets: Throttle::new(PER_AGENT_EVERY),
             other_assets: Throttle::new(PER_AGENT_EVERY),
             unregistered: Throttle::new(every),
+            status_text: Throttle::new(every),
         }
     }
 
@@ -122,6 +125,15 @@ impl RejectLog {
     /// since the last line).
     fn pass_unregistered(&mut self, now: Instant) -> Option<u64> {
         match self.unregistered.pass((), now, 1) {
+            Verdict::Log { suppressed } => Some(suppressed),
+            Verdict::Hold | Verdict::NoRoom => None,
+        }
+    }
+
+    /// Whether a status whose text was cut is logged now (how many were
+    /// not since the last line).
+    fn pass_status_text(&mut self, now: Instant) -> Option<u64> {
+        match self.status_text.pass((), now, 1) {
             Verdict::Log { suppressed } => Some(suppressed),
             Verdict::Hold | Verdict::NoRoom => None,
         }
@@ -387,6 +399,14 @@ pub fn handle(
                 return Handled::Other;
             }
             m.status_messages.inc();
+            let mut s = s;
+            let cut = cut_status_text(&mut s.status);
+            if cut > 0 {
+                m.status_fields_cut.inc_by(cut);
+                if let Some(suppressed) = log.pass_status_text(Instant::now()) {
+                    tracing::warn!(agent = ?s.agent.as_str(), fields = cut, suppressed, "agent status text over its cap; kept cut");
+                }
+            }
             let before = shared.live.apply_status(&s, now);
             m.agent_online
                 .get_or_create(&AgentLabels { site: s.site.to_string(), agent: s.agent.to_string() })
@@ -399,6 +419,49 @@ pub fn handle(
     }
 }
 
+/// Longest `software` of an agent status kept, in characters (a name and
+/// a version).
+pub const MAX_SOFTWARE_CHARS: usize = 200;
+/// Longest source `name` and `error` of a status's health, in characters.
+pub const MAX_SOURCE_TEXT_CHARS: usize = 200;
+/// Most sources of a status's health kept.
+pub const MAX_HEALTH_SOURCES: usize = 64;
+
+/// Cut the free text of a device's status to its caps; returns how many
+/// fields were cut. A status is cut, not refused: it is the agent's birth
+/// or last will, and its online flag, spool and seq skip matter more than
+/// its text; the agent could not be told, and a refused last will would
+/// leave the agent shown online. The live state keeps the status, and
+/// every dashboard snapshot sends it, so what it holds is bounded here.
+pub fn cut_status_text(status: &mut throughline_shared::AgentStatus) -> u64 {
+    let mut cut = 0;
+    let mut bound = |text: &mut String, max: usize| {
+        if let Some((at, _)) = text.char_indices().nth(max) {
+            // The last kept character says it was cut.
+            let keep = text.char_indices().nth(max - 1).map_or(at, |(i, _)| i);
+            text.truncate(keep);
+            text.push('…');
+            cut += 1;
+        }
+    };
+    if let Some(sw) = status.software.as_mut() {
+        bound(sw, MAX_SOFTWARE_CHARS);
+    }
+    if let Some(health) = status.health.as_mut() {
+        for source in health.sources.iter_mut() {
+            bound(&mut source.name, MAX_SOURCE_TEXT_CHARS);
+            if let Some(e) = source.error.as_mut() {
+                bound(e, MAX_SOURCE_TEXT_CHARS);
+            }
+        }
+        if health.sources.len() > MAX_HEALTH_SOURCES {
+            health.sources.truncate(MAX_HEALTH_SOURCES);
+            cut += 1;
+        }
+    }
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +470,35 @@ mod tests {
 
     fn topic(agent: &str) -> String {
         format!("throughline/v1/s/{agent}/line-1/telemetry")
+    }
+
+    #[test]
+    fn status_text_is_cut_to_its_caps_and_counted() {
+        use throughline_shared::message::{AgentHealth, SourceHealth};
+        let source = |name: String, error: Option<String>| SourceHealth {
+            name,
+            ok: error.is_none(),
+            error,
+            errors: 0,
+            since: chrono::DateTime::UNIX_EPOCH,
+        };
+        let mut status: throughline_shared::AgentStatus = serde_json::from_value(serde_json::json!({
+            "v": 1, "online": true, "software": "é".repeat(200_000)
+        }))
+        .unwrap();
+        let mut sources = vec![source("modbus:plc-1".into(), Some("x".repeat(5000)))];
+        sources.extend((0..100).map(|i| source(format!("s{i}"), None)));
+        assert_eq!(cut_status_text(&mut status), 1, "only the software");
+        let sw = status.software.as_deref().unwrap();
+        assert_eq!(sw.chars().count(), MAX_SOFTWARE_CHARS);
+        assert!(sw.ends_with('…') && sw.starts_with("éé"), "{sw}");
+        assert_eq!(cut_status_text(&mut status), 0, "a cut status is within its caps");
+        status.health = Some(AgentHealth { sources, ..AgentHealth::default() });
+        assert_eq!(cut_status_text(&mut status), 2, "the long error and the sources beyond the cap");
+        let h = status.health.as_ref().unwrap();
+        assert_eq!(h.sources.len(), MAX_HEALTH_SOURCES);
+        assert_eq!(h.sources[0].error.as_ref().unwrap().chars().count(), MAX_SOURCE_TEXT_CHARS);
+        assert_eq!(h.sources[0].name, "modbus:plc-1", "short text is left as it is");
     }
 
     #[test]
