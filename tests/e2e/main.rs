@@ -21,3 +21,4 @@ mod poison;
 mod report;
 mod restart;
 mod spool;
+mod webhooks;
