@@ -108,9 +108,13 @@ impl App {
         };
         let store = Arc::new(store::Store::open(&config.data_dir.join(STORE_FILE))?);
         let alerts = service::alerts::Alerts::load(store.clone())?;
-        let receivers =
-            config::alerts::receivers(&config.webhooks, config.alertmanager.as_ref(), &mut secrets)
-                .map_err(|e| e.at(origin))?;
+        let receivers = config::alerts::receivers(
+            &config.webhooks,
+            config.alertmanager.as_ref(),
+            &config.outbox,
+            &mut secrets,
+        )
+        .map_err(|e| e.at(origin))?;
         let auth = config.auth.build(&mut secrets).map_err(|e| e.at(origin))?;
         let influx = match &config.influxdb {
             Some(c) => Some(c.build(&mut secrets, metrics.influx.clone()).map_err(|e| e.at(origin))?),
@@ -217,7 +221,10 @@ impl App {
         tracker.spawn(tasks::alerts::run(self.shared.clone(), self.evaluate_every, token.child_token()));
         tracker.spawn(tasks::rollup::run(self.shared.clone(), token.child_token()));
         tracker.spawn(tasks::live_tick::run(self.shared.clone(), token.child_token()));
-        let http_client = reqwest::Client::builder().build()?;
+        // A receiver's redirect is not followed: the signed body would go to
+        // wherever it points. A 3xx is a failed delivery (retried, logged
+        // with its Location).
+        let http_client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
         for r in self.shared.receivers.clone() {
             tracker.spawn(tasks::notify::run(
                 r,

@@ -16,6 +16,12 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// An outbox queue: `webhook:NAME` or `alertmanager`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabel {
+    pub receiver: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AgentLabels {
     pub site: String,
@@ -87,6 +93,9 @@ pub struct Metrics {
     pub notifications_delivered: Counter,
     pub notification_failures: Counter,
     pub outbox_depth: Gauge,
+    /// Undelivered events dropped, oldest first, because their receiver's
+    /// queue held `outbox.max_pending`.
+    pub outbox_dropped: Family<ReceiverLabel, Counter>,
     pub forecast_rows_imported: Counter,
     pub forecast_imports_refused: Counter,
     pub sse_clients: Gauge,
@@ -164,6 +173,7 @@ impl Metrics {
             notifications_delivered: Counter::default(),
             notification_failures: Counter::default(),
             outbox_depth: Gauge::default(),
+            outbox_dropped: Family::default(),
             forecast_rows_imported: Counter::default(),
             forecast_imports_refused: Counter::default(),
             sse_clients: Gauge::default(),
@@ -383,6 +393,11 @@ impl Metrics {
             m.notification_failures.clone(),
         );
         r.register("throughline_outbox_depth", "Notifications waiting for delivery", m.outbox_depth.clone());
+        r.register(
+            "throughline_outbox_dropped",
+            "Undelivered notifications dropped, oldest first, because their receiver's queue was full (outbox.max_pending)",
+            m.outbox_dropped.clone(),
+        );
         r.register(
             "throughline_forecast_rows_imported",
             "Forecast rows imported",

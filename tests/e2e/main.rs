@@ -23,3 +23,4 @@ mod poison;
 mod report;
 mod restart;
 mod spool;
+mod webhooks;

@@ -15,7 +15,7 @@
 //! | `[planning]` | [`planning`] | the projection `Windows`, the alert interval |
 //! | `[history]` | [`history`] | the rollup writer (`Rollups`) |
 //! | `[auth]` | [`auth`] | the `Auth` handle, with every token |
-//! | `[[webhooks]]`, `[alertmanager]` | [`alerts`] | the outbox `Receiver`s, with webhook secrets |
+//! | `[[webhooks]]`, `[alertmanager]`, `[outbox]` | [`alerts`] | the outbox `Receiver`s, with webhook secrets and their queue bound |
 //!
 //! Secrets are read once, through [`Secrets`]: [`Config::validate`] reads
 //! those it has always reported on (API tokens, webhook secrets, the
@@ -40,7 +40,7 @@ use serde::Deserialize;
 use throughline_shared::broker::BrokerUrlError;
 use throughline_shared::secret::SecretError;
 
-pub use self::alerts::{AlertmanagerConfig, WebhookConfig};
+pub use self::alerts::{AlertmanagerConfig, OutboxConfig, WebhookConfig};
 pub use self::auth::{AuthConfig, Role, TokenConfig};
 pub use self::history::HistoryConfig;
 pub use self::http::{HttpConfig, HttpLimits};
@@ -106,6 +106,9 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// Prometheus Alertmanager that receives open and resolved alerts.
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// How many undelivered events each receiver keeps.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
     /// Keys of the file that no section knows, each with its line; reported
     /// by [`Config::validate`] with every other problem.
     #[serde(skip)]
@@ -131,6 +134,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
             alertmanager: None,
+            outbox: OutboxConfig::default(),
             unknown_keys: Vec::new(),
         }
     }
@@ -187,6 +191,7 @@ impl Config {
         if let Some(am) = &self.alertmanager {
             am.validate(&mut p);
         }
+        self.outbox.validate(&mut p);
         self.planning.validate(&mut p);
         self.history.validate(&mut p);
         plant::validate_assets(&self.assets, &mut p);

@@ -17,6 +17,9 @@ pub struct Receiver {
     /// Queue name in the outbox (`webhook:NAME` or `alertmanager`).
     pub name: String,
     pub kind: ReceiverKind,
+    /// Undelivered events kept for it (`outbox.max_pending`); beyond, its
+    /// oldest go.
+    pub max_pending: u64,
 }
 
 #[derive(Clone)]
@@ -71,15 +74,22 @@ pub fn body_for(kind: &ReceiverKind, event: &AlertEvent) -> String {
     }
 }
 
-/// Queue `events` for every receiver.
-pub fn enqueue(store: &Store, receivers: &[Receiver], events: &[AlertEvent]) -> Result<(), StoreError> {
-    let now = Utc::now();
-    for e in events {
-        for r in receivers {
-            store.enqueue(&r.name, &body_for(&r.kind, e), now)?;
-        }
+/// Queue `events` for every receiver, in one transaction. Returns, per
+/// receiver whose queue was full, how many of its oldest undelivered events
+/// were dropped to make room.
+pub fn enqueue(
+    store: &Store,
+    receivers: &[Receiver],
+    events: &[AlertEvent],
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let items: Vec<(&str, String, u64)> = events
+        .iter()
+        .flat_map(|e| receivers.iter().map(move |r| (r.name.as_str(), body_for(&r.kind, e), r.max_pending)))
+        .collect();
+    if items.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    store.enqueue(&items, Utc::now())
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ use throughline_shared::{SiteId, Topic};
 
 use crate::alert::AlertEvent;
 use crate::link::Client;
-use crate::metrics::{KindLabel, Metrics};
+use crate::metrics::{KindLabel, Metrics, ReceiverLabel};
 use crate::model::{AlertChange, ForecastRow};
 use crate::projection::Scope;
 use crate::sink::influx::InfluxSink;
@@ -189,8 +189,17 @@ impl Services {
         }
         // The page's group view should agree with the alert it just got.
         self.feed.overview_changed();
-        if let Err(e) = delivery::enqueue(&self.store, &self.receivers, events) {
-            tracing::error!(error = %e, "alert events could not be queued for delivery");
+        match delivery::enqueue(&self.store, &self.receivers, events) {
+            Ok(dropped) => {
+                for (receiver, n) in dropped {
+                    self.metrics
+                        .outbox_dropped
+                        .get_or_create(&ReceiverLabel { receiver: receiver.clone() })
+                        .inc_by(n);
+                    tracing::warn!(%receiver, dropped = n, "outbox full for this receiver: its oldest undelivered events were dropped (outbox.max_pending)");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "alert events could not be queued for delivery"),
         }
         self.alerts.wake_delivery();
         self.count_outbox();

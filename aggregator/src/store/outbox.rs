@@ -1,5 +1,9 @@
 //! The notification outbox: every alert change for every receiver, kept
-//! until delivered, delivered in order.
+//! until delivered, delivered in order. Each receiver's queue of undelivered
+//! notifications is bounded (`outbox.max_pending`): when a new one would
+//! exceed it, the receiver's oldest undelivered ones are dropped (and
+//! counted by the caller), so a receiver that is down for weeks costs a
+//! bounded amount of disk and still gets the latest changes first.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -17,7 +21,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_ms INTEGER,
     last_error TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(receiver, delivered_ms, next_ms);
+DROP INDEX IF EXISTS outbox_due;
+-- A receiver's undelivered rows in id order (the index's entries end with
+-- the rowid): the head of a queue and its trimming are index range scans.
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(receiver, delivered_ms);
 "#;
 
 /// A notification waiting for (or done with) delivery.
@@ -30,15 +37,55 @@ pub struct OutboxItem {
 }
 
 impl Store {
-    /// Queue a notification for a receiver.
-    pub fn enqueue(&self, receiver: &str, body: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "INSERT INTO outbox (receiver, body, created_ms, next_ms) VALUES (?1, ?2, ?3, ?3)",
-                params![receiver, body, ms(now)],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+    /// Queue notifications (receiver, body, bound) in one transaction. Then,
+    /// for each receiver named, its oldest undelivered rows beyond its bound
+    /// (at least 1) are deleted. Returns how many each receiver lost that
+    /// way (receivers that lost none are left out).
+    pub fn enqueue(
+        &self,
+        items: &[(&str, String, u64)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut bounds: Vec<(&str, u64)> = Vec::new();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (receiver, body, created_ms, next_ms) VALUES (?1, ?2, ?3, ?3)",
+                )
+                .map_err(|e| self.err(e))?;
+            for (receiver, body, max) in items {
+                insert.execute(params![receiver, body, ms(now)]).map_err(|e| self.err(e))?;
+                if !bounds.iter().any(|(r, _)| r == receiver) {
+                    bounds.push((receiver, *max));
+                }
+            }
+        }
+        let mut dropped = Vec::new();
+        for (receiver, max) in bounds {
+            // The newest row that falls outside the bound, if any.
+            let cut: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM outbox WHERE receiver = ?1 AND delivered_ms IS NULL
+                     ORDER BY id DESC LIMIT 1 OFFSET ?2",
+                    params![receiver, max.max(1) as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(cut) = cut {
+                let n = tx
+                    .execute(
+                        "DELETE FROM outbox WHERE receiver = ?1 AND delivered_ms IS NULL AND id <= ?2",
+                        params![receiver, cut],
+                    )
+                    .map_err(|e| self.err(e))?;
+                dropped.push((receiver.to_string(), n as u64));
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(dropped)
     }
 
     /// The oldest undelivered notification of `receiver`, if it is due.
@@ -116,8 +163,7 @@ mod tests {
         let now = Utc::now();
         {
             let s = Store::open(&path).unwrap();
-            s.enqueue("hook", "one", now).unwrap();
-            s.enqueue("hook", "two", now).unwrap();
+            s.enqueue(&[("hook", "one".into(), 10), ("hook", "two".into(), 10)], now).unwrap();
             let (first, due) = s.next_due("hook", now).unwrap().unwrap();
             assert!(due && first.body == "one");
             s.mark_failed(first.id, now + Duration::seconds(5), "connection refused").unwrap();
@@ -130,5 +176,33 @@ mod tests {
         s.mark_delivered(first.id, now).unwrap();
         assert_eq!(s.next_due("hook", now).unwrap().unwrap().0.body, "two");
         assert_eq!(s.outbox_depth().unwrap(), vec![("hook".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_undelivered_and_only_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("state.db")).unwrap();
+        let now = Utc::now();
+        let dropped = s
+            .enqueue(&[("down", "1".into(), 3), ("down", "2".into(), 3), ("up", "a".into(), 3)], now)
+            .unwrap();
+        assert!(dropped.is_empty(), "within the bound: {dropped:?}");
+        // "up" delivers its one row; delivered rows do not count.
+        let (a, _) = s.next_due("up", now).unwrap().unwrap();
+        s.mark_delivered(a.id, now).unwrap();
+        let batch: Vec<(&str, String, u64)> = (3..=7)
+            .map(|i| ("down", i.to_string(), 3))
+            .chain([("up", "b".into(), 3), ("up", "c".into(), 3), ("up", "d".into(), 3)])
+            .collect();
+        let dropped = s.enqueue(&batch, now).unwrap();
+        assert_eq!(dropped, vec![("down".to_string(), 4)], "7 queued, 3 kept; up holds 3 of 3");
+        let (head, _) = s.next_due("down", now).unwrap().unwrap();
+        assert_eq!(head.body, "5", "the oldest went first");
+        let mut depth = s.outbox_depth().unwrap();
+        depth.sort();
+        assert_eq!(depth, vec![("down".to_string(), 3), ("up".to_string(), 3)]);
+        let dropped = s.enqueue(&[("down", "8".into(), 1)], now).unwrap();
+        assert_eq!(dropped, vec![("down".to_string(), 3)]);
+        assert_eq!(s.next_due("down", now).unwrap().unwrap().0.body, "8");
     }
 }

@@ -5,6 +5,11 @@
 //! alerting, and a restart loses nothing. Delivery is at-least-once: each
 //! request carries `X-Throughline-Delivery` (the outbox id) so a receiver
 //! can drop a repeat after a crash mid-request.
+//!
+//! Redirects are not followed (the client is built with
+//! `redirect::Policy::none()`): a signed event goes only to the configured
+//! URL. A 3xx answer is a failed delivery, retried like any other, and its
+//! `Location` is logged so the operator can fix the URL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +62,7 @@ pub async fn run(receiver: Receiver, http: reqwest::Client, shared: Arc<Services
         };
         let result = match outcome {
             Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) if resp.status().is_redirection() => Err(redirect_refused(&resp)),
             Ok(resp) => Err(format!("HTTP {}", resp.status())),
             Err(e) => Err(e.without_url().to_string()),
         };
@@ -83,5 +89,22 @@ pub async fn run(receiver: Receiver, http: reqwest::Client, shared: Arc<Services
                 }
             }
         }
+    }
+}
+
+/// The failure of a 3xx answer, naming the `Location` it asked for (cut to
+/// 200 characters, shown escaped: it is the receiver's text).
+fn redirect_refused(resp: &reqwest::Response) -> String {
+    let location =
+        resp.headers().get(reqwest::header::LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()));
+    match location {
+        Some(l) => {
+            let cut: String = l.chars().take(200).collect();
+            format!(
+                "HTTP {}: redirect to {cut:?} not followed (set the webhook's url to where it should go)",
+                resp.status()
+            )
+        }
+        None => format!("HTTP {}: redirect without a Location, not followed", resp.status()),
     }
 }
