@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use super::{
-    check_group, check_unit, cut, demand_message, demand_ok, echo, finish, parse_time, to_line,
-    uplift_message, uplift_ok, Candidate, Collector, ImportError, Refusal, COLUMNS,
+    check_group, check_unit, cut, demand_message, demand_ok, echo, finish, parse_time, uplift_message,
+    uplift_ok, Candidate, Collector, ImportError, Refusal, COLUMNS,
 };
 use crate::model::{AssetKind, ForecastRow};
 
@@ -26,17 +26,18 @@ pub fn parse_csv(text: &str, groups: &HashMap<String, AssetKind>) -> Result<Vec<
     let mut errors = Collector::default();
     let mut header: Option<usize> = None; // number of columns once the header is read
     let mut rows: Vec<(usize, ForecastRow)> = Vec::new();
+    let mut lines = LineOf::new(text);
 
     for result in reader.records() {
         let record = match result {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(1, |p| to_line(p.line()));
+                let line = e.position().map_or(1, |p| lines.at(p.byte()));
                 errors.push(ImportError::new(line, "", format!("unreadable CSV: {e}")));
                 continue;
             }
         };
-        let line = record.position().map_or(1, |p| to_line(p.line()));
+        let line = record.position().map_or(1, |p| lines.at(p.byte()));
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
@@ -48,10 +49,28 @@ pub fn parse_csv(text: &str, groups: &HashMap<String, AssetKind>) -> Result<Vec<
             continue;
         };
         if record.len() != width {
+            // `...,12,000,pieces`: a demand written with a thousands separator
+            // splits into two fields.
+            let digits = |i: usize| {
+                record.get(i).is_some_and(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let hint = if record.len() == width + 1
+                && digits(3)
+                && record.get(4).is_some_and(|f| f.len() == 3)
+                && digits(4)
+            {
+                " (a demand with a thousands separator? write 12000, not 12,000)"
+            } else {
+                ""
+            };
             errors.push(ImportError::new(
                 line,
                 "",
-                format!("expected {width} fields ({}), found {}", COLUMNS[..width].join(","), record.len()),
+                format!(
+                    "expected {width} fields ({}), found {}{hint}",
+                    COLUMNS[..width].join(","),
+                    record.len()
+                ),
             ));
             continue;
         }
@@ -61,7 +80,17 @@ pub fn parse_csv(text: &str, groups: &HashMap<String, AssetKind>) -> Result<Vec<
             group: check_group(field(0), groups),
             start: parse_time(field(1)),
             end: parse_time(field(2)),
-            demand: csv_number(field(3), demand_ok).ok_or_else(|| demand_message(&echo(field(3)))),
+            demand: csv_number(field(3), demand_ok).ok_or_else(|| {
+                let raw = field(3).trim();
+                let grouped = raw.contains([',', ' ', '\'', '_'])
+                    && raw.chars().all(|c| c.is_ascii_digit() || ",. '_".contains(c));
+                let hint = if grouped {
+                    " (no thousands separators: write 12000, with `.` for decimals)"
+                } else {
+                    ""
+                };
+                format!("{}{hint}", demand_message(&echo(field(3))))
+            }),
             unit: check_unit(field(4)),
             uplift: if width < COLUMNS.len() || field(5).is_empty() {
                 Ok(0.0)
@@ -97,4 +126,37 @@ fn check_header(record: &csv::StringRecord) -> Result<usize, String> {
 /// A CSV number that passes `ok`.
 fn csv_number(raw: &str, ok: fn(f64) -> bool) -> Option<f64> {
     raw.parse::<f64>().ok().filter(|v| ok(*v))
+}
+
+/// Line numbers (from 1) of byte offsets, counted from the `\n`s before
+/// them, so they do not depend on the line endings (the CSV reader's own
+/// count gave the first data row of a CRLF file the header's number).
+/// Offsets come in increasing order; each is counted from the last one.
+struct LineOf<'a> {
+    text: &'a [u8],
+    byte: usize,
+    line: usize,
+}
+
+impl<'a> LineOf<'a> {
+    fn new(text: &'a str) -> Self {
+        LineOf { text: text.as_bytes(), byte: 0, line: 1 }
+    }
+
+    fn at(&mut self, byte: u64) -> usize {
+        let mut byte = usize::try_from(byte).unwrap_or(usize::MAX).min(self.text.len());
+        // The reader gives a record after blank lines the offset where it
+        // started skipping them: a record never starts with a line end.
+        while byte < self.text.len() && matches!(self.text[byte], b'\r' | b'\n') {
+            byte += 1;
+        }
+        if byte < self.byte {
+            // Not expected; count from the start rather than guess.
+            self.byte = 0;
+            self.line = 1;
+        }
+        self.line += self.text[self.byte..byte].iter().filter(|&&b| b == b'\n').count();
+        self.byte = byte;
+        self.line
+    }
 }

@@ -394,10 +394,6 @@ fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn to_line(line: u64) -> usize {
-    usize::try_from(line).unwrap_or(usize::MAX).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +451,31 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|r| r.uplift_pct == 0.0));
         assert_eq!(rows[1].demand, 0.0);
+    }
+
+    /// The same file with LF and with CRLF endings: the same line numbers
+    /// (with CRLF the first data row was reported as line 1, the header's).
+    #[test]
+    fn line_numbers_do_not_depend_on_line_endings() {
+        let lf = "group,start,end,demand,unit\nfamily-a,2026-11-23,2026-11-24,x,pieces\n\nfamily-a,2026-11-24,2026-11-25,y,pieces\n";
+        let crlf = lf.replace('\n', "\r\n");
+        for text in [lf.to_string(), crlf] {
+            let lines: Vec<usize> =
+                parse_csv(&text, &groups()).unwrap_err().errors().iter().map(|e| e.line).collect();
+            assert_eq!(lines, [2, 4], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn units_in_any_case_and_a_thousands_separator_explained() {
+        let text = "group,start,end,demand,unit\nfamily-a,2026-11-23,2026-11-24,5,Pieces\nregion-north,2026-11-23,2026-11-24,5,KWH\nfamily-a,2026-11-24,2026-11-25,5,PCS\n";
+        assert_eq!(parse_csv(text, &groups()).unwrap().len(), 3);
+        let split = "group,start,end,demand,unit\nfamily-a,2026-11-23,2026-11-24,12,000,pieces\n";
+        let e = parse_csv(split, &groups()).unwrap_err();
+        assert!(e.errors()[0].message.contains("thousands separator"), "{}", e.errors()[0]);
+        let quoted = "group,start,end,demand,unit\nfamily-a,2026-11-23,2026-11-24,\"12,000\",pieces\n";
+        let e = parse_csv(quoted, &groups()).unwrap_err();
+        assert!(e.errors()[0].message.contains("no thousands separators"), "{}", e.errors()[0]);
     }
 
     #[test]

@@ -28,9 +28,10 @@ impl Unit {
 
     /// Parse the wire spelling; `kwh` and `KWH` are accepted for kWh.
     pub fn parse(s: &str) -> Option<Unit> {
-        match s.trim() {
+        // Units in any case, both kinds (a spreadsheet writes `Pieces`, `KWH`).
+        match s.trim().to_ascii_lowercase().as_str() {
             "pieces" | "piece" | "pcs" => Some(Unit::Pieces),
-            u if u.eq_ignore_ascii_case("kwh") => Some(Unit::KWh),
+            "kwh" => Some(Unit::KWh),
             _ => None,
         }
     }
