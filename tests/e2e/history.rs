@@ -91,9 +91,25 @@ pub(crate) async fn publish(
         })
         .collect();
     let n = samples.len();
-    let client = raw_client(mqtt, &unique("history-pub"));
-    publish_telemetry(&client, site, "gw-history", asset, seq, json!(samples)).await;
     let url = format!("{}/api/v1/assets/{site}/{asset}", agg.http);
+    // rumqttd (the embedded broker) can close a new connection that reuses
+    // the connection id of one still closing (the previous call's client):
+    // seen as `incoming_disconnect` right after `Client connection
+    // registered`. This client does not reconnect, so a publish that found
+    // no connection is sent again by a new one (the same seq: applied once).
+    let applied = || async { get_json(&url).await["samples"].as_u64().unwrap_or(0) >= n as u64 };
+    let mut client = raw_client(mqtt, &unique("history-pub"));
+    for _ in 0..3 {
+        publish_telemetry(&client, site, "gw-history", asset, seq, json!(samples.clone())).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !applied().await && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if applied().await {
+            break;
+        }
+        client = raw_client(mqtt, &unique("history-pub"));
+    }
     wait_for(&format!("{n} samples of {asset} applied"), || async {
         let a = get_json(&url).await;
         if a["samples"].as_u64().unwrap_or(0) >= n as u64 {
