@@ -474,12 +474,7 @@ fn blank_and_repeated_tokens_are_refused_at_config_load() {
          [[auth.tokens]]\nname = \"c\"\nrole = \"admin\"\ntoken = \"s3cret-token\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin("aggregator"))
-        .args(["--config", config.to_str().unwrap(), "check"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = aggregator_check_fails(&config);
     assert!(err.contains("auth.tokens[0].token: is empty or blank"), "{err}");
     assert!(
         err.contains(

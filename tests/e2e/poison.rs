@@ -107,22 +107,7 @@ async fn mosquitto_ten_megabytes_between_good_envelopes_over_mqtt5_ingest_goes_o
     publish_poisoned_stream(&client, site, agent, asset).await;
 
     let http = agg.http.clone();
-    wait_for("the three good envelopes ingested", || async {
-        match samples(&http, site, asset).await {
-            Some(3) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    let text = wait_for("the 300 KB message counted oversize", || async {
-        let text = metrics(&http).await;
-        match metric(&text, "throughline_rejected_messages_total{reason=\"oversize\"}") {
-            Some(n) if n >= 1.0 => Ok(text),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    assert_eq!(metric(&text, "throughline_rejected_messages_total{reason=\"oversize\"}"), Some(1.0));
+    let text = three_good_and_one_oversize(&http, site, asset).await;
     assert_eq!(
         metric(&text, "throughline_mqtt_reconnects_total"),
         Some(0.0),
@@ -189,22 +174,7 @@ async fn embedded_broker_refuses_a_message_over_its_limit_and_ingest_goes_on() {
         client.publish(&topic, QoS::AtLeastOnce, false, payload).await.unwrap();
     }
     let http = agg.http.clone();
-    wait_for("the three good envelopes ingested", || async {
-        match samples(&http, site, asset).await {
-            Some(3) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    let text = wait_for("the 300 KB message counted", || async {
-        let text = metrics(&http).await;
-        match metric(&text, "throughline_rejected_messages_total{reason=\"oversize\"}") {
-            Some(n) if n >= 1.0 => Ok(text),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    assert_eq!(metric(&text, "throughline_rejected_messages_total{reason=\"oversize\"}"), Some(1.0));
+    let text = three_good_and_one_oversize(&http, site, asset).await;
     assert_eq!(metric(&text, "throughline_mqtt_reconnects_total"), Some(0.0), "{text}");
     agg.proc.stop();
 }
@@ -256,4 +226,26 @@ async fn agent_ignores_garbage_and_a_large_retained_notice_and_keeps_publishing(
     assert_eq!(log.matches("reconnect=true").count(), 0, "the agent never lost its connection:\n{log}");
     assert!(log.contains("notice ignored") && log.contains("resend request ignored"), "{log}");
     agg.proc.stop();
+}
+
+/// Wait for the three good envelopes of a poisoned stream and the one
+/// oversize message counted once; the metrics text then.
+async fn three_good_and_one_oversize(http: &str, site: &str, asset: &str) -> String {
+    wait_for("the three good envelopes ingested", || async {
+        match samples(http, site, asset).await {
+            Some(3) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let text = wait_for("the 300 KB message counted oversize", || async {
+        let text = metrics(http).await;
+        match metric(&text, "throughline_rejected_messages_total{reason=\"oversize\"}") {
+            Some(n) if n >= 1.0 => Ok(text),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(metric(&text, "throughline_rejected_messages_total{reason=\"oversize\"}"), Some(1.0));
+    text
 }

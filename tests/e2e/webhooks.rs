@@ -158,12 +158,7 @@ fn a_receiver_url_that_does_not_parse_is_refused_at_config_load() {
          [outbox]\nmax_pending = 0\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin("aggregator"))
-        .args(["--config", config.to_str().unwrap(), "check"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = aggregator_check_fails(&config);
     assert!(err.contains("webhooks[0].url: not a URL (invalid international domain name)"), "{err}");
     assert!(!err.contains("webhooks[1]"), "a good URL is not reported: {err}");
     assert!(err.contains("alertmanager.url: not a URL (empty host)"), "{err}");

@@ -305,7 +305,25 @@ pub async fn get_text(url: &str) -> String {
 
 /// Poll `probe` every 50 ms until it returns `Some`, failing after `DEADLINE`
 /// with `what` and the last value seen.
-pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    poll_until(what, DEADLINE, Duration::from_millis(50), probe).await
+}
+
+/// [`wait_for`] with a deadline of `secs` seconds and a poll every 100 ms,
+/// for waits on streams longer than [`DEADLINE`].
+pub async fn wait_until<T, F, Fut>(what: &str, secs: u64, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    poll_until(what, Duration::from_secs(secs), Duration::from_millis(100), probe).await
+}
+
+async fn poll_until<T, F, Fut>(what: &str, limit: Duration, every: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -315,33 +333,21 @@ where
         match probe().await {
             Ok(v) => return v,
             Err(last) => {
-                assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last seen: {last}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert!(start.elapsed() < limit, "timed out waiting for {what}; last seen: {last}");
+                tokio::time::sleep(every).await;
             }
         }
     }
 }
 
-/// [`wait_for`] with a deadline of `secs` seconds and a poll every 100 ms,
-/// for waits on streams longer than [`DEADLINE`].
-pub async fn wait_until<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    start.elapsed() < Duration::from_secs(secs),
-                    "timed out waiting for {what}; last seen: {last}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+/// `aggregator check` on `config`, which must fail; its stderr.
+pub fn aggregator_check_fails(config: &Path) -> String {
+    let out = Command::new(bin("aggregator"))
+        .args(["--config", config.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "aggregator check accepted {}", config.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Value of one sample line of the metrics text (`name{labels}` exactly).
